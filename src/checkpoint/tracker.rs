@@ -1,0 +1,253 @@
+//! Ordered acknowledgements → committed position.
+//!
+//! The reader sends one [`TxnTicket`] per transaction, in binlog order. The tracker
+//! awaits them in that order and moves the committed state to the end of the
+//! longest prefix of delivered transactions. An abandoned or failed transaction
+//! stops it for good: it never skips a gap.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::ack::TxnStatus;
+use super::store::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::position::{BinlogPosition, MariaGtid, Version};
+
+/// The GTID a transaction adds to the state, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnGtid {
+    /// No GTID (anonymous transaction).
+    None,
+    /// MariaDB `domain-server-seq`.
+    MariaDb(MariaGtid),
+    /// MySQL `uuid[:tag]` and transaction number.
+    MySql {
+        /// `uuid` or `uuid:tag`.
+        sid: String,
+        /// Transaction number.
+        gno: u64,
+    },
+}
+
+/// One transaction as the tracker sees it.
+#[derive(Debug)]
+pub struct TxnTicket {
+    /// Position right after the transaction's last event.
+    pub end: BinlogPosition,
+    /// GTID of the transaction.
+    pub gtid: TxnGtid,
+    /// Version of the transaction.
+    pub version: Version,
+    /// Final status; `None` when the transaction had no change to deliver.
+    pub done: Option<oneshot::Receiver<TxnStatus>>,
+}
+
+/// Why the tracker stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackerExit {
+    /// The reader closed the ticket channel and every ticket was delivered.
+    Drained,
+    /// A transaction was abandoned (shutdown): the checkpoint stays before it.
+    Abandoned(BinlogPosition),
+    /// A transaction failed for good: the checkpoint stays before it.
+    Failed(BinlogPosition),
+}
+
+/// Applies delivered transactions to the committed checkpoint, in order.
+pub struct Tracker {
+    committed: Checkpoint,
+}
+
+impl Tracker {
+    /// A tracker starting from `start`.
+    pub fn new(start: Checkpoint) -> Self {
+        Self { committed: start }
+    }
+
+    /// Awaits tickets in order and publishes each new committed state to `out`.
+    pub async fn run(
+        mut self,
+        mut tickets: mpsc::Receiver<TxnTicket>,
+        out: watch::Sender<Checkpoint>,
+    ) -> TrackerExit {
+        while let Some(ticket) = tickets.recv().await {
+            let status = match ticket.done {
+                None => TxnStatus::Delivered,
+                // A dropped sender means every token went away unresolved.
+                Some(rx) => rx.await.unwrap_or(TxnStatus::Abandoned),
+            };
+            match status {
+                TxnStatus::Delivered => {}
+                TxnStatus::Abandoned => return TrackerExit::Abandoned(ticket.end),
+                TxnStatus::Failed => return TrackerExit::Failed(ticket.end),
+            }
+            let c = &mut self.committed;
+            c.position = ticket.end;
+            c.version = ticket.version;
+            match ticket.gtid {
+                TxnGtid::None => {}
+                TxnGtid::MariaDb(g) => c.gtid.add_mariadb(g),
+                TxnGtid::MySql { sid, gno } => c.gtid.add_mysql(&sid, gno),
+            }
+            c.updated_at = SystemTime::now();
+            out.send_replace(c.clone());
+        }
+        TrackerExit::Drained
+    }
+}
+
+/// Writes each new committed state to disk, at most once per `interval`, and the
+/// last one when the tracker is gone.
+///
+/// # Errors
+/// A failed write: the daemon must stop rather than run without progress on disk.
+pub async fn persist(
+    store: CheckpointStore,
+    mut rx: watch::Receiver<Checkpoint>,
+    interval: Duration,
+) -> Result<(), CheckpointError> {
+    loop {
+        let closed = rx.changed().await.is_err();
+        let current = rx.borrow_and_update().clone();
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || s.save(&current))
+            .await
+            .map_err(|e| CheckpointError::Write {
+                path: store.path().to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        if closed {
+            return Ok(());
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::ack::AckToken;
+    use crate::checkpoint::store::{Flavor, ServerIdentity};
+    use crate::position::GtidState;
+    use proptest::prelude::*;
+
+    fn start() -> Checkpoint {
+        Checkpoint {
+            server: ServerIdentity {
+                flavor: Flavor::Mariadb,
+                id: "t".into(),
+            },
+            position: BinlogPosition::new("b.000001", 4),
+            gtid: GtidState::None,
+            version: Version(0),
+            updated_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn gtid(seq: u64) -> TxnGtid {
+        TxnGtid::MariaDb(MariaGtid {
+            domain: 0,
+            server: 1,
+            seq,
+        })
+    }
+
+    #[tokio::test]
+    async fn commits_in_order_and_stops_at_a_gap() {
+        let (tx, rx) = mpsc::channel(16);
+        let (out, mut watch_rx) = watch::channel(start());
+        let handle = tokio::spawn(Tracker::new(start()).run(rx, out));
+        let (t1, r1) = AckToken::open();
+        let (t2, r2) = AckToken::open();
+        for (i, r) in [(1u64, Some(r1)), (2, None), (3, Some(r2))] {
+            tx.send(TxnTicket {
+                end: BinlogPosition::new("b.000001", 100 * i),
+                gtid: gtid(i),
+                version: Version(i),
+                done: r,
+            })
+            .await
+            .unwrap();
+        }
+        // Transaction 3 is delivered first: nothing may commit before 1 is.
+        t2.resolve(TxnStatus::Abandoned);
+        tokio::task::yield_now().await;
+        assert_eq!(watch_rx.borrow().position.pos, 4);
+        t1.resolve(TxnStatus::Delivered);
+        watch_rx.changed().await.unwrap();
+        drop(tx);
+        let exit = handle.await.unwrap();
+        assert_eq!(
+            exit,
+            TrackerExit::Abandoned(BinlogPosition::new("b.000001", 300))
+        );
+        let c = watch_rx.borrow().clone();
+        assert_eq!(c.position.pos, 200);
+        assert_eq!(c.version, Version(2));
+        assert_eq!(c.gtid.to_string(), "0-1-2");
+    }
+
+    #[tokio::test]
+    async fn persist_writes_the_last_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path().join("c.json"));
+        let (tx, rx) = watch::channel(start());
+        let task = tokio::spawn(persist(store.clone(), rx, Duration::from_millis(10)));
+        for i in 0..5 {
+            let mut c = start();
+            c.position.pos = 10 + i;
+            tx.send_replace(c);
+        }
+        drop(tx);
+        task.await.unwrap().unwrap();
+        assert_eq!(store.load().unwrap().unwrap().position.pos, 14);
+    }
+
+    proptest! {
+        /// Whatever order changes are acknowledged in, the committed position is the
+        /// end of the longest prefix of delivered transactions, never beyond.
+        #[test]
+        fn never_commits_past_an_unacknowledged_change(
+            txns in proptest::collection::vec((0usize..4, any::<bool>()), 1..40),
+            order_seed in any::<u64>(),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async move {
+                let (tx, rx) = mpsc::channel(64);
+                let (out, watch_rx) = watch::channel(start());
+                let handle = tokio::spawn(Tracker::new(start()).run(rx, out));
+                let mut tokens = Vec::new();
+                for (i, &(changes, ok)) in txns.iter().enumerate() {
+                    let done = if changes == 0 {
+                        None
+                    } else {
+                        let (t, r) = AckToken::open();
+                        for _ in 1..changes {
+                            tokens.push((t.clone(), ok));
+                        }
+                        tokens.push((t, ok));
+                        Some(r)
+                    };
+                    tx.send(TxnTicket {
+                        end: BinlogPosition::new("b.000001", 10 + i as u64),
+                        gtid: TxnGtid::None,
+                        version: Version(i as u64 + 1),
+                        done,
+                    }).await.unwrap();
+                }
+                drop(tx);
+                // Resolve in a scrambled order.
+                let mut seed = order_seed;
+                while !tokens.is_empty() {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let (t, ok) = tokens.swap_remove((seed >> 33) as usize % tokens.len());
+                    t.resolve(if ok { TxnStatus::Delivered } else { TxnStatus::Abandoned });
+                }
+                handle.await.unwrap();
+                let prefix = txns.iter().take_while(|(c, ok)| *c == 0 || *ok).count();
+                let expected = if prefix == 0 { 4 } else { 10 + prefix as u64 - 1 };
+                assert_eq!(watch_rx.borrow().position.pos, expected);
+            });
+        }
+    }
+}

@@ -1,0 +1,678 @@
+//! Stage 1: the replication stream.
+//!
+//! Connects as a replica (`mysql_async` binlog stream), follows positions and GTIDs,
+//! cuts the stream into transactions, decodes the rows of synced tables into
+//! [`Change`]s for the ordering stage and sends one [`TxnTicket`] per transaction
+//! to the checkpoint tracker, in binlog order.
+//!
+//! Invariants: every transaction, synced or not, advances the version sequence
+//! (so versions do not depend on configuration); a transaction's ticket is sent
+//! only after all its changes were routed; after a lost connection the stream
+//! resumes at the last transaction boundary it completed, so a half-read
+//! transaction is read again whole, with the same version.
+
+pub mod events;
+pub mod prerequisites;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn, Opts};
+use mysql_common::binlog::consts::EventType;
+use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::checkpoint::{AckToken, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket};
+use crate::config::Config;
+use crate::decode::{DecodeError, RowDecoder};
+use crate::ordering::{Change, DocKey, Op, Origin, Router};
+use crate::position::{BinlogPosition, GtidState, Version};
+use crate::telemetry::metrics;
+use events::QueryKind;
+use prerequisites::is_privilege_error;
+use schema::{SchemaError, TableSchema};
+
+/// Errors of the reader stage.
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    /// Could not connect or lost the connection.
+    #[error("MySQL at {host}: {source}")]
+    Connection {
+        /// `host:port`.
+        host: String,
+        /// Driver error.
+        source: mysql_async::Error,
+    },
+    /// No event, not even a heartbeat, for too long.
+    #[error("no event or heartbeat from MySQL at {host} for {seconds}s; reconnecting")]
+    Silent {
+        /// `host:port`.
+        host: String,
+        /// Seconds waited.
+        seconds: u64,
+    },
+    /// The server refused the binlog request or the account lacks a privilege.
+    #[error("MySQL at {host} refused replication from {position}: {message}; {hint}")]
+    Refused {
+        /// `host:port`.
+        host: String,
+        /// Requested position.
+        position: String,
+        /// Server message.
+        message: String,
+        /// Fix.
+        hint: &'static str,
+    },
+    /// A server setting makes streaming impossible.
+    #[error("{0}")]
+    Prerequisite(String),
+    /// A row value could not be decoded.
+    #[error("at binlog position {position}: {source}")]
+    Decode {
+        /// Event position.
+        position: String,
+        /// What failed.
+        source: DecodeError,
+    },
+    /// The table's metadata is unusable.
+    #[error("at binlog position {position}: {source}")]
+    Schema {
+        /// Event position.
+        position: String,
+        /// What failed.
+        source: SchemaError,
+    },
+    /// A malformed or unsupported event.
+    #[error("at binlog position {position}: {message}")]
+    Event {
+        /// Event position.
+        position: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ReaderError {
+    /// Whether reconnecting may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connection { source, .. } => match source {
+                mysql_async::Error::Server(e) => !is_privilege_error(e.code) && e.code != 1236,
+                _ => true,
+            },
+            Self::Silent { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Where the reader is: the end of the last complete transaction it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamState {
+    /// Position after that transaction.
+    pub position: BinlogPosition,
+    /// GTID state there.
+    pub gtid: GtidState,
+    /// That transaction's version.
+    pub version: Version,
+}
+
+/// How to request the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// By file and offset (same server).
+    Position,
+    /// By GTID state (after a failover to another server).
+    Gtid,
+}
+
+/// A transaction being read.
+struct OpenTxn {
+    version: Version,
+    gtid: TxnGtid,
+    by_begin: bool,
+    ack: Option<(AckToken, oneshot::Receiver<TxnStatus>)>,
+}
+
+impl OpenTxn {
+    fn token(&mut self) -> AckToken {
+        match &self.ack {
+            Some((t, _)) => t.clone(),
+            None => {
+                let (t, rx) = AckToken::open();
+                let share = t.clone();
+                self.ack = Some((t, rx));
+                share
+            }
+        }
+    }
+}
+
+/// The replication reader.
+pub struct Reader {
+    config: Arc<Config>,
+    opts: Opts,
+    host: String,
+    identity: ServerIdentity,
+    state: StreamState,
+    mode: StartMode,
+    router: Router,
+    tickets: mpsc::Sender<TxnTicket>,
+    stop: CancellationToken,
+    tables: HashMap<u64, (TableMapEvent<'static>, Option<Arc<TableSchema>>)>,
+    catalog: Option<Conn>,
+    decoder: RowDecoder,
+    file: Arc<str>,
+    outer_end: u64,
+    txn: Option<OpenTxn>,
+}
+
+/// Inputs of a reader.
+pub struct ReaderSetup {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Connection options.
+    pub opts: Opts,
+    /// `host:port` for messages.
+    pub host: String,
+    /// Identity of the server we verified at start-up.
+    pub identity: ServerIdentity,
+    /// Where to start.
+    pub state: StreamState,
+    /// How to start.
+    pub mode: StartMode,
+    /// Lane router.
+    pub router: Router,
+    /// Tracker queue.
+    pub tickets: mpsc::Sender<TxnTicket>,
+    /// Stops reading.
+    pub stop: CancellationToken,
+}
+
+impl Reader {
+    /// A reader that will start at `setup.state`.
+    pub fn new(setup: ReaderSetup) -> Self {
+        let file: Arc<str> = setup.state.position.file.as_str().into();
+        Self {
+            config: setup.config,
+            opts: setup.opts,
+            host: setup.host,
+            identity: setup.identity,
+            outer_end: setup.state.position.pos,
+            state: setup.state,
+            mode: setup.mode,
+            router: setup.router,
+            tickets: setup.tickets,
+            stop: setup.stop,
+            tables: HashMap::new(),
+            catalog: None,
+            decoder: RowDecoder::default(),
+            file,
+            txn: None,
+        }
+    }
+
+    /// Streams until `stop` fires (Ok) or a fatal error; reconnects on transient ones.
+    ///
+    /// # Errors
+    /// A fatal reader error (privileges, purged position, undecodable row …).
+    #[tracing::instrument(name = "reader", skip_all, fields(stage = "reader"))]
+    pub async fn run(mut self) -> Result<(), ReaderError> {
+        let mut backoff = crate::writer::retry::Backoff::new(200, 30_000);
+        loop {
+            let result = self.stream_once().await;
+            // A half-read transaction is read again whole after reconnecting.
+            self.txn = None;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() => {
+                    let delay = backoff.next_delay();
+                    warn!(error = %e, position = %self.state.position, retry_in = ?delay, "Replication stream lost, reconnecting.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.stop.cancelled() => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn conn_err(&self, source: mysql_async::Error) -> ReaderError {
+        ReaderError::Connection {
+            host: self.host.clone(),
+            source,
+        }
+    }
+
+    async fn stream_once(&mut self) -> Result<(), ReaderError> {
+        let mut conn = tokio::select! {
+            c = Conn::new(self.opts.clone()) => c.map_err(|e| self.conn_err(e))?,
+            _ = self.stop.cancelled() => return Ok(()),
+        };
+        let facts = prerequisites::server_facts(&mut conn)
+            .await
+            .map_err(|e| self.conn_err(e))?;
+        if facts.identity != self.identity {
+            if self.state.gtid.is_none() || facts.identity.flavor != self.identity.flavor {
+                return Err(ReaderError::Prerequisite(format!(
+                    "the server at {} is now `{}`, not `{}` as before, and without GTIDs the \
+                     position {} cannot be carried over; enable GTIDs, or delete the checkpoint to start over",
+                    self.host, facts.identity, self.identity, self.state.position
+                )));
+            }
+            warn!(from = %self.identity, to = %facts.identity, gtid = %self.state.gtid, "Server changed (failover); resuming by GTID.");
+            self.identity = facts.identity.clone();
+            self.mode = StartMode::Gtid;
+            self.tables.clear();
+        }
+        let heartbeat = self.config.mysql.heartbeat_interval;
+        let ns = heartbeat.as_nanos().min(u128::from(u64::MAX));
+        let mut setup = vec![
+            format!("SET @master_heartbeat_period = {ns}"),
+            format!("SET @source_heartbeat_period = {ns}"),
+        ];
+        if facts.identity.flavor == Flavor::Mariadb {
+            // 4 = MARIA_SLAVE_CAPABILITY_GTID: send GTID events instead of dummies.
+            setup.push("SET @mariadb_slave_capability = 4".into());
+            if self.mode == StartMode::Gtid {
+                setup.push(format!("SET @slave_connect_state = '{}'", self.state.gtid));
+                setup.push("SET @slave_gtid_strict_mode = 1".into());
+                setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
+            }
+        }
+        for q in setup {
+            conn.query_drop(q).await.map_err(|e| self.conn_err(e))?;
+        }
+        let file = self.state.position.file.clone();
+        let mut request = BinlogStreamRequest::new(self.config.mysql.server_id);
+        match (self.mode, facts.identity.flavor) {
+            (StartMode::Position, _) => {
+                request = request
+                    .with_filename(file.as_bytes())
+                    .with_pos(self.state.position.pos);
+            }
+            (StartMode::Gtid, Flavor::Mariadb) => {
+                // The connect state set above decides where the server starts.
+                request = request.with_filename(b"").with_pos(4);
+            }
+            (StartMode::Gtid, Flavor::Mysql) => {
+                let sids = mysql_sids(&self.state.gtid).map_err(ReaderError::Prerequisite)?;
+                request = request.with_gtid().with_gtid_set(sids).with_pos(4);
+            }
+        }
+        let mut stream = conn
+            .get_binlog_stream(request)
+            .await
+            .map_err(|e| self.refused_or_conn(e))?;
+        info!(position = %self.state.position, gtid = %self.state.gtid, mode = ?self.mode, "Streaming binlog.");
+        let silence = heartbeat * 3 + Duration::from_secs(1);
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return Ok(()),
+                n = tokio::time::timeout(silence, stream.next()) => n,
+            };
+            let event = match next {
+                Err(_) => {
+                    return Err(ReaderError::Silent {
+                        host: self.host.clone(),
+                        seconds: silence.as_secs(),
+                    });
+                }
+                Ok(None) => {
+                    return Err(self.conn_err(mysql_async::Error::Io(
+                        std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "binlog stream ended",
+                        )
+                        .into(),
+                    )));
+                }
+                Ok(Some(Err(e))) => return Err(self.refused_or_conn(e)),
+                Ok(Some(Ok(ev))) => ev,
+            };
+            self.handle(&event, &stream).await?;
+        }
+    }
+
+    fn refused_or_conn(&self, e: mysql_async::Error) -> ReaderError {
+        if let mysql_async::Error::Server(se) = &e {
+            let hint = if se.code == 1236 {
+                "the position was probably purged from the server (PURGE BINARY LOGS, \
+                 expire_logs_days); delete the checkpoint to start again at the current end"
+            } else if is_privilege_error(se.code) {
+                "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the binlog2es user \
+                 (MariaDB: REPLICATION SLAVE, BINLOG MONITOR)"
+            } else {
+                return self.conn_err(e);
+            };
+            return ReaderError::Refused {
+                host: self.host.clone(),
+                position: self.state.position.to_string(),
+                message: se.message.clone(),
+                hint,
+            };
+        }
+        self.conn_err(e)
+    }
+
+    fn here(&self) -> String {
+        format!("{}:{}", self.file, self.outer_end)
+    }
+
+    fn event_err(&self, message: impl Into<String>) -> ReaderError {
+        ReaderError::Event {
+            position: self.here(),
+            message: message.into(),
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        event: &Event,
+        stream: &mysql_async::BinlogStream,
+    ) -> Result<(), ReaderError> {
+        let header = event.header();
+        let kind = header.event_type_raw();
+        let log_pos = u64::from(header.log_pos());
+        if log_pos != 0 {
+            self.outer_end = log_pos;
+        }
+        const ROTATE: u8 = EventType::ROTATE_EVENT as u8;
+        const QUERY: u8 = EventType::QUERY_EVENT as u8;
+        const XID: u8 = EventType::XID_EVENT as u8;
+        const GTID: u8 = EventType::GTID_EVENT as u8;
+        const GTID_TAGGED: u8 = EventType::GTID_TAGGED_LOG_EVENT as u8;
+        const ANON_GTID: u8 = EventType::ANONYMOUS_GTID_EVENT as u8;
+        const TABLE_MAP: u8 = EventType::TABLE_MAP_EVENT as u8;
+        match kind {
+            ROTATE => {
+                if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
+                    self.file =
+                        events::rotate_file_name(r.name_raw(), &self.state.position.file).into();
+                    self.outer_end = r.position();
+                    debug!(file = %self.file, pos = self.outer_end, "Rotate.");
+                }
+            }
+            events::MARIADB_GTID => {
+                let (gtid, standalone) =
+                    events::parse_mariadb_gtid(event.data(), header.server_id())
+                        .ok_or_else(|| self.event_err("malformed MariaDB GTID event"))?;
+                self.begin(header.timestamp(), TxnGtid::MariaDb(gtid), !standalone)
+                    .await;
+            }
+            GTID | GTID_TAGGED => {
+                let gtid = match event.read_data() {
+                    Ok(Some(EventData::GtidEvent(g))) => {
+                        let sid = format_uuid(&g.sid());
+                        let sid = match g.tag() {
+                            Some(tag) => format!("{sid}:{}", tag.as_str().to_ascii_lowercase()),
+                            None => sid,
+                        };
+                        TxnGtid::MySql { sid, gno: g.gno() }
+                    }
+                    _ => return Err(self.event_err("malformed GTID event")),
+                };
+                self.begin(header.timestamp(), gtid, false).await;
+            }
+            ANON_GTID => self.begin(header.timestamp(), TxnGtid::None, false).await,
+            QUERY => {
+                let Ok(Some(EventData::QueryEvent(q))) = event.read_data() else {
+                    return Err(self.event_err("malformed query event"));
+                };
+                match events::classify_query(&q.query()) {
+                    QueryKind::Begin => {
+                        if let Some(t) = &mut self.txn {
+                            t.by_begin = true;
+                        } else {
+                            self.begin(header.timestamp(), TxnGtid::None, true).await;
+                        }
+                    }
+                    QueryKind::Commit | QueryKind::Rollback => self.commit().await,
+                    QueryKind::Other => {
+                        // DDL may change any table's shape: rebuild schemas from the next table maps.
+                        self.tables.clear();
+                        debug!(query = %q.query(), "Statement event.");
+                        match &self.txn {
+                            Some(t) if t.by_begin => {}
+                            Some(_) => self.commit().await,
+                            None => {
+                                self.begin(header.timestamp(), TxnGtid::None, false).await;
+                                self.commit().await;
+                            }
+                        }
+                    }
+                }
+            }
+            XID => self.commit().await,
+            TABLE_MAP => {
+                let tme: TableMapEvent<'_> = event
+                    .read_event()
+                    .map_err(|e| self.event_err(format!("malformed table map: {e}")))?;
+                self.on_table_map(tme.into_owned()).await?;
+            }
+            k if events::MARIADB_COMPRESSED.contains(&k) => {
+                return Err(self.event_err(
+                    "compressed binlog events (MariaDB log_bin_compress=ON) are not supported; \
+                     set log_bin_compress=OFF",
+                ));
+            }
+            _ => {
+                if let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() {
+                    self.on_rows(&rows, header.timestamp(), stream).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a transaction. `grouped` means it ends only at XID/COMMIT (a BEGIN, or
+    /// a MariaDB GTID without the standalone flag); otherwise a statement ends it.
+    async fn begin(&mut self, timestamp: u32, gtid: TxnGtid, grouped: bool) {
+        if self.txn.is_some() {
+            // No end event we recognise: close it so its ticket still reaches the
+            // tracker and the checkpoint cannot skip its changes.
+            warn!(position = %self.here(), "Transaction start inside an open transaction; closing the previous one.");
+            self.commit().await;
+        }
+        self.txn = Some(OpenTxn {
+            version: self.state.version.next(timestamp),
+            gtid,
+            by_begin: grouped,
+            ack: None,
+        });
+    }
+
+    async fn commit(&mut self) {
+        let Some(txn) = self.txn.take() else { return };
+        let end = BinlogPosition::new(self.file.as_ref(), self.outer_end);
+        let done = txn.ack.map(|(token, rx)| {
+            token.resolve(TxnStatus::Delivered);
+            rx
+        });
+        self.state.position = end.clone();
+        self.state.version = txn.version;
+        match &txn.gtid {
+            TxnGtid::None => {}
+            TxnGtid::MariaDb(g) => self.state.gtid.add_mariadb(*g),
+            TxnGtid::MySql { sid, gno } => self.state.gtid.add_mysql(sid, *gno),
+        }
+        let ticket = TxnTicket {
+            end,
+            gtid: txn.gtid,
+            version: txn.version,
+            done,
+        };
+        // The tracker only stops at shutdown; then the ticket does not matter.
+        let _ = self.tickets.send(ticket).await;
+    }
+
+    async fn on_table_map(&mut self, tme: TableMapEvent<'static>) -> Result<(), ReaderError> {
+        let id = tme.table_id();
+        if let Some((known, _)) = self.tables.get(&id)
+            && *known == tme
+        {
+            return Ok(());
+        }
+        let db = tme.database_name().into_owned();
+        let table = tme.table_name().into_owned();
+        let Some(rule) = self.config.rule_for(&db, &table).cloned() else {
+            self.tables.insert(id, (tme, None));
+            return Ok(());
+        };
+        let position = self.here();
+        let serr = |source| ReaderError::Schema {
+            position: position.clone(),
+            source,
+        };
+        let mut map = schema::read_table_map(&tme).map_err(serr)?;
+        if !map.has_names || map.key.is_empty() {
+            let catalog = self.catalog_conn().await?;
+            let cols = schema::read_catalog(catalog, &db, &table)
+                .await
+                .map_err(serr)?;
+            schema::merge_catalog(&db, &table, &mut map, &cols).map_err(serr)?;
+        }
+        let schema = schema::build(&db, &table, &rule, map).map_err(serr)?;
+        debug!(table = %schema.qualified(), index = %schema.index, "Table map.");
+        self.tables.insert(id, (tme, Some(Arc::new(schema))));
+        Ok(())
+    }
+
+    async fn catalog_conn(&mut self) -> Result<&mut Conn, ReaderError> {
+        if self.catalog.is_none() {
+            let c = Conn::new(self.opts.clone())
+                .await
+                .map_err(|e| self.conn_err(e))?;
+            self.catalog = Some(c);
+        }
+        self.catalog
+            .as_mut()
+            .ok_or_else(|| ReaderError::Prerequisite("catalog connection unavailable".into()))
+    }
+
+    async fn on_rows(
+        &mut self,
+        rows: &RowsEventData<'_>,
+        timestamp: u32,
+        stream: &mysql_async::BinlogStream,
+    ) -> Result<(), ReaderError> {
+        let id = rows.table_id();
+        let Some((_, Some(schema))) = self.tables.get(&id) else {
+            return Ok(());
+        };
+        let schema = Arc::clone(schema);
+        let Some(tme) = stream.get_tme(id) else {
+            return Err(self.event_err(format!("rows event for unknown table id {id}")));
+        };
+        if self.txn.is_none() {
+            self.begin(timestamp, TxnGtid::None, true).await;
+        }
+        let position = self.here();
+        let origin = Origin {
+            file: Arc::clone(&self.file),
+            pos: self.outer_end,
+        };
+        let derr = |source| ReaderError::Decode {
+            position: position.clone(),
+            source,
+        };
+        let (op_name, is_insert, is_delete) = match rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+                ("insert", true, false)
+            }
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+                ("delete", false, true)
+            }
+            _ => ("update", false, false),
+        };
+        let mut out: Vec<(String, Op)> = Vec::new();
+        for row in rows.rows(tme) {
+            let (before, after) = row.map_err(|e| {
+                self.event_err(format!(
+                    "malformed rows event for {}: {e}",
+                    schema.qualified()
+                ))
+            })?;
+            if is_delete {
+                let before = before.ok_or_else(|| self.event_err("delete without before image"))?;
+                out.push((
+                    self.decoder.decode_id(&schema, &before).map_err(derr)?,
+                    Op::Delete,
+                ));
+                continue;
+            }
+            let after = after.ok_or_else(|| self.event_err("row change without after image"))?;
+            let doc = self.decoder.decode_row(&schema, &after).map_err(derr)?;
+            if !is_insert && let Some(before) = before {
+                let old = self.decoder.decode_id(&schema, &before).map_err(derr)?;
+                if old != doc.id {
+                    out.push((old, Op::Delete));
+                }
+            }
+            out.push((doc.id, Op::Index(doc.source)));
+        }
+        metrics::changes(op_name, out.len() as u64);
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(());
+        };
+        let version = txn.version;
+        for (doc_id, op) in out {
+            let change = Change {
+                key: DocKey {
+                    index: Arc::clone(&schema.index),
+                    id: doc_id,
+                },
+                op,
+                version,
+                origin: origin.clone(),
+                ack: txn.token(),
+            };
+            if self.router.route(change).await.is_err() {
+                // The writer is gone (fatal error or shutdown); the caller sees why.
+                self.stop.cancel();
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lower-case hyphenated UUID text of a 16-byte source id.
+fn format_uuid(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A MySQL GTID state as `Sid`s for `COM_BINLOG_DUMP_GTID`.
+fn mysql_sids(state: &GtidState) -> Result<Vec<mysql_async::Sid<'static>>, String> {
+    let GtidState::MySql(map) = state else {
+        return Err("no MySQL GTID set in the checkpoint to resume from".into());
+    };
+    let mut out = Vec::new();
+    for (sid, ivs) in map {
+        let mut text = sid.clone();
+        for (a, b) in ivs {
+            text.push_str(&format!(":{a}-{b}"));
+        }
+        let parsed: mysql_async::Sid<'static> = text
+            .parse()
+            .map_err(|e| format!("GTID set `{text}` cannot be sent: {e:?}"))?;
+        out.push(parsed);
+    }
+    Ok(out)
+}

@@ -1,0 +1,524 @@
+//! The commands: `run` wires the stages together and drains them on shutdown;
+//! `check` reports prerequisites; `status` prints the checkpoint.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::Error;
+use crate::checkpoint::store::age;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, TrackerExit};
+use crate::config::{Config, TlsMode, read_secret};
+use crate::ordering::Router;
+use crate::position::Version;
+use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
+use crate::reader::{Reader, ReaderSetup, StartMode, StreamState};
+use crate::telemetry::metrics;
+use crate::writer::dead_letter::DeadLetterFile;
+use crate::writer::{EsClient, Lane, LaneContext};
+
+/// Tickets queued for the tracker: enough to cover many small transactions while
+/// the oldest one waits for its batch, bounded so the reader feels backpressure.
+const TICKET_QUEUE: usize = 16_384;
+
+/// Connection options from `[mysql]`, and `host:port` for messages.
+///
+/// # Errors
+/// Bad URL or unreadable secret/CA file.
+pub(crate) fn mysql_opts(config: &Config) -> Result<(Opts, String), Error> {
+    let m = &config.mysql;
+    let base = Opts::from_url(&m.url).map_err(|e| crate::config::ConfigError::Invalid {
+        key: "mysql.url".into(),
+        message: e.to_string(),
+    })?;
+    let host = format!("{}:{}", base.ip_or_hostname(), base.tcp_port());
+    let mut b = OptsBuilder::from_opts(base)
+        .prefer_socket(false)
+        .conn_ttl(None::<Duration>)
+        .tcp_keepalive(Some(Duration::from_secs(30)));
+    if let Some(p) = &m.password_file {
+        b = b.pass(Some(read_secret("mysql.password_file", p)?));
+    }
+    let ssl = match m.tls_mode {
+        TlsMode::Disabled | TlsMode::Preferred => None,
+        TlsMode::Required => Some(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        TlsMode::VerifyCa | TlsMode::VerifyIdentity => {
+            let mut s = SslOpts::default();
+            if let Some(ca) = &m.tls_ca_file {
+                s = s.with_root_certs(vec![ca.clone().into()]);
+            }
+            Some(s.with_danger_skip_domain_validation(m.tls_mode == TlsMode::VerifyCa))
+        }
+    };
+    b = b.ssl_opts(ssl);
+    Ok((b.into(), host))
+}
+
+/// Connects to MySQL, retrying for `connect_timeout`; auth and privilege errors are
+/// final at once.
+async fn connect_mysql(opts: &Opts, host: &str, window: Duration) -> Result<Conn, Error> {
+    let deadline = Instant::now() + window;
+    let mut backoff = crate::writer::retry::Backoff::new(200, 2_000);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = tokio::time::timeout(
+            left.max(Duration::from_millis(100)),
+            Conn::new(opts.clone()),
+        )
+        .await;
+        let message = match attempt {
+            Ok(Ok(c)) => return Ok(c),
+            Ok(Err(mysql_async::Error::Server(e))) if is_privilege_error(e.code) => {
+                return Err(Error::Prerequisites(format!(
+                    "MySQL at {host} refused the login: {} (check the user and password in mysql.url / mysql.password_file)",
+                    e.message
+                )));
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::Unreachable {
+                what: "MySQL",
+                host: host.to_owned(),
+                seconds: window.as_secs(),
+                message,
+            });
+        }
+        warn!(host, error = %message, "MySQL not reachable yet, retrying.");
+        tokio::time::sleep(
+            backoff
+                .next_delay()
+                .min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
+    }
+}
+
+/// Reaches Elasticsearch, retrying for `connect_timeout`.
+async fn connect_es(client: &EsClient, window: Duration) -> Result<String, Error> {
+    let deadline = Instant::now() + window;
+    let mut backoff = crate::writer::retry::Backoff::new(200, 2_000);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message =
+            match tokio::time::timeout(left.max(Duration::from_millis(100)), client.info()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(crate::writer::SendError::Status {
+                    status: s @ (401 | 403),
+                    body,
+                })) => {
+                    return Err(Error::Prerequisites(format!(
+                        "Elasticsearch at {} refused our credentials (HTTP {s}): {body}; check \
+                     elasticsearch.username/password or api_key",
+                        client.display()
+                    )));
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+        if Instant::now() >= deadline {
+            return Err(Error::Unreachable {
+                what: "Elasticsearch",
+                host: client.display().to_owned(),
+                seconds: window.as_secs(),
+                message,
+            });
+        }
+        warn!(host = client.display(), error = %message, "Elasticsearch not reachable yet, retrying.");
+        tokio::time::sleep(
+            backoff
+                .next_delay()
+                .min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
+    }
+}
+
+fn fail_on_errors(findings: &[Finding]) -> Result<(), Error> {
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{}: {}", f.what, f.detail))
+        .collect();
+    for f in findings.iter().filter(|f| f.severity == Severity::Warning) {
+        warn!(check = %f.what, "{}", f.detail);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Prerequisites(format!(
+            "the MySQL server is not ready for binlog2es: {}",
+            errors.join("; ")
+        )))
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves or a fatal error occurs.
+///
+/// # Errors
+/// Fatal errors; [`Error::Incomplete`] when the drain did not finish in time.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    config.validate()?;
+    let config = Arc::new(config);
+    metrics::describe();
+    let store = CheckpointStore::new(config.checkpoint.path.clone());
+    store.ensure_writable()?;
+    let saved = store.load()?;
+
+    let client = EsClient::new(&config.elasticsearch)?;
+    let es_version = connect_es(&client, config.elasticsearch.connect_timeout).await?;
+    info!(host = client.display(), version = %es_version, "Connected to Elasticsearch.");
+
+    let (opts, host) = mysql_opts(&config)?;
+    let mut conn = connect_mysql(&opts, &host, config.mysql.connect_timeout).await?;
+    let conn_err = |source| crate::reader::ReaderError::Connection {
+        host: host.clone(),
+        source,
+    };
+    let facts = prerequisites::server_facts(&mut conn)
+        .await
+        .map_err(conn_err)?;
+    let findings = prerequisites::check_server(&mut conn, &facts, config.mysql.server_id)
+        .await
+        .map_err(conn_err)?;
+    fail_on_errors(&findings)?;
+    info!(host = %host, version = %facts.version, "Connected to MySQL.");
+
+    let (start, mode) = match saved {
+        Some(c) if c.server == facts.identity => {
+            info!(position = %c.position, gtid = %c.gtid, "Resuming from checkpoint.");
+            (c, StartMode::Position)
+        }
+        Some(c) if !c.gtid.is_none() && c.server.flavor == facts.identity.flavor => {
+            warn!(checkpoint_server = %c.server, server = %facts.identity, gtid = %c.gtid, "Checkpoint is from another server; resuming by GTID.");
+            (c, StartMode::Gtid)
+        }
+        Some(c) => {
+            return Err(CheckpointError::ForeignServer {
+                path: store.path().to_owned(),
+                expected: c.server.to_string(),
+                actual: facts.identity.to_string(),
+            }
+            .into());
+        }
+        None => {
+            let (position, gtid) = prerequisites::binlog_head(&mut conn, facts.identity.flavor)
+                .await
+                .map_err(conn_err)?
+                .ok_or_else(|| {
+                    Error::Prerequisites(
+                        "the server reports no binlog position; enable --log-bin".into(),
+                    )
+                })?;
+            let c = Checkpoint {
+                server: facts.identity.clone(),
+                position,
+                gtid,
+                version: Version(0),
+                updated_at: SystemTime::now(),
+            };
+            // Persist the starting point now, so a restart resumes here rather than at
+            // a later end of the binlog (which would skip the changes in between).
+            store.save(&c)?;
+            info!(position = %c.position, gtid = %c.gtid, "No checkpoint: starting at the binlog's current end.");
+            (c, StartMode::Position)
+        }
+    };
+    drop(conn);
+
+    let stop_reading = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let mut lanes = JoinSet::new();
+    let mut senders = Vec::with_capacity(config.writer.lanes);
+    let ctx = LaneContext {
+        client,
+        config: config.writer.clone(),
+        on_rejected: config.dead_letter.on_rejected,
+        dead_letter: DeadLetterFile::new(config.dead_letter_path()),
+        abort: abort.clone(),
+    };
+    for id in 0..config.writer.lanes {
+        let (tx, rx) = mpsc::channel(config.writer.queue_capacity);
+        senders.push(tx);
+        lanes.spawn(Lane::new(id, ctx.clone()).run(rx));
+    }
+    let (ticket_tx, ticket_rx) = mpsc::channel(TICKET_QUEUE);
+    let (ckpt_tx, ckpt_rx) = watch::channel(start.clone());
+    let tracker = tokio::spawn(Tracker::new(start.clone()).run(ticket_rx, ckpt_tx));
+    let persist = tokio::spawn(crate::checkpoint::tracker::persist(
+        store.clone(),
+        ckpt_rx,
+        Duration::from_millis(config.checkpoint.interval_ms),
+    ));
+    let reader = Reader::new(ReaderSetup {
+        config: Arc::clone(&config),
+        opts,
+        host,
+        identity: start.server.clone(),
+        state: StreamState {
+            position: start.position.clone(),
+            gtid: start.gtid.clone(),
+            version: start.version,
+        },
+        mode,
+        router: Router::new(senders),
+        tickets: ticket_tx,
+        stop: stop_reading.clone(),
+    });
+    let mut reader = tokio::spawn(reader.run());
+
+    // Run until a signal, a fatal reader error, or a lane failure.
+    let mut failure: Option<Error> = None;
+    tokio::pin!(shutdown);
+    let mut reader_done = false;
+    tokio::select! {
+        _ = &mut shutdown => info!("Shutting down: draining in-flight batches."),
+        r = &mut reader => {
+            reader_done = true;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(e.into()),
+                Err(e) => failure = Some(Error::Internal(format!("reader task: {e}"))),
+            }
+        }
+        Some(r) = lanes.join_next() => {
+            failure = Some(lane_failure(r));
+        }
+    }
+    stop_reading.cancel();
+    if failure.is_some() {
+        // A fatal error: nothing more will be acknowledged usefully.
+        abort.cancel();
+    }
+    if !reader_done {
+        match reader.await {
+            Ok(Err(e)) if failure.is_none() => failure = Some(e.into()),
+            Err(e) if failure.is_none() => {
+                failure = Some(Error::Internal(format!("reader task: {e}")))
+            }
+            _ => {}
+        }
+    }
+    // Drain: lanes finish their queues, bounded by shutdown_timeout.
+    let drain = async {
+        while let Some(r) = lanes.join_next().await {
+            if let Ok(Err(e)) = r {
+                return Some(Error::Writer(e));
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(config.shutdown_timeout, drain).await {
+        Ok(Some(e)) => {
+            abort.cancel();
+            failure.get_or_insert(e);
+        }
+        Ok(None) => {}
+        Err(_) => {
+            warn!(timeout = ?config.shutdown_timeout, "Drain took longer than shutdown_timeout; abandoning the rest.");
+            abort.cancel();
+            while lanes.join_next().await.is_some() {}
+        }
+    }
+    let exit = tracker
+        .await
+        .map_err(|e| Error::Internal(format!("tracker task: {e}")))?;
+    let persisted = persist
+        .await
+        .map_err(|e| Error::Internal(format!("checkpoint task: {e}")))?;
+    let committed = store.load().ok().flatten();
+    let at = committed
+        .as_ref()
+        .map(|c| c.position.to_string())
+        .unwrap_or_default();
+    if let Err(e) = persisted {
+        failure.get_or_insert(e.into());
+    }
+    if let Some(e) = failure {
+        error!(checkpoint = %at, "Stopped: {e}");
+        return Err(e);
+    }
+    match exit {
+        TrackerExit::Drained => {
+            info!(checkpoint = %at, "Stopped cleanly.");
+            Ok(())
+        }
+        TrackerExit::Abandoned(_) | TrackerExit::Failed(_) => {
+            Err(Error::Incomplete { position: at })
+        }
+    }
+}
+
+fn lane_failure(
+    r: Result<Result<(), crate::writer::WriterError>, tokio::task::JoinError>,
+) -> Error {
+    match r {
+        Ok(Err(e)) => Error::Writer(e),
+        Ok(Ok(())) => Error::Internal("a writer lane stopped unexpectedly".into()),
+        Err(e) => Error::Internal(format!("writer lane: {e}")),
+    }
+}
+
+/// `binlog2es check`: validates, connects to both ends, reports prerequisites.
+/// Returns the report lines and whether everything is fine.
+///
+/// # Errors
+/// Configuration errors only; connection problems are findings.
+pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
+    config.validate()?;
+    let mut out = vec![Finding {
+        severity: Severity::Ok,
+        what: "configuration".into(),
+        detail: format!("{} table rule(s)", config.tables.len()),
+    }];
+    let store = CheckpointStore::new(config.checkpoint.path.clone());
+    out.push(match store.ensure_writable().and_then(|_| store.load()) {
+        Ok(Some(c)) => finding(
+            Severity::Ok,
+            "checkpoint",
+            format!("at {} ({})", c.position, store.path().display()),
+        ),
+        Ok(None) => finding(
+            Severity::Ok,
+            "checkpoint",
+            format!("none yet; {} is writable", store.path().display()),
+        ),
+        Err(e) => finding(Severity::Error, "checkpoint", e.to_string()),
+    });
+    match EsClient::new(&config.elasticsearch) {
+        Ok(client) => out.push(
+            match connect_es(&client, config.elasticsearch.connect_timeout).await {
+                Ok(v) => finding(
+                    Severity::Ok,
+                    "elasticsearch",
+                    format!("{v} at {}", client.display()),
+                ),
+                Err(e) => finding(Severity::Error, "elasticsearch", e.to_string()),
+            },
+        ),
+        Err(e) => out.push(finding(Severity::Error, "elasticsearch", e.to_string())),
+    }
+    let (opts, host) = mysql_opts(&config)?;
+    match connect_mysql(&opts, &host, config.mysql.connect_timeout).await {
+        Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
+        Ok(mut conn) => match mysql_checks(&config, &mut conn).await {
+            Ok(mut f) => out.append(&mut f),
+            Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
+        },
+    }
+    let ok = out.iter().all(|f| f.severity != Severity::Error);
+    Ok((out, ok))
+}
+
+fn finding(severity: Severity, what: &str, detail: String) -> Finding {
+    Finding {
+        severity,
+        what: what.to_owned(),
+        detail,
+    }
+}
+
+async fn mysql_checks(
+    config: &Config,
+    conn: &mut Conn,
+) -> Result<Vec<Finding>, mysql_async::Error> {
+    let facts = prerequisites::server_facts(conn).await?;
+    let mut out = prerequisites::check_server(conn, &facts, config.mysql.server_id).await?;
+    let tables: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
+             ('mysql', 'information_schema', 'performance_schema', 'sys')",
+        )
+        .await?;
+    for (i, rule) in config.tables.iter().enumerate() {
+        let matched: Vec<&(String, String)> =
+            tables.iter().filter(|(d, t)| rule.matches(d, t)).collect();
+        if matched.is_empty() {
+            out.push(finding(
+                Severity::Warning,
+                &format!("tables[{i}] {}", rule.pattern),
+                "matches no table yet (tables created later are synced when they appear)".into(),
+            ));
+        }
+        for (db, table) in matched {
+            let what = format!("table {db}.{table}");
+            let key: Vec<String> = conn
+                .exec(
+                    "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? \
+                     AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+                    (db, table),
+                )
+                .await?;
+            let select = conn
+                .query_drop(format!(
+                    "SELECT 1 FROM `{}`.`{}` LIMIT 0",
+                    db.replace('`', "``"),
+                    table.replace('`', "``")
+                ))
+                .await;
+            if let Err(e) = select {
+                out.push(finding(
+                    Severity::Error,
+                    &what,
+                    format!("cannot SELECT ({e}); GRANT SELECT ON `{db}`.* to this user"),
+                ));
+            } else if key.is_empty() && rule.id_columns.is_empty() {
+                out.push(finding(
+                    Severity::Error,
+                    &what,
+                    format!("has no primary key: add one, or set id_columns = [\"col\", …] in tables[{i}]"),
+                ));
+            } else {
+                let id = if rule.id_columns.is_empty() {
+                    key.join(", ")
+                } else {
+                    rule.id_columns.join(", ")
+                };
+                out.push(finding(
+                    Severity::Ok,
+                    &what,
+                    format!("→ index {}, _id from ({id})", rule.index_for(db, table)),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `binlog2es status`: the checkpoint as text.
+///
+/// # Errors
+/// Unreadable or corrupt checkpoint.
+pub fn status(config: &Config) -> Result<String, Error> {
+    let store = CheckpointStore::new(config.checkpoint.path.clone());
+    Ok(match store.load()? {
+        None => format!("checkpoint: none yet ({})\n", store.path().display()),
+        Some(c) => format!(
+            "checkpoint: {}\nserver:     {}\nposition:   {}\ngtid:       {}\nversion:    {}\nupdated:    {} ({}s ago)\n",
+            store.path().display(),
+            c.server,
+            c.position,
+            if c.gtid.is_none() {
+                "-".to_owned()
+            } else {
+                c.gtid.to_string()
+            },
+            c.version,
+            humantime::format_rfc3339_seconds(c.updated_at),
+            age(c.updated_at).as_secs(),
+        ),
+    })
+}

@@ -1,0 +1,69 @@
+//! Metric names (SPEC §7) and the few helpers that record them, per batch.
+//!
+//! Recorded through the `metrics` facade; without an installed recorder they cost
+//! next to nothing.
+
+use std::time::Duration;
+
+/// Row changes read from the binlog, by `op` (insert, update, delete).
+pub const CHANGES_TOTAL: &str = "binlog2es_changes_total";
+/// Bulk requests by `outcome`.
+pub const BULK_REQUESTS_TOTAL: &str = "binlog2es_bulk_requests_total";
+/// Bulk request latency.
+pub const BULK_DURATION_SECONDS: &str = "binlog2es_bulk_duration_seconds";
+/// Documents rejected by Elasticsearch and dead-lettered.
+pub const REJECTED_DOCUMENTS_TOTAL: &str = "binlog2es_rejected_documents_total";
+/// Bulk retries after a transient failure.
+pub const BULK_RETRIES_TOTAL: &str = "binlog2es_bulk_retries_total";
+/// Seconds between the newest server event and the committed checkpoint.
+pub const LAG_SECONDS: &str = "binlog2es_lag_seconds";
+/// Rows copied by the snapshot.
+pub const SNAPSHOT_ROWS_TOTAL: &str = "binlog2es_snapshot_rows_total";
+
+/// Describes every metric once at start-up.
+pub fn describe() {
+    metrics::describe_counter!(CHANGES_TOTAL, "Row changes read from the binlog, by op.");
+    metrics::describe_counter!(BULK_REQUESTS_TOTAL, "Bulk requests, by outcome.");
+    metrics::describe_histogram!(
+        BULK_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Bulk request latency."
+    );
+    metrics::describe_counter!(
+        REJECTED_DOCUMENTS_TOTAL,
+        "Documents rejected and dead-lettered."
+    );
+    metrics::describe_counter!(BULK_RETRIES_TOTAL, "Bulk retries after transient failures.");
+    metrics::describe_gauge!(LAG_SECONDS, metrics::Unit::Seconds, "Replication lag.");
+    metrics::describe_counter!(SNAPSHOT_ROWS_TOTAL, "Rows copied by the snapshot.");
+}
+
+/// Counts `n` changes of kind `op`.
+pub fn changes(op: &'static str, n: u64) {
+    metrics::counter!(CHANGES_TOTAL, "op" => op).increment(n);
+}
+
+/// Counts one bulk request with its outcome.
+pub fn bulk_request(outcome: &'static str) {
+    metrics::counter!(BULK_REQUESTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// Records one bulk request's latency.
+pub fn bulk_duration(d: Duration) {
+    metrics::histogram!(BULK_DURATION_SECONDS).record(d.as_secs_f64());
+}
+
+/// Counts `n` rejected documents.
+pub fn rejected(n: usize) {
+    metrics::counter!(REJECTED_DOCUMENTS_TOTAL).increment(n as u64);
+}
+
+/// Counts one retry.
+pub fn retry() {
+    metrics::counter!(BULK_RETRIES_TOTAL).increment(1);
+}
+
+/// Sets the current lag.
+pub fn lag(seconds: f64) {
+    metrics::gauge!(LAG_SECONDS).set(seconds);
+}

@@ -1,0 +1,192 @@
+//! The Elasticsearch connection: transport set-up, server info, raw `_bulk` sends.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use elasticsearch::auth::Credentials;
+use elasticsearch::cert::{Certificate, CertificateValidation};
+use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use elasticsearch::http::transport::{
+    MultiNodeConnectionPool, SingleNodeConnectionPool, Transport, TransportBuilder,
+};
+use elasticsearch::http::{Method, Url};
+
+use super::WriterError;
+use crate::config::{EsConfig, read_secret, redact_url};
+
+/// Failure of one request, split by whether sending it again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Connection refused/reset, timeout, TLS failure in transit …
+    #[error("{0}")]
+    Transport(String),
+    /// The server answered with a non-success status for the whole request.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Start of the response body.
+        body: String,
+    },
+}
+
+/// A configured Elasticsearch endpoint.
+#[derive(Clone)]
+pub struct EsClient {
+    transport: Transport,
+    request_timeout: Duration,
+    display: String,
+}
+
+impl EsClient {
+    /// Builds the transport from configuration (no request is sent).
+    ///
+    /// # Errors
+    /// Bad URL, unreadable secret or CA file.
+    pub fn new(cfg: &EsConfig) -> Result<Self, WriterError> {
+        let urls: Vec<Url> = cfg
+            .all_urls()
+            .iter()
+            .map(|u| {
+                u.parse::<Url>().map_err(|e| {
+                    WriterError::Setup(format!("elasticsearch url `{}`: {e}", redact_url(u)))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let display = urls
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}:{}",
+                    u.host_str().unwrap_or("?"),
+                    u.port_or_known_default().unwrap_or(0)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut builder = if urls.len() == 1 {
+            TransportBuilder::new(SingleNodeConnectionPool::new(urls[0].clone()))
+        } else {
+            TransportBuilder::new(MultiNodeConnectionPool::round_robin(urls, None))
+        };
+        let secret = |key: &str, inline: &Option<String>, file: &Option<std::path::PathBuf>| match (
+            inline, file,
+        ) {
+            (Some(v), _) => Ok(Some(v.clone())),
+            (None, Some(p)) => read_secret(key, p).map(Some),
+            (None, None) => Ok(None),
+        };
+        let setup = |e: crate::config::ConfigError| WriterError::Setup(e.to_string());
+        if let Some(key) = secret(
+            "elasticsearch.api_key_file",
+            &cfg.api_key,
+            &cfg.api_key_file,
+        )
+        .map_err(setup)?
+        {
+            builder = builder.auth(Credentials::EncodedApiKey(key));
+        } else if let Some(user) = &cfg.username {
+            let pw = secret(
+                "elasticsearch.password_file",
+                &cfg.password,
+                &cfg.password_file,
+            )
+            .map_err(setup)?
+            .unwrap_or_default();
+            builder = builder.auth(Credentials::Basic(user.clone(), pw));
+        }
+        if let Some(ca) = &cfg.tls_ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                WriterError::Setup(format!("elasticsearch.tls_ca_file {}: {e}", ca.display()))
+            })?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                WriterError::Setup(format!("elasticsearch.tls_ca_file {}: {e}", ca.display()))
+            })?;
+            builder = builder.cert_validation(CertificateValidation::Full(cert));
+        }
+        let transport = builder
+            .timeout(cfg.request_timeout)
+            .enable_meta_header(false)
+            .build()
+            .map_err(|e| WriterError::Setup(format!("elasticsearch client: {e}")))?;
+        Ok(Self {
+            transport,
+            request_timeout: cfg.request_timeout,
+            display,
+        })
+    }
+
+    /// `host:port` of the configured nodes, for messages.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// `GET /`: the cluster's version string.
+    ///
+    /// # Errors
+    /// Unreachable, or a non-success answer (e.g. 401).
+    pub async fn info(&self) -> Result<String, SendError> {
+        let body = self
+            .request(Method::Get, "/", None::<&()>, None, HeaderMap::new())
+            .await?;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let dist = v["version"]["distribution"]
+            .as_str()
+            .unwrap_or("elasticsearch");
+        let num = v["version"]["number"].as_str().unwrap_or("unknown");
+        Ok(format!("{dist} {num}"))
+    }
+
+    /// `POST /_bulk` with an NDJSON body; returns the (filtered) response body.
+    ///
+    /// # Errors
+    /// Transport failure or a non-2xx status.
+    pub async fn bulk(&self, body: Bytes) -> Result<Bytes, SendError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        self.request(
+            Method::Post,
+            "/_bulk",
+            Some(&[("filter_path", super::response::FILTER_PATH)]),
+            Some(body),
+            headers,
+        )
+        .await
+    }
+
+    async fn request<Q: serde::Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&Q>,
+        body: Option<Bytes>,
+        headers: HeaderMap,
+    ) -> Result<Bytes, SendError> {
+        let resp = self
+            .transport
+            .send(
+                method,
+                path,
+                headers,
+                query,
+                body,
+                Some(self.request_timeout),
+            )
+            .await
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        let status = resp.status_code().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        if !(200..300).contains(&status) {
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
+            text.truncate(500);
+            return Err(SendError::Status { status, body: text });
+        }
+        Ok(bytes)
+    }
+}

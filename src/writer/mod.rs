@@ -1,0 +1,326 @@
+//! Stage 4: batches per lane, `_bulk` requests, per-item outcomes, acknowledgements.
+//!
+//! A lane owns one in-flight request at a time, so the order of changes to one
+//! document (always on the same lane) is the order they reach Elasticsearch.
+//! Transient failures are retried with backoff — the whole request or only the
+//! failed items — while the lane's queue fills and backpressure reaches the reader.
+//! Rejected documents go to the dead-letter file (or stop the daemon).
+
+pub mod bulk;
+pub mod client;
+pub mod dead_letter;
+pub mod response;
+pub mod retry;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use crate::checkpoint::TxnStatus;
+use crate::config::{OnRejected, WriterConfig};
+use crate::ordering::{Change, coalesce};
+use crate::telemetry::metrics;
+pub use client::{EsClient, SendError};
+use dead_letter::{DeadLetterFile, Rejection};
+use response::ItemOutcome;
+use retry::Backoff;
+
+/// Errors of the writer stage.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// Client construction (URL, secrets, CA).
+    #[error("{0}")]
+    Setup(String),
+    /// The dead-letter file cannot be written.
+    #[error("cannot write dead-letter file {path}: {source}")]
+    DeadLetter {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A document was rejected and `on_rejected = "fail"`.
+    #[error(
+        "Elasticsearch rejected document `{id}` in index `{index}` (HTTP {status}): {error}; \
+         binlog position {position}. Fix the mapping or data, or set \
+         dead_letter.on_rejected = \"dead_letter\""
+    )]
+    Rejected {
+        /// Index.
+        index: String,
+        /// Document id.
+        id: String,
+        /// Item status.
+        status: u16,
+        /// Item error.
+        error: String,
+        /// Source position.
+        position: String,
+    },
+    /// A request that retrying cannot fix (e.g. 413, or a malformed request).
+    #[error("Elasticsearch refused a bulk request (HTTP {status}): {body}; {hint}")]
+    Refused {
+        /// Status.
+        status: u16,
+        /// Body excerpt.
+        body: String,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// `writer.max_retries` attempts failed.
+    #[error("giving up after {attempts} attempts: {last}; raise writer.max_retries (0 = forever)")]
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// Last error.
+        last: String,
+    },
+    /// The sink's response did not match the request.
+    #[error("{0}")]
+    Response(#[from] response::ResponseError),
+}
+
+/// Everything a lane needs besides its queue.
+#[derive(Clone)]
+pub struct LaneContext {
+    /// Sink client.
+    pub client: EsClient,
+    /// Batching and retry settings.
+    pub config: WriterConfig,
+    /// Rejection policy.
+    pub on_rejected: OnRejected,
+    /// Dead-letter destination.
+    pub dead_letter: DeadLetterFile,
+    /// Fires when the drain budget is spent: abandon whatever is still pending.
+    pub abort: CancellationToken,
+}
+
+/// One lane: batches its queue and writes each batch until acknowledged.
+pub struct Lane {
+    id: usize,
+    ctx: LaneContext,
+    body: Vec<u8>,
+}
+
+impl Lane {
+    /// Lane number `id`.
+    pub fn new(id: usize, ctx: LaneContext) -> Self {
+        Self {
+            id,
+            ctx,
+            body: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// Runs until the queue is closed and drained, or `abort` fires.
+    ///
+    /// # Errors
+    /// A fatal sink condition (rejection with `on_rejected = "fail"`, refused request,
+    /// retries exhausted, dead-letter file unwritable).
+    #[tracing::instrument(name = "lane", skip_all, fields(stage = "writer", lane = self.id))]
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Change>) -> Result<(), WriterError> {
+        let max_docs = self.ctx.config.max_docs;
+        let max_bytes = self.ctx.config.max_bytes;
+        let max_delay = Duration::from_millis(self.ctx.config.max_delay_ms);
+        loop {
+            let first = tokio::select! {
+                c = rx.recv() => c,
+                _ = self.ctx.abort.cancelled() => return Ok(()),
+            };
+            let Some(first) = first else { return Ok(()) };
+            let deadline = tokio::time::Instant::now() + max_delay;
+            let mut bytes = first.weight();
+            let mut batch = vec![first];
+            let mut closed = false;
+            while batch.len() < max_docs && bytes < max_bytes {
+                let next = match rx.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        None
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
+                        c = rx.recv() => {
+                            closed = c.is_none();
+                            c
+                        }
+                        _ = tokio::time::sleep_until(deadline) => None,
+                    },
+                };
+                match next {
+                    Some(c) => {
+                        bytes += c.weight();
+                        batch.push(c);
+                    }
+                    None => break,
+                }
+            }
+            self.flush(batch).await?;
+            if closed {
+                // Nothing else will arrive; anything still queued was received above.
+                if rx.is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Writes one batch until every change is applied, dead-lettered or abandoned.
+    async fn flush(&mut self, batch: Vec<Change>) -> Result<(), WriterError> {
+        let (mut pending, superseded) = coalesce(batch);
+        let mut done_tokens = superseded;
+        let mut backoff = Backoff::new(
+            self.ctx.config.retry_initial_ms,
+            self.ctx.config.retry_max_ms,
+        );
+        loop {
+            bulk::encode(&pending, &mut self.body);
+            let body = Bytes::copy_from_slice(&self.body);
+            let started = Instant::now();
+            let sent = tokio::select! {
+                r = self.ctx.client.bulk(body) => r,
+                _ = self.ctx.abort.cancelled() => return Ok(()),
+            };
+            metrics::bulk_duration(started.elapsed());
+            let failure = match sent {
+                Ok(resp) => {
+                    let Some(items) = response::parse(&resp, pending.len())? else {
+                        metrics::bulk_request("success");
+                        debug!(docs = pending.len(), "Bulk request applied.");
+                        resolve_all(pending, done_tokens, TxnStatus::Delivered);
+                        return Ok(());
+                    };
+                    let (retry, reason) = self.settle_items(&mut pending, items).await?;
+                    for c in std::mem::take(&mut pending) {
+                        done_tokens.push(c.ack);
+                    }
+                    if retry.is_empty() {
+                        metrics::bulk_request("partial");
+                        resolve_all(Vec::new(), done_tokens, TxnStatus::Delivered);
+                        return Ok(());
+                    }
+                    // Applied items are done; only the transient failures go again.
+                    resolve_all(
+                        Vec::new(),
+                        std::mem::take(&mut done_tokens),
+                        TxnStatus::Delivered,
+                    );
+                    pending = retry;
+                    metrics::bulk_request("retry_items");
+                    reason
+                }
+                Err(SendError::Status { status, body })
+                    if !(status == 429 || status >= 500 || status == 401 || status == 403) =>
+                {
+                    metrics::bulk_request("refused");
+                    let hint = if status == 413 {
+                        "lower writer.max_bytes"
+                    } else {
+                        "this is a bug or an incompatible server; please report it"
+                    };
+                    return Err(WriterError::Refused { status, body, hint });
+                }
+                Err(e) => {
+                    metrics::bulk_request("error");
+                    e.to_string()
+                }
+            };
+            let max = self.ctx.config.max_retries;
+            if max > 0 && backoff.attempts() + 1 >= max {
+                return Err(WriterError::RetriesExhausted {
+                    attempts: backoff.attempts() + 1,
+                    last: failure,
+                });
+            }
+            let delay = backoff.next_delay();
+            if failure.contains("HTTP 401") || failure.contains("HTTP 403") {
+                error!(error = %failure, retry_in = ?delay, "Elasticsearch refuses our credentials; fix them, retrying.");
+            } else {
+                warn!(error = %failure, docs = pending.len(), attempt = backoff.attempts(), retry_in = ?delay, "Bulk request failed, retrying.");
+            }
+            metrics::retry();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.ctx.abort.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Splits a partially failed batch: rejected items are dead-lettered (or fail
+    /// the daemon), transient ones are returned for another attempt.
+    async fn settle_items(
+        &self,
+        pending: &mut Vec<Change>,
+        items: Vec<ItemOutcome>,
+    ) -> Result<(Vec<Change>, String), WriterError> {
+        let mut retry = Vec::new();
+        let mut keep = Vec::with_capacity(pending.len());
+        let mut rejected: Vec<(Change, u16, serde_json::Value)> = Vec::new();
+        let mut reason = String::new();
+        for (c, outcome) in std::mem::take(pending).into_iter().zip(items) {
+            match outcome {
+                ItemOutcome::Applied => keep.push(c),
+                ItemOutcome::Retry { status, error } => {
+                    if reason.is_empty() {
+                        reason = format!("item HTTP {status}: {error}");
+                    }
+                    retry.push(c);
+                }
+                ItemOutcome::Rejected { status, error } => rejected.push((c, status, error)),
+            }
+        }
+        if !rejected.is_empty() {
+            if self.ctx.on_rejected == OnRejected::Fail {
+                let (c, status, error) = &rejected[0];
+                let err = WriterError::Rejected {
+                    index: c.key.index.to_string(),
+                    id: c.key.id.clone(),
+                    status: *status,
+                    error: error.to_string(),
+                    position: c.origin.to_string(),
+                };
+                for (c, _, _) in rejected {
+                    c.ack.resolve(TxnStatus::Failed);
+                }
+                return Err(err);
+            }
+            let entries: Vec<Rejection<'_>> = rejected
+                .iter()
+                .map(|(c, status, error)| Rejection {
+                    change: c,
+                    status: *status,
+                    error,
+                })
+                .collect();
+            self.ctx.dead_letter.append(&entries).await?;
+            metrics::rejected(rejected.len());
+            let (c, status, error) = &rejected[0];
+            warn!(
+                count = rejected.len(),
+                index = %c.key.index,
+                id = %c.key.id,
+                status,
+                error = %error,
+                position = %c.origin,
+                dead_letter = %self.ctx.dead_letter.path().display(),
+                "Elasticsearch rejected documents; written to the dead-letter file."
+            );
+            keep.extend(rejected.into_iter().map(|(c, _, _)| c));
+        }
+        *pending = keep;
+        Ok((retry, reason))
+    }
+}
+
+fn resolve_all(changes: Vec<Change>, tokens: Vec<crate::checkpoint::AckToken>, status: TxnStatus) {
+    for c in changes {
+        c.ack.resolve(status);
+    }
+    for t in tokens {
+        t.resolve(status);
+    }
+}

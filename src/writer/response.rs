@@ -1,0 +1,148 @@
+//! `_bulk` responses → one outcome per item.
+//!
+//! Classification follows what a replaying, externally versioned writer needs:
+//! 409 means a newer or equal version is already there (applied), 404 on a delete
+//! means already gone (applied), 429 and 5xx are worth retrying, other 4xx are
+//! rejections of that one document.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Response fields we ask for with `filter_path`.
+pub const FILTER_PATH: &str = "errors,items.*.status,items.*.error";
+
+/// What happened to one item of a bulk request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemOutcome {
+    /// Written, or already superseded (409), or already deleted (404 on delete).
+    Applied,
+    /// Temporary failure (429, 5xx): send again.
+    Retry {
+        /// HTTP status.
+        status: u16,
+        /// Error object.
+        error: serde_json::Value,
+    },
+    /// The document cannot be indexed (mapping error …): dead-letter it.
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Error object.
+        error: serde_json::Value,
+    },
+}
+
+#[derive(Deserialize)]
+struct Body {
+    errors: bool,
+    #[serde(default)]
+    items: Vec<HashMap<String, Item>>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    status: u16,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// The response does not fit the request.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// Not the JSON we expect.
+    #[error("unreadable bulk response: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A different number of items than sent.
+    #[error("bulk response has {got} items for {sent} actions")]
+    Count {
+        /// Items returned.
+        got: usize,
+        /// Actions sent.
+        sent: usize,
+    },
+}
+
+/// Classifies every item of a response to a request of `sent` actions.
+/// `None` means every item was applied (`errors: false`).
+///
+/// # Errors
+/// Malformed JSON or an item count that does not match.
+pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, ResponseError> {
+    let parsed: Body = serde_json::from_slice(body)?;
+    if !parsed.errors {
+        return Ok(None);
+    }
+    if parsed.items.len() != sent {
+        return Err(ResponseError::Count {
+            got: parsed.items.len(),
+            sent,
+        });
+    }
+    Ok(Some(
+        parsed
+            .items
+            .into_iter()
+            .map(|m| {
+                let (action, item) = m.into_iter().next().unwrap_or_else(|| {
+                    (
+                        String::new(),
+                        Item {
+                            status: 500,
+                            error: None,
+                        },
+                    )
+                });
+                classify(&action, item.status, item.error)
+            })
+            .collect(),
+    ))
+}
+
+fn classify(action: &str, status: u16, error: Option<serde_json::Value>) -> ItemOutcome {
+    let error = error.unwrap_or(serde_json::Value::Null);
+    match status {
+        200..=299 | 409 => ItemOutcome::Applied,
+        404 if action == "delete" => ItemOutcome::Applied,
+        429 | 500..=599 => ItemOutcome::Retry { status, error },
+        _ => ItemOutcome::Rejected { status, error },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_errors_is_fast_path() {
+        let body = br#"{"errors":false,"items":[{"index":{"status":201}}]}"#;
+        assert_eq!(parse(body, 1).unwrap(), None);
+    }
+
+    #[test]
+    fn items_are_classified() {
+        let body = br#"{"errors":true,"items":[
+            {"index":{"status":201}},
+            {"index":{"status":409,"error":{"type":"version_conflict_engine_exception"}}},
+            {"delete":{"status":404}},
+            {"index":{"status":429,"error":{"type":"es_rejected_execution_exception"}}},
+            {"index":{"status":503,"error":{"type":"unavailable_shards_exception"}}},
+            {"index":{"status":400,"error":{"type":"mapper_parsing_exception"}}},
+            {"index":{"status":404,"error":{"type":"index_not_found_exception"}}}
+        ]}"#;
+        let out = parse(body, 7).unwrap().unwrap();
+        assert_eq!(out[0], ItemOutcome::Applied);
+        assert_eq!(out[1], ItemOutcome::Applied);
+        assert_eq!(out[2], ItemOutcome::Applied);
+        assert!(matches!(out[3], ItemOutcome::Retry { status: 429, .. }));
+        assert!(matches!(out[4], ItemOutcome::Retry { status: 503, .. }));
+        assert!(matches!(out[5], ItemOutcome::Rejected { status: 400, .. }));
+        assert!(matches!(out[6], ItemOutcome::Rejected { status: 404, .. }));
+    }
+
+    #[test]
+    fn mismatched_count_is_an_error() {
+        let body = br#"{"errors":true,"items":[{"index":{"status":201}}]}"#;
+        assert!(matches!(parse(body, 2), Err(ResponseError::Count { .. })));
+        assert!(parse(b"<html>", 1).is_err());
+    }
+}

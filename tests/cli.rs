@@ -1,0 +1,113 @@
+//! The command line: `check`, `status`, exit codes and plain error messages (SPEC §2.5, §2.6,
+//! §3).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+
+const TABLE: &str = "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))";
+
+#[tokio::test]
+async fn check_passes_on_a_good_setup() {
+    let env = TestEnv::get();
+    let (db, _conn) = env.create_database_with(TABLE).await;
+    let daemon = Daemon::builder(env)
+        .table(&format!("{db}.t"), &env.unique_index("check"))
+        .build();
+
+    let out = daemon.cli("check").await;
+
+    assert_eq!(out.code, 0, "{out}");
+}
+
+#[tokio::test]
+async fn unknown_config_key_exits_2_and_names_it() {
+    let env = TestEnv::get();
+    let daemon = Daemon::builder(env)
+        .mysql_toml(r#"urll = "mysql://oops@127.0.0.1:1""#)
+        .table("db.t", "idx")
+        .build();
+
+    for command in ["check", "run"] {
+        let out = daemon.cli(command).await;
+        assert_eq!(out.code, 2, "{command}: {out}");
+        assert!(out.stderr.contains("urll"), "{command}: {out}");
+        assert!(!out.stderr.contains("panicked"), "{command}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn missing_config_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml").display().to_string();
+
+    for command in ["check", "run", "status"] {
+        let out = run_cli(&[command, "--config", &missing]).await;
+        assert_eq!(out.code, 2, "{command}: {out}");
+        assert!(out.stderr.contains("nope.toml"), "{command}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn status_prints_the_checkpoint_after_a_run() {
+    // GIVEN a daemon that streamed some rows and stopped cleanly
+    let mut f = Fixture::start("status", TABLE).await;
+    f.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b')").await;
+    f.converge().await;
+    assert_eq!(f.daemon.terminate().await, 0);
+
+    // WHEN status is asked
+    let out = f.daemon.cli("status").await;
+
+    // THEN it prints the checkpoint's binlog file (and a position)
+    assert_eq!(out.code, 0, "{out}");
+    let file = f.env.binlog_file().await;
+    assert!(out.stdout.contains(&file), "expected {file}: {out}");
+    assert!(
+        out.stdout.chars().any(|c| c.is_ascii_digit()),
+        "no position: {out}"
+    );
+}
+
+#[tokio::test]
+async fn check_fails_for_a_table_without_primary_key() {
+    let env = TestEnv::get();
+    let (db, _conn) = env
+        .create_database_with("CREATE TABLE nokey (a INT, b VARCHAR(20))")
+        .await;
+    let daemon = Daemon::builder(env)
+        .table(&format!("{db}.nokey"), &env.unique_index("nokey"))
+        .build();
+
+    let out = daemon.cli("check").await;
+
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.all().contains("nokey"), "{out}");
+    assert!(out.all().contains("id_columns"), "{out}");
+}
+
+#[tokio::test]
+async fn run_exits_1_naming_an_unreachable_mysql() {
+    let env = TestEnv::get();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut daemon = Daemon::builder(env)
+        .mysql_url(&format!("mysql://binlog2es:pw@{addr}"))
+        .connect_timeout("1s")
+        .table("db.t", "idx")
+        .build();
+
+    let started = Instant::now();
+    daemon.spawn();
+    let code = daemon.wait_exit(secs(30)).await;
+
+    // (On failure the daemon's Drop prints its log.)
+    let log = std::fs::read_to_string(daemon.log_path()).unwrap();
+    assert_eq!(code, 1);
+    assert!(started.elapsed() < secs(20), "took {:?}", started.elapsed());
+    assert!(log.contains(&addr), "the log does not name {addr}");
+    assert!(!log.contains("panicked"), "the daemon panicked");
+}

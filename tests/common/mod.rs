@@ -1,0 +1,212 @@
+//! Test harness shared by the integration tests (STYLE.md §6).
+//!
+//! One MariaDB (row binlog on) and one osmem-server are started lazily per test binary and
+//! shared by its tests; each test gets its own database and index names. Set
+//! `BINLOG2ES_TEST_MYSQL_URL` (an admin URL) and/or `BINLOG2ES_TEST_ES_URL` to use running
+//! servers instead.
+//!
+//! - [`TestEnv`]: the shared servers, unique names, admin MySQL connections.
+//! - [`Fixture`]: the usual setup, a database with table `t` and a daemon streaming it.
+//! - [`Daemon`]: writes a config, runs `binlog2es run`, kills/terminates/restarts it.
+//! - [`Es`]: small Elasticsearch client (refresh, count, get, all docs, raw requests).
+//! - `compare`: table rows and index documents as JSON maps, [`Diff`], and
+//!   [`wait_until_index_equals_table`]; [`wait_until`] for any other condition.
+//!
+//! Nothing waits with a fixed sleep: conditions are polled with a timeout. A `Daemon` dropped
+//! during a panic prints its log tail and keeps its temp dir.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: panics are the report
+
+mod compare;
+mod daemon;
+mod es;
+mod servers;
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+// Each test binary uses a different part of the harness.
+#[allow(unused_imports)]
+pub use compare::{
+    Diff, Docs, assert_index_equals_table, compare, diff_docs, table_rows,
+    wait_until_index_equals_table,
+};
+#[allow(unused_imports)]
+pub use daemon::{CliOutput, Daemon, DaemonBuilder, run_cli};
+#[allow(unused_imports)]
+pub use es::Es;
+#[allow(unused_imports)]
+pub use servers::free_port;
+
+/// The servers shared by all tests of one test binary.
+pub struct TestEnv {
+    /// Admin account: all privileges (`mysql://admin:admin@127.0.0.1:PORT` when ours).
+    pub admin_url: String,
+    /// Least-privilege account the daemon connects with.
+    pub daemon_url: String,
+    /// Elasticsearch-compatible endpoint, e.g. `http://127.0.0.1:PORT`.
+    pub es_url: String,
+    /// `VERSION()` says MariaDB.
+    pub is_mariadb: bool,
+    /// Makes database and index names unique across test processes and runs.
+    tag: String,
+}
+
+static ENV: OnceLock<TestEnv> = OnceLock::new();
+static NAMES: AtomicU32 = AtomicU32::new(0);
+
+impl TestEnv {
+    /// The shared servers, started on first use.
+    ///
+    /// The start runs on a plain thread with its own runtime, so the servers (child processes)
+    /// and the state outlive each `#[tokio::test]` runtime.
+    pub fn get() -> &'static TestEnv {
+        ENV.get_or_init(|| {
+            std::thread::spawn(servers::start)
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    fn next_name(&self, prefix: &str, sep: char) -> String {
+        let n = NAMES.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}{sep}{}{sep}{n}", self.tag)
+    }
+
+    /// A fresh index name (lowercase, unique), e.g. `repl-1234a7-3`.
+    pub fn unique_index(&self, prefix: &str) -> String {
+        self.next_name(&prefix.to_lowercase(), '-')
+    }
+
+    /// Creates a fresh, empty database and returns its name.
+    pub async fn create_database(&self) -> String {
+        let db = self.next_name("b2e", '_');
+        let mut conn = self.mysql().await;
+        conn.query_drop(format!("CREATE DATABASE `{db}`"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {db}: {e}"));
+        conn.disconnect().await.ok();
+        db
+    }
+
+    /// Creates a fresh database, runs `ddl` in it (several statements allowed) and returns its
+    /// name with an admin connection whose default database it is.
+    pub async fn create_database_with(&self, ddl: &str) -> (String, Conn) {
+        let db = self.create_database().await;
+        let mut conn = self.mysql_db(&db).await;
+        conn.query_drop(ddl)
+            .await
+            .unwrap_or_else(|e| panic!("DDL in {db}: {e}\n{ddl}"));
+        (db, conn)
+    }
+
+    /// An admin connection without a default database.
+    pub async fn mysql(&self) -> Conn {
+        connect(Opts::from_url(&self.admin_url).expect("admin URL")).await
+    }
+
+    /// An admin connection with `db` as its default database.
+    pub async fn mysql_db(&self, db: &str) -> Conn {
+        let opts = OptsBuilder::from_opts(Opts::from_url(&self.admin_url).expect("admin URL"))
+            .db_name(Some(db));
+        connect(opts.into()).await
+    }
+
+    /// Client for the shared Elasticsearch.
+    pub fn es(&self) -> Es {
+        Es::new(&self.es_url)
+    }
+
+    /// The server's current binlog file (e.g. `binlog.000001`).
+    pub async fn binlog_file(&self) -> String {
+        let mut conn = self.mysql().await;
+        // MySQL 8.4 removed SHOW MASTER STATUS in favour of SHOW BINARY LOG STATUS.
+        let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
+            Ok(row) => row,
+            Err(_) => conn.query_first("SHOW BINARY LOG STATUS").await.unwrap(),
+        };
+        let row = row.expect("binary logging is off");
+        row.get::<String, _>(0).expect("binlog file name")
+    }
+}
+
+async fn connect(opts: Opts) -> Conn {
+    Conn::new(opts)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to MySQL: {e}"))
+}
+
+/// Polls `cond` every 50 ms until it returns true (then true) or `timeout` passes (then false).
+pub async fn wait_until(timeout: Duration, mut cond: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The usual test setup: a fresh database holding the tables `ddl` creates, and a daemon
+/// streaming `db.t` into a fresh index.
+pub struct Fixture {
+    pub env: &'static TestEnv,
+    pub db: String,
+    /// Admin connection with `db` as default database.
+    pub conn: Conn,
+    pub index: String,
+    pub daemon: Daemon,
+}
+
+impl Fixture {
+    pub async fn start(prefix: &str, ddl: &str) -> Fixture {
+        let env = TestEnv::get();
+        let (db, conn) = env.create_database_with(ddl).await;
+        let index = env.unique_index(prefix);
+        let daemon = Daemon::builder(env)
+            .table(&format!("{db}.t"), &index)
+            .start()
+            .await;
+        Fixture {
+            env,
+            db,
+            conn,
+            index,
+            daemon,
+        }
+    }
+
+    /// Runs statements (several allowed, `;`-separated) on the admin connection.
+    pub async fn sql(&mut self, sql: &str) {
+        self.conn
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Waits (up to `timeout`) until the index equals table `t`.
+    pub async fn converge_within(&mut self, timeout: Duration) -> Diff {
+        let (env, db, index) = (self.env, &self.db, &self.index);
+        wait_until_index_equals_table(env, &mut self.daemon, db, "t", index, timeout).await
+    }
+
+    /// Waits (up to 120 s) until the index equals table `t`.
+    pub async fn converge(&mut self) -> Diff {
+        self.converge_within(secs(120)).await
+    }
+
+    /// The document with this id, if any.
+    pub async fn doc(&self, id: &str) -> Option<serde_json::Value> {
+        self.env.es().get(&self.index, id).await
+    }
+}

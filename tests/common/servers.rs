@@ -1,0 +1,272 @@
+//! Starting (or finding) the MySQL and Elasticsearch servers the tests share.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts};
+
+use super::TestEnv;
+
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "admin";
+const DAEMON_USER: &str = "binlog2es";
+const DAEMON_PASSWORD: &str = "binlog2es-test-pw";
+
+pub(super) fn start() -> TestEnv {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin_url = match std::env::var("BINLOG2ES_TEST_MYSQL_URL") {
+        Ok(url) => url,
+        Err(_) => start_mariadb(&rt),
+    };
+    let es_url = match std::env::var("BINLOG2ES_TEST_ES_URL") {
+        Ok(url) => url.trim_end_matches('/').to_string(),
+        Err(_) => start_osmem(),
+    };
+    let (daemon_url, is_mariadb) = rt.block_on(prepare_mysql(&admin_url));
+    rt.block_on(wait_for_es(&es_url));
+    eprintln!(
+        "test servers ready in {:.1?}: mysql {admin_url}, es {es_url}",
+        started.elapsed()
+    );
+    let tag = format!(
+        "{}{:04x}",
+        std::process::id(),
+        rand::random::<u16>() // distinguishes runs against long-lived external servers
+    );
+    TestEnv {
+        admin_url,
+        daemon_url,
+        es_url,
+        is_mariadb,
+        tag,
+    }
+}
+
+/// Initialises a datadir in a temp dir and starts `mariadbd` with a ROW binlog on a free port.
+/// Returns the admin URL once the server accepts connections.
+fn start_mariadb(rt: &tokio::runtime::Runtime) -> String {
+    let dir = tempfile::Builder::new()
+        .prefix("b2e-mariadb-")
+        .tempdir()
+        .unwrap()
+        .keep(); // removed by the watchdog below
+    let data = dir.join("data");
+    let mut install = Command::new(find_binary("mariadb-install-db"));
+    install.args([
+        "--no-defaults",
+        &format!("--datadir={}", data.display()),
+        "--auth-root-authentication-method=socket",
+        "--skip-test-db",
+    ]);
+    if unsafe { libc::geteuid() } == 0 {
+        install.arg("--user=root");
+    }
+    let out = install.output().expect("running mariadb-install-db");
+    assert!(
+        out.status.success(),
+        "mariadb-install-db failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let init = dir.join("init.sql");
+    std::fs::write(
+        &init,
+        format!(
+            "CREATE USER IF NOT EXISTS '{ADMIN}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';\n\
+             GRANT ALL PRIVILEGES ON *.* TO '{ADMIN}'@'%' WITH GRANT OPTION;\n"
+        ),
+    )
+    .unwrap();
+
+    let port = free_port();
+    let d = |name: &str| dir.join(name).display().to_string();
+    let mut cmd = Command::new(find_binary("mariadbd"));
+    cmd.args([
+        "--no-defaults".to_string(),
+        format!("--datadir={}", data.display()),
+        format!("--socket={}", d("sock")),
+        format!("--port={port}"),
+        "--bind-address=127.0.0.1".into(),
+        format!("--log-bin={}", data.join("binlog").display()),
+        "--binlog-format=ROW".into(),
+        "--binlog-row-image=FULL".into(),
+        "--binlog-row-metadata=FULL".into(),
+        "--server-id=1".into(),
+        "--skip-name-resolve".into(),
+        format!("--pid-file={}", d("pid")),
+        format!("--log-error={}", d("err.log")),
+        format!("--init-file={}", init.display()),
+        "--innodb-buffer-pool-size=128M".into(),
+        "--innodb-log-file-size=256M".into(),
+        "--innodb-flush-log-at-trx-commit=2".into(),
+        "--sync-binlog=0".into(),
+        "--max-connections=500".into(),
+    ]);
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.arg("--user=root");
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting mariadbd");
+    spawn_watchdog(child.id(), &dir);
+
+    let url = format!("mysql://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{port}");
+    let opts = Opts::from_url(&url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    rt.block_on(async {
+        loop {
+            match Conn::new(opts.clone()).await {
+                Ok(conn) => {
+                    conn.disconnect().await.ok();
+                    break;
+                }
+                Err(e) => {
+                    let log = || std::fs::read_to_string(dir.join("err.log")).unwrap_or_default();
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("mariadbd exited with {status}; error log:\n{}", log());
+                    }
+                    if Instant::now() > deadline {
+                        panic!("mariadbd not ready after 60 s ({e}); error log:\n{}", log());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    std::thread::spawn(move || child.wait()); // reaps it once the watchdog kills it
+    url
+}
+
+/// Kills `pid` and removes `dir` once this test process is gone, however it ends.
+fn spawn_watchdog(pid: u32, dir: &Path) {
+    let mut watchdog = Command::new("sh")
+        .args([
+            "-c",
+            r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2"; sleep 1; rm -rf "$3""#,
+            "watchdog",
+            &std::process::id().to_string(),
+            &pid.to_string(),
+            &dir.display().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0) // survive a Ctrl-C aimed at the test's process group
+        .spawn()
+        .expect("starting the watchdog");
+    std::thread::spawn(move || watchdog.wait()); // reaps it, should it end first
+}
+
+/// Starts osmem-server on a free port; it exits by itself when this process does.
+fn start_osmem() -> String {
+    let bin = std::env::var("OSMEM_SERVER_BIN").unwrap_or_else(|_| {
+        Command::new("python3")
+            .args(["-c", "import osmem_server as o; print(o.resolve_binary())"])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .unwrap_or_else(|| "osmem-server".into())
+    });
+    let mut child: Child = Command::new(&bin)
+        .args(["-addr", "127.0.0.1:0", "-no-stdin-watch", "-parent-pid"])
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("starting {bin}: {e} (pip install osmem-server, or set OSMEM_SERVER_BIN)")
+        });
+    // The first line is `{"url":"http://127.0.0.1:PORT",...}`; keep draining the rest so the
+    // server never blocks on a full pipe.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || {
+        std::io::copy(&mut stdout, &mut std::io::sink()).ok();
+        child.wait()
+    });
+    let banner: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("osmem-server printed {line:?} instead of its banner: {e}"));
+    banner["url"]
+        .as_str()
+        .expect("url in osmem-server banner")
+        .to_string()
+}
+
+/// Waits for the server, learns its flavour and creates the daemon's least-privilege account.
+async fn prepare_mysql(admin_url: &str) -> (String, bool) {
+    let opts = Opts::from_url(admin_url).expect("BINLOG2ES_TEST_MYSQL_URL is not a mysql:// URL");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = loop {
+        match Conn::new(opts.clone()).await {
+            Ok(conn) => break conn,
+            Err(e) if Instant::now() > deadline => panic!("cannot connect to {admin_url}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let version: String = conn.query_first("SELECT VERSION()").await.unwrap().unwrap();
+    let is_mariadb = version.contains("MariaDB");
+    let privileges = if is_mariadb {
+        "SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR"
+    } else {
+        "SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT"
+    };
+    conn.query_drop(format!(
+        "CREATE USER IF NOT EXISTS '{DAEMON_USER}'@'%' IDENTIFIED BY '{DAEMON_PASSWORD}'; \
+         GRANT {privileges} ON *.* TO '{DAEMON_USER}'@'%'"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("creating the daemon's MySQL account: {e}"));
+    conn.disconnect().await.ok();
+    let daemon_url = format!(
+        "mysql://{DAEMON_USER}:{DAEMON_PASSWORD}@{}:{}",
+        opts.ip_or_hostname(),
+        opts.tcp_port()
+    );
+    (daemon_url, is_mariadb)
+}
+
+async fn wait_for_es(url: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match http.get(url).send().await {
+            Ok(resp) if resp.status().is_success() => return,
+            Ok(resp) if Instant::now() > deadline => panic!("{url} answers {}", resp.status()),
+            Err(e) if Instant::now() > deadline => panic!("cannot reach {url}: {e}"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `name` on PATH, else in the sbin directories Debian installs servers into.
+fn find_binary(name: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} not found; install mariadb-server"))
+}

@@ -1,0 +1,181 @@
+//! Stopping, killing and restarting the daemon never loses or regresses a change (SPEC §2.1,
+//! §2.2, §2.7).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+const TABLE: &str = "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, \
+                     n INT NOT NULL, note TEXT NULL) DEFAULT CHARSET = utf8mb4";
+
+#[tokio::test]
+async fn restart_after_sigterm_resumes_from_the_checkpoint() {
+    // GIVEN a synced table and a daemon stopped with SIGTERM
+    let mut f = Fixture::start("restart", TABLE).await;
+    f.sql("INSERT INTO t VALUES (1, 'a', 1, NULL), (2, 'b', 2, NULL), (3, 'c', 3, 'x')")
+        .await;
+    f.converge().await;
+    assert_eq!(f.daemon.terminate().await, 0);
+    assert!(f.daemon.checkpoint_path().exists());
+
+    // WHEN rows change while it is down, and it starts again
+    f.sql(
+        "INSERT INTO t VALUES (4, 'd', 4, NULL); UPDATE t SET n = 20 WHERE id = 2; \
+         DELETE FROM t WHERE id = 1; UPDATE t SET id = 33 WHERE id = 3",
+    )
+    .await;
+    f.daemon.restart().await;
+
+    // THEN it catches up
+    f.converge().await;
+    assert_eq!(f.doc("1").await, None);
+    assert_eq!(f.doc("3").await, None);
+    assert_eq!(f.doc("2").await.unwrap()["n"], 20);
+    assert_eq!(f.daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn replay_from_an_older_checkpoint_converges() {
+    // GIVEN a synced table and a copy of an early checkpoint
+    let mut f = Fixture::start("replay", TABLE).await;
+    f.sql(&insert_rows(1..=50)).await;
+    f.converge().await;
+    let early = std::fs::read(f.daemon.checkpoint_path()).unwrap();
+
+    // WHEN more changes stream, the daemon stops, and it restarts from the old checkpoint
+    f.sql(
+        "UPDATE t SET n = n + 100 WHERE id <= 10; DELETE FROM t WHERE id BETWEEN 11 AND 20; \
+         UPDATE t SET id = 121 WHERE id = 21; UPDATE t SET id = 11 WHERE id = 22; \
+         BEGIN; UPDATE t SET note = 'again' WHERE id <= 5; DELETE FROM t WHERE id = 30; COMMIT",
+    )
+    .await;
+    f.sql(&insert_rows(51..=80)).await;
+    f.converge().await;
+    assert_eq!(f.daemon.terminate().await, 0);
+    std::fs::write(f.daemon.checkpoint_path(), early).unwrap();
+    f.daemon.restart().await;
+    f.sql("UPDATE t SET n = n + 1 WHERE id <= 3; DELETE FROM t WHERE id = 50")
+        .await;
+
+    // THEN the replayed range neither resurrects deleted rows nor regresses updated ones
+    f.converge().await;
+    assert_eq!(f.doc("1").await.unwrap()["n"], 102);
+    assert_eq!(f.doc("15").await, None);
+    assert_eq!(f.doc("21").await, None);
+    assert_eq!(f.daemon.terminate().await, 0);
+}
+
+/// `INSERT INTO t VALUES (id, 'row-id', id, NULL), …` for the ids.
+fn insert_rows(ids: std::ops::RangeInclusive<u64>) -> String {
+    let rows: Vec<String> = ids
+        .map(|i| format!("({i}, 'row-{i}', {i}, NULL)"))
+        .collect();
+    format!("INSERT INTO t VALUES {}", rows.join(", "))
+}
+
+#[tokio::test]
+async fn crash_loop_converges() {
+    // GIVEN a streaming daemon and a background writer making random changes
+    let mut f = Fixture::start("crash", TABLE).await;
+    let seed: u64 = rand::random();
+    println!("crash-loop: seed={seed}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(random_writer(
+        f.env.mysql_db(&f.db).await,
+        seed,
+        stop.clone(),
+    ));
+
+    // WHEN the daemon is SIGKILLed at random moments and restarted each time
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(1));
+    let mut kills = 0;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..=2000))).await;
+        f.daemon.kill();
+        kills += 1;
+        f.daemon.restart().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let changes = writer.await.unwrap();
+
+    // THEN, once the writer stops, the index equals the table exactly
+    let diff = f.converge_within(secs(120)).await;
+    println!("crash-loop: statements={changes}");
+    println!(
+        "crash-loop: rows={} kills={kills} mismatches={}",
+        diff.rows,
+        diff.mismatches()
+    );
+    assert!(changes > 0);
+    assert_eq!(f.daemon.terminate().await, 0);
+}
+
+/// Random inserts, updates, deletes, key changes, multi-row statements and transactions (some
+/// rolled back) on ids 1..=300 until `stop`; returns the number of statements run.
+async fn random_writer(mut conn: Conn, seed: u64, stop: Arc<AtomicBool>) -> u64 {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut statements = 0;
+    while !stop.load(Ordering::Relaxed) {
+        if rng.random_bool(0.2) {
+            let size = rng.random_range(2..=6);
+            let sql: Vec<String> = (0..size).map(|_| random_change(&mut rng)).collect();
+            let end = if rng.random_bool(0.2) {
+                "ROLLBACK"
+            } else {
+                "COMMIT"
+            };
+            run(&mut conn, &format!("BEGIN; {}; {end}", sql.join("; "))).await;
+            statements += size;
+        } else {
+            run(&mut conn, &random_change(&mut rng)).await;
+            statements += 1;
+        }
+        let pause = rng.random_range(0..5);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    conn.disconnect().await.ok();
+    statements
+}
+
+fn random_change(rng: &mut StdRng) -> String {
+    let id = rng.random_range(1..=300u32);
+    let n = rng.random_range(0..1_000_000u32);
+    match rng.random_range(0..10) {
+        0..=2 => {
+            let note = if rng.random_bool(0.3) {
+                "NULL".into()
+            } else {
+                format!("'note {n}'")
+            };
+            format!(
+                "INSERT INTO t VALUES ({id}, 'name {n}', {n}, {note}) \
+                 ON DUPLICATE KEY UPDATE n = {n}, note = {note}"
+            )
+        }
+        3..=4 => format!("UPDATE t SET n = n + 1, name = 'upd {n}' WHERE id = {id}"),
+        5 => format!("DELETE FROM t WHERE id = {id}"),
+        6 => format!(
+            "UPDATE IGNORE t SET id = {} WHERE id = {id}",
+            rng.random_range(1..=300u32)
+        ),
+        7 => format!("UPDATE t SET n = n + 1 WHERE id BETWEEN {id} AND {id} + 20"),
+        8 => format!("DELETE FROM t WHERE id BETWEEN {id} AND {id} + 3"),
+        _ => format!("UPDATE t SET note = NULL WHERE id = {id}"),
+    }
+}
+
+async fn run(conn: &mut Conn, sql: &str) {
+    conn.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
