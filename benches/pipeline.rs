@@ -9,18 +9,17 @@ use std::sync::Arc;
 use binlog2es::checkpoint::AckToken;
 use binlog2es::config::TableRule;
 use binlog2es::decode::RowDecoder;
+use binlog2es::decode::row::read_image;
 use binlog2es::decode::value::ColumnSpec;
 use binlog2es::ordering::{Change, DocKey, Op, Origin, coalesce, lane_of};
 use binlog2es::position::Version;
 use binlog2es::reader::schema::{MapInfo, build};
 use binlog2es::writer::bulk::encode;
+use bitvec::slice::BitSlice;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mysql_common::binlog::row::BinlogRow;
-use mysql_common::binlog::value::BinlogValue;
 use mysql_common::constants::ColumnType;
-use mysql_common::packets::Column;
-use mysql_common::value::Value;
+use mysql_common::io::ParseBuf;
 
 const ROWS: usize = 10_000;
 
@@ -44,13 +43,7 @@ fn schema() -> binlog2es::reader::schema::TableSchema {
             45,
         ),
         col("body", ColumnType::MYSQL_TYPE_BLOB, vec![2], false, 45),
-        col(
-            "price",
-            ColumnType::MYSQL_TYPE_NEWDECIMAL,
-            vec![12, 2],
-            false,
-            0,
-        ),
+        col("price", ColumnType::MYSQL_TYPE_DOUBLE, vec![8], false, 0),
         col(
             "created_at",
             ColumnType::MYSQL_TYPE_DATETIME2,
@@ -77,30 +70,26 @@ fn schema() -> binlog2es::reader::schema::TableSchema {
     .expect("schema")
 }
 
-fn rows() -> Vec<BinlogRow> {
-    let cols: Arc<[Column]> = Arc::from(
-        (0..6)
-            .map(|_| Column::new(ColumnType::MYSQL_TYPE_NULL))
-            .collect::<Vec<_>>(),
-    );
+/// Row images as a server writes them (all columns present, none NULL).
+fn rows() -> Vec<Vec<u8>> {
     (0..ROWS)
         .map(|i| {
-            let v = |x: Value| Some(BinlogValue::Value(x));
-            BinlogRow::new(
-                vec![
-                    v(Value::UInt(i as u64)),
-                    v(Value::Int((i % 977) as i64)),
-                    v(Value::Bytes(
-                        format!("Order number {i} for a customer").into_bytes(),
-                    )),
-                    v(Value::Bytes(vec![b'x'; 400])),
-                    v(Value::Bytes(
-                        format!("{}.{:02}", i * 3, i % 100).into_bytes(),
-                    )),
-                    v(Value::Date(2024, 2, 29, 13, 45, 1, 123_456)),
-                ],
-                Arc::clone(&cols),
-            )
+            let mut r = vec![0u8]; // null bitmap
+            r.extend_from_slice(&(i as u64).to_le_bytes());
+            r.extend_from_slice(&((i % 977) as i32).to_le_bytes());
+            let title = format!("Order number {i} for a customer");
+            r.extend_from_slice(&(title.len() as u16).to_le_bytes());
+            r.extend_from_slice(title.as_bytes());
+            r.extend_from_slice(&400u16.to_le_bytes());
+            r.extend_from_slice(&[b'x'; 400]);
+            r.extend_from_slice(&(i as f64 * 1.25).to_le_bytes());
+            // DATETIME2(6) 2024-02-29 13:45:01.123456
+            let ymd: u64 = ((2024 * 13 + 2) << 5) | 29;
+            let hms: u64 = (13 << 12) | (45 << 6) | 1;
+            let packed = ((ymd << 17) | hms) + 0x80_0000_0000;
+            r.extend_from_slice(&packed.to_be_bytes()[3..]);
+            r.extend_from_slice(&123_456u32.to_be_bytes()[1..]);
+            r
         })
         .collect()
 }
@@ -131,11 +120,15 @@ fn bench_decode(c: &mut Criterion) {
     let rows = rows();
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(ROWS as u64));
-    g.bench_function("row_to_document", |b| {
+    let all = [0xffu8];
+    let present = &BitSlice::<u8>::from_slice(&all)[..schema.columns.len()];
+    g.bench_function("row_image_to_document", |b| {
         let mut dec = RowDecoder::default();
         b.iter(|| {
             for r in &rows {
-                black_box(dec.decode_row(&schema, r).expect("decode"));
+                let mut buf = ParseBuf(r);
+                let values = read_image(&mut buf, &schema.columns, present, false).expect("split");
+                black_box(dec.decode_row(&schema, &values).expect("decode"));
             }
         })
     });

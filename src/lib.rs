@@ -19,6 +19,8 @@
 //! | [`shutdown`] | signals and drain |
 //! | [`telemetry`] | logs and metrics |
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod decode;

@@ -1,6 +1,8 @@
 //! Binary edge: parse the command line, load configuration, dispatch, and map the
 //! outcome to an exit code (0 ok, 1 fatal or problem found, 2 bad configuration).
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
 
 use std::process::ExitCode;

@@ -159,7 +159,7 @@ fn fail_on_errors(findings: &[Finding]) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::Prerequisites(format!(
-            "the MySQL server is not ready for binlog2es: {}",
+            "cannot start: {}",
             errors.join("; ")
         )))
     }
@@ -194,6 +194,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .await
         .map_err(conn_err)?;
     fail_on_errors(&findings)?;
+    // Tables that cannot be synced are found now, not at their first change.
+    let tables = table_checks(&config, &mut conn).await.map_err(conn_err)?;
+    fail_on_errors(&tables)?;
     info!(host = %host, version = %facts.version, "Connected to MySQL.");
 
     let (start, mode) = match saved {
@@ -294,12 +297,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
         Some(r) = lanes.join_next() => {
-            failure = Some(lane_failure(r));
+            // A lane ending cleanly only means the reader dropped its queues; the
+            // reader's own result (awaited below) says why.
+            if !matches!(r, Ok(Ok(()))) {
+                failure = Some(lane_failure(r));
+            }
         }
     }
     stop_reading.cancel();
-    if failure.is_some() {
-        // A fatal error: nothing more will be acknowledged usefully.
+    if failure.is_some() && !reader_done {
+        // A lane failed for good: what the others hold cannot be committed past it.
         abort.cancel();
     }
     if !reader_done {
@@ -436,6 +443,16 @@ async fn mysql_checks(
 ) -> Result<Vec<Finding>, mysql_async::Error> {
     let facts = prerequisites::server_facts(conn).await?;
     let mut out = prerequisites::check_server(conn, &facts, config.mysql.server_id).await?;
+    out.append(&mut table_checks(config, conn).await?);
+    Ok(out)
+}
+
+/// One finding per configured rule and matching table: readable, and keyed.
+async fn table_checks(
+    config: &Config,
+    conn: &mut Conn,
+) -> Result<Vec<Finding>, mysql_async::Error> {
+    let mut out = Vec::new();
     let tables: Vec<(String, String)> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
@@ -444,8 +461,10 @@ async fn mysql_checks(
         )
         .await?;
     for (i, rule) in config.tables.iter().enumerate() {
-        let matched: Vec<&(String, String)> =
-            tables.iter().filter(|(d, t)| rule.matches(d, t)).collect();
+        let matched: Vec<&(String, String)> = tables
+            .iter()
+            .filter(|(d, t)| config.rule_for(d, t).is_some_and(|r| std::ptr::eq(r, rule)))
+            .collect();
         if matched.is_empty() {
             out.push(finding(
                 Severity::Warning,
@@ -479,7 +498,9 @@ async fn mysql_checks(
                 out.push(finding(
                     Severity::Error,
                     &what,
-                    format!("has no primary key: add one, or set id_columns = [\"col\", …] in tables[{i}]"),
+                    format!(
+                        "has no primary key: add one, or set id_columns = [\"col\", …] in tables[{i}]"
+                    ),
                 ));
             } else {
                 let id = if rule.id_columns.is_empty() {

@@ -279,3 +279,91 @@ async fn large_transaction_streams_within_the_memory_cap() {
     );
     assert_eq!(f.daemon.terminate().await, 0);
 }
+
+#[tokio::test]
+async fn minimal_row_metadata_takes_column_names_from_information_schema() {
+    // GIVEN a MariaDB of its own with binlog_row_metadata=MINIMAL (no column names in the
+    // binlog) and a daemon streaming a table of it
+    let env = TestEnv::dedicated(&["--binlog-row-metadata=MINIMAL"]);
+    let mut admin = env.mysql().await;
+    let metadata: Option<String> = admin
+        .query_first("SELECT @@binlog_row_metadata")
+        .await
+        .unwrap();
+    assert_eq!(metadata.as_deref(), Some("MINIMAL"));
+    let ddl = "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20), n INT)";
+    let (db, mut conn) = env.create_database_with(ddl).await;
+    let index = env.unique_index("minimal");
+    let mut daemon = Daemon::builder(&env)
+        .table(&format!("{db}.t"), &index)
+        .start()
+        .await;
+
+    // WHEN rows are written
+    conn.query_drop(
+        "INSERT INTO t VALUES (1, 'a', 10), (2, 'b', 20); UPDATE t SET n = 11 WHERE id = 1",
+    )
+    .await
+    .unwrap();
+
+    // THEN the documents carry the real column names
+    wait_until_index_equals_table(&env, &mut daemon, &db, "t", &index, secs(60)).await;
+    let es = env.es();
+    assert_eq!(
+        es.get(&index, "1").await,
+        Some(json!({"id": 1, "name": "a", "n": 11}))
+    );
+
+    // WHEN a column is added and later rows are written
+    conn.query_drop(
+        "ALTER TABLE t ADD COLUMN extra INT; \
+         INSERT INTO t VALUES (3, 'c', 30, 300); UPDATE t SET n = 21, extra = 2 WHERE id = 2",
+    )
+    .await
+    .unwrap();
+
+    // THEN they include the new column (names were refreshed when the table map changed)
+    let arrived = wait_until(secs(60), async || {
+        daemon.assert_running();
+        es.get(&index, "3").await.is_some()
+            && es.get(&index, "2").await.is_some_and(|d| d["n"] == 21)
+    })
+    .await;
+    assert!(arrived, "rows written after the ALTER did not arrive");
+    assert_eq!(
+        es.get(&index, "3").await,
+        Some(json!({"id": 3, "name": "c", "n": 30, "extra": 300}))
+    );
+    assert_eq!(
+        es.get(&index, "2").await,
+        Some(json!({"id": 2, "name": "b", "n": 21, "extra": 2}))
+    );
+    assert_eq!(
+        es.get(&index, "1").await,
+        Some(json!({"id": 1, "name": "a", "n": 11})),
+        "a row not written since the ALTER changed"
+    );
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn check_warns_about_minimal_row_metadata() {
+    // GIVEN a MariaDB of its own with binlog_row_metadata=MINIMAL
+    let env = TestEnv::dedicated(&["--binlog-row-metadata=MINIMAL"]);
+    let (db, _conn) = env
+        .create_database_with("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
+        .await;
+    let daemon = Daemon::builder(&env)
+        .table(&format!("{db}.t"), &env.unique_index("minimal-check"))
+        .build();
+
+    // WHEN `check` runs
+    let out = daemon.cli("check").await;
+
+    // THEN it passes, with a warning line about binlog_row_metadata
+    assert_eq!(out.code, 0, "{out}");
+    let warning = out.all().lines().any(|line| {
+        line.to_lowercase().contains("warning") && line.contains("binlog_row_metadata")
+    });
+    assert!(warning, "no warning about binlog_row_metadata: {out}");
+}

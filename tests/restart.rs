@@ -179,3 +179,96 @@ async fn run(conn: &mut Conn, sql: &str) {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
+
+#[tokio::test]
+async fn checkpoint_from_another_server_without_gtid_is_refused() {
+    // GIVEN a checkpoint written by a clean stop, then edited to claim another server and no
+    // GTID state
+    let mut f = Fixture::start("foreign", TABLE).await;
+    f.sql("INSERT INTO t VALUES (1, 'a', 1, NULL)").await;
+    f.converge().await;
+    assert_eq!(f.daemon.terminate().await, 0);
+    let mut checkpoint = f.daemon.checkpoint();
+    checkpoint["server"]["id"] = "someone-else".into();
+    checkpoint["gtid"] = serde_json::Value::Null;
+    f.daemon.write_checkpoint(&checkpoint);
+
+    // WHEN the daemon starts with it
+    f.daemon.spawn();
+    let code = f.daemon.wait_exit(secs(60)).await;
+
+    // THEN it refuses with exit 1 and a message about the checkpoint's server
+    let log = f.daemon.last_run_log();
+    assert_eq!(code, 1, "{log}");
+    assert!(!log.contains("panicked"), "the daemon panicked:\n{log}");
+    let refusal = log.lines().find(|line| {
+        let line = line.to_lowercase();
+        line.contains("checkpoint") && line.contains("server") && line.contains("someone-else")
+    });
+    assert!(
+        refusal.is_some(),
+        "no message about the checkpoint's server:\n{log}"
+    );
+    // Nothing was overwritten: the refused checkpoint is still there as it was.
+    assert_eq!(f.daemon.checkpoint(), checkpoint);
+}
+
+#[tokio::test]
+async fn checkpoint_from_another_server_resumes_by_gtid() {
+    // GIVEN a synced table, the version of one of its documents, and a daemon stopped with
+    // SIGTERM whose checkpoint is then edited to claim another server (GTID state kept)
+    let mut f = Fixture::start("bygtid", TABLE).await;
+    f.sql("INSERT INTO t VALUES (1, 'a', 1, NULL), (2, 'b', 2, NULL), (3, 'c', 3, NULL)")
+        .await;
+    f.converge().await;
+    let es = f.env.es();
+    let version_before = es.version(&f.index, "1").await.expect("document 1");
+    assert_eq!(f.daemon.terminate().await, 0);
+    let mut checkpoint = f.daemon.checkpoint();
+    let real_server = checkpoint["server"]["id"].clone();
+    assert!(
+        checkpoint["gtid"].as_str().is_some_and(|g| !g.is_empty()),
+        "the checkpoint has no GTID state: {checkpoint}"
+    );
+    checkpoint["server"]["id"] = "someone-else".into();
+    f.daemon.write_checkpoint(&checkpoint);
+
+    // WHEN rows change while it is down, it starts again, and a row changes after the restart
+    f.sql(
+        "INSERT INTO t VALUES (4, 'd', 4, NULL); UPDATE t SET n = 20 WHERE id = 2; \
+         DELETE FROM t WHERE id = 3",
+    )
+    .await;
+    f.daemon.restart().await;
+    f.converge().await;
+    f.sql("UPDATE t SET name = 'a2' WHERE id = 1").await;
+
+    // THEN it converges by GTID, and versions keep growing
+    f.converge().await;
+    assert_eq!(f.doc("3").await, None);
+    assert_eq!(f.doc("2").await.unwrap()["n"], 20);
+    assert_eq!(f.doc("1").await.unwrap()["name"], "a2");
+    let version_after = es.version(&f.index, "1").await.expect("document 1");
+    assert!(
+        version_after > version_before,
+        "version of document 1 went from {version_before} to {version_after}"
+    );
+    let version_4 = es.version(&f.index, "4").await.expect("document 4");
+    assert!(
+        version_4 > version_before,
+        "document 4 written after document 1 has version {version_4} <= {version_before}"
+    );
+
+    let log = f.daemon.last_run_log();
+    let by_gtid = log.to_lowercase();
+    assert!(
+        by_gtid.contains("by gtid") || by_gtid.contains("mode=gtid"),
+        "the log does not say it resumed by GTID:\n{log}"
+    );
+
+    // AND the checkpoint names the real server again
+    assert_eq!(f.daemon.terminate().await, 0);
+    let checkpoint = f.daemon.checkpoint();
+    assert_ne!(checkpoint["server"]["id"], "someone-else", "{checkpoint}");
+    assert_eq!(checkpoint["server"]["id"], real_server, "{checkpoint}");
+}

@@ -5,12 +5,13 @@
 //! longest prefix of delivered transactions. An abandoned or failed transaction
 //! stops it for good: it never skips a gap.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ack::TxnStatus;
-use super::store::{Checkpoint, CheckpointError, CheckpointStore};
+use super::store::{Checkpoint, CheckpointError, CheckpointStore, ServerIdentity};
 use crate::position::{BinlogPosition, MariaGtid, Version};
 
 /// The GTID a transaction adds to the state, if any.
@@ -40,6 +41,8 @@ pub struct TxnTicket {
     pub version: Version,
     /// Final status; `None` when the transaction had no change to deliver.
     pub done: Option<oneshot::Receiver<TxnStatus>>,
+    /// Server the transaction was read from (changes after a failover).
+    pub server: Arc<ServerIdentity>,
 }
 
 /// Why the tracker stopped.
@@ -88,6 +91,9 @@ impl Tracker {
                 TxnGtid::None => {}
                 TxnGtid::MariaDb(g) => c.gtid.add_mariadb(g),
                 TxnGtid::MySql { sid, gno } => c.gtid.add_mysql(&sid, gno),
+            }
+            if c.server != *ticket.server {
+                c.server = (*ticket.server).clone();
             }
             c.updated_at = SystemTime::now();
             out.send_replace(c.clone());
@@ -165,6 +171,7 @@ mod tests {
                 gtid: gtid(i),
                 version: Version(i),
                 done: r,
+                server: Arc::new(start().server),
             })
             .await
             .unwrap();
@@ -233,6 +240,7 @@ mod tests {
                         gtid: TxnGtid::None,
                         version: Version(i as u64 + 1),
                         done,
+                        server: Arc::new(start().server),
                     }).await.unwrap();
                 }
                 drop(tx);

@@ -4,10 +4,10 @@
 //! `_source` JSON object with one field per column, written straight into a byte
 //! buffer without building JSON trees.
 
+pub mod row;
 pub mod value;
 
 use bytes::Bytes;
-use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::value::Value;
 
@@ -37,6 +37,24 @@ pub enum DecodeError {
         /// Columns in the schema.
         expected: usize,
     },
+    /// The row image bytes cannot be split into values.
+    #[error("row image of `{table}`: {source}")]
+    Row {
+        /// `db.table`.
+        table: String,
+        /// What is wrong.
+        source: row::RowError,
+    },
+}
+
+/// One row image: a value per column, `None` for SQL NULL.
+pub type RowValues<'a> = [Option<BinlogValue<'a>>];
+
+fn value_at<'r, 'a>(row: &'r RowValues<'a>, i: usize) -> Option<&'r BinlogValue<'a>> {
+    match row.get(i) {
+        None | Some(None) | Some(Some(BinlogValue::Value(Value::NULL))) => None,
+        Some(Some(v)) => Some(v),
+    }
 }
 
 /// A decoded row: document id and `_source` JSON text.
@@ -63,7 +81,7 @@ impl RowDecoder {
     pub fn decode_row(
         &mut self,
         schema: &TableSchema,
-        row: &BinlogRow,
+        row: &RowValues<'_>,
     ) -> Result<DecodedRow, DecodeError> {
         if row.len() != schema.columns.len() {
             return Err(DecodeError::Shape {
@@ -74,10 +92,7 @@ impl RowDecoder {
         }
         self.values.clear();
         for (i, col) in schema.columns.iter().enumerate() {
-            let v = match row.as_ref(i) {
-                None | Some(BinlogValue::Value(Value::NULL)) => None,
-                Some(v) => Some(v),
-            };
+            let v = value_at(row, i);
             let decoded = decode_value(col, v).map_err(|source| DecodeError::Value {
                 table: schema.qualified(),
                 column: col.name.clone(),
@@ -109,7 +124,7 @@ impl RowDecoder {
     pub fn decode_id(
         &mut self,
         schema: &TableSchema,
-        row: &BinlogRow,
+        row: &RowValues<'_>,
     ) -> Result<String, DecodeError> {
         let mut parts = Vec::with_capacity(schema.key.len());
         for &k in &schema.key {
@@ -118,10 +133,7 @@ impl RowDecoder {
                 got: row.len(),
                 expected: schema.columns.len(),
             })?;
-            let v = match row.as_ref(k) {
-                None | Some(BinlogValue::Value(Value::NULL)) => None,
-                Some(v) => Some(v),
-            };
+            let v = value_at(row, k);
             parts.push(decode_value(col, v).map_err(|source| DecodeError::Value {
                 table: schema.qualified(),
                 column: col.name.clone(),

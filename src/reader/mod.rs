@@ -30,11 +30,13 @@ use tracing::{debug, info, warn};
 
 use crate::checkpoint::{AckToken, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket};
 use crate::config::Config;
+use crate::decode::row::read_image;
 use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
 use crate::telemetry::metrics;
 use events::QueryKind;
+use mysql_common::io::ParseBuf;
 use prerequisites::is_privilege_error;
 use schema::{SchemaError, TableSchema};
 
@@ -159,7 +161,7 @@ pub struct Reader {
     config: Arc<Config>,
     opts: Opts,
     host: String,
-    identity: ServerIdentity,
+    identity: Arc<ServerIdentity>,
     state: StreamState,
     mode: StartMode,
     router: Router,
@@ -203,7 +205,7 @@ impl Reader {
             config: setup.config,
             opts: setup.opts,
             host: setup.host,
-            identity: setup.identity,
+            identity: Arc::new(setup.identity),
             outer_end: setup.state.position.pos,
             state: setup.state,
             mode: setup.mode,
@@ -259,7 +261,7 @@ impl Reader {
         let facts = prerequisites::server_facts(&mut conn)
             .await
             .map_err(|e| self.conn_err(e))?;
-        if facts.identity != self.identity {
+        if facts.identity != *self.identity {
             if self.state.gtid.is_none() || facts.identity.flavor != self.identity.flavor {
                 return Err(ReaderError::Prerequisite(format!(
                     "the server at {} is now `{}`, not `{}` as before, and without GTIDs the \
@@ -268,7 +270,7 @@ impl Reader {
                 )));
             }
             warn!(from = %self.identity, to = %facts.identity, gtid = %self.state.gtid, "Server changed (failover); resuming by GTID.");
-            self.identity = facts.identity.clone();
+            self.identity = Arc::new(facts.identity.clone());
             self.mode = StartMode::Gtid;
             self.tables.clear();
         }
@@ -338,7 +340,7 @@ impl Reader {
                 Ok(Some(Err(e))) => return Err(self.refused_or_conn(e)),
                 Ok(Some(Ok(ev))) => ev,
             };
-            self.handle(&event, &stream).await?;
+            self.handle(&event).await?;
         }
     }
 
@@ -374,11 +376,7 @@ impl Reader {
         }
     }
 
-    async fn handle(
-        &mut self,
-        event: &Event,
-        stream: &mysql_async::BinlogStream,
-    ) -> Result<(), ReaderError> {
+    async fn handle(&mut self, event: &Event) -> Result<(), ReaderError> {
         let header = event.header();
         let kind = header.event_type_raw();
         let log_pos = u64::from(header.log_pos());
@@ -466,7 +464,7 @@ impl Reader {
             }
             _ => {
                 if let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() {
-                    self.on_rows(&rows, header.timestamp(), stream).await?;
+                    self.on_rows(&rows, header.timestamp()).await?;
                 }
             }
         }
@@ -499,6 +497,8 @@ impl Reader {
         });
         self.state.position = end.clone();
         self.state.version = txn.version;
+        // The position is now one of the connected server's: reconnect by it.
+        self.mode = StartMode::Position;
         match &txn.gtid {
             TxnGtid::None => {}
             TxnGtid::MariaDb(g) => self.state.gtid.add_mariadb(*g),
@@ -509,6 +509,7 @@ impl Reader {
             gtid: txn.gtid,
             version: txn.version,
             done,
+            server: Arc::clone(&self.identity),
         };
         // The tracker only stops at shutdown; then the ticket does not matter.
         let _ = self.tickets.send(ticket).await;
@@ -533,7 +534,7 @@ impl Reader {
             source,
         };
         let mut map = schema::read_table_map(&tme).map_err(serr)?;
-        if !map.has_names || map.key.is_empty() {
+        if !map.has_names || (map.key.is_empty() && rule.id_columns.is_empty()) {
             let catalog = self.catalog_conn().await?;
             let cols = schema::read_catalog(catalog, &db, &table)
                 .await
@@ -562,16 +563,12 @@ impl Reader {
         &mut self,
         rows: &RowsEventData<'_>,
         timestamp: u32,
-        stream: &mysql_async::BinlogStream,
     ) -> Result<(), ReaderError> {
         let id = rows.table_id();
         let Some((_, Some(schema))) = self.tables.get(&id) else {
             return Ok(());
         };
         let schema = Arc::clone(schema);
-        let Some(tme) = stream.get_tme(id) else {
-            return Err(self.event_err(format!("rows event for unknown table id {id}")));
-        };
         if self.txn.is_none() {
             self.begin(timestamp, TxnGtid::None, true).await;
         }
@@ -594,13 +591,28 @@ impl Reader {
             _ => ("update", false, false),
         };
         let mut out: Vec<(String, Op)> = Vec::new();
-        for row in rows.rows(tme) {
-            let (before, after) = row.map_err(|e| {
-                self.event_err(format!(
-                    "malformed rows event for {}: {e}",
-                    schema.qualified()
-                ))
-            })?;
+        let partial = matches!(rows, RowsEventData::PartialUpdateRowsEvent(_));
+        let rerr = |source| ReaderError::Decode {
+            position: position.clone(),
+            source: DecodeError::Row {
+                table: schema.qualified(),
+                source,
+            },
+        };
+        let mut buf = ParseBuf(rows.rows_data());
+        while !buf.is_empty() {
+            let before = match rows.columns_before_image() {
+                Some(cols) => {
+                    Some(read_image(&mut buf, &schema.columns, cols, false).map_err(rerr)?)
+                }
+                None => None,
+            };
+            let after = match rows.columns_after_image() {
+                Some(cols) => {
+                    Some(read_image(&mut buf, &schema.columns, cols, partial).map_err(rerr)?)
+                }
+                None => None,
+            };
             if is_delete {
                 let before = before.ok_or_else(|| self.event_err("delete without before image"))?;
                 out.push((

@@ -148,6 +148,36 @@ fn json_eq(a: &Json, b: &Json) -> bool {
     }
 }
 
+/// # Panics
+/// Unless `actual` is an object with exactly the fields of `expected`, each equal (exactly:
+/// `1` and `1.0` differ), reporting every differing field by name.
+pub fn assert_fields(actual: &Json, expected: &Json, what: &str) {
+    let (Some(actual_map), Some(expected_map)) = (actual.as_object(), expected.as_object()) else {
+        panic!("{what}: not objects\n  expected {expected}\n  actual   {actual}");
+    };
+    let mut problems = Vec::new();
+    for (name, want) in expected_map {
+        match actual_map.get(name) {
+            None => problems.push(format!("  {name}: missing (expected {want})")),
+            Some(got) if got != want => {
+                problems.push(format!("  {name}: expected {want}, got {got}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, got) in actual_map {
+        if !expected_map.contains_key(name) {
+            problems.push(format!("  {name}: unexpected field ({got})"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{what}: {} field(s) differ:\n{}\n  whole document: {actual}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
 /// How an index differs from its table.
 #[derive(Debug, Default)]
 pub struct Diff {

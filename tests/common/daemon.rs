@@ -167,6 +167,61 @@ impl Daemon {
         self.root.join("daemon.log")
     }
 
+    /// The whole log (every run).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The log of the latest `run` only.
+    pub fn last_run_log(&self) -> String {
+        let log = self.log();
+        match log.rfind("===== binlog2es run, start #") {
+            Some(at) => log[at..].to_string(),
+            None => log,
+        }
+    }
+
+    /// The checkpoint file as JSON.
+    ///
+    /// # Panics
+    /// If it does not exist or is not JSON.
+    pub fn checkpoint(&self) -> serde_json::Value {
+        let path = self.checkpoint_path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()))
+    }
+
+    /// Replaces the checkpoint file with `checkpoint` (the daemon must not be running).
+    pub fn write_checkpoint(&self, checkpoint: &serde_json::Value) {
+        let text = serde_json::to_string_pretty(checkpoint).unwrap() + "\n";
+        std::fs::write(self.checkpoint_path(), text).unwrap();
+    }
+
+    /// The checkpoint's `position` as (file, offset): compares file, then offset, like
+    /// [`TestEnv::binlog_position`].
+    pub fn checkpoint_position(&self) -> (String, u64) {
+        let checkpoint = self.checkpoint();
+        let position = &checkpoint["position"];
+        let file = position["file"].as_str();
+        let pos = position["pos"].as_u64();
+        match (file, pos) {
+            (Some(file), Some(pos)) => (file.to_string(), pos),
+            _ => panic!("checkpoint without position {{file, pos}}: {checkpoint}"),
+        }
+    }
+
+    /// The entries of the dead-letter file (none when it does not exist).
+    pub fn dead_letters(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dead_letter_path()).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("dead-letter line is not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

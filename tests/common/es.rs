@@ -69,6 +69,43 @@ impl Es {
         }
     }
 
+    /// The raw body text of `GET /index/_doc/id` (the `_source` exactly as stored, number
+    /// digits included, which a `serde_json::Value` would round); `None` when not found.
+    pub async fn get_raw(&self, index: &str, id: &str) -> Option<String> {
+        let path = format!("/{index}/_doc/{}", encode_path(id));
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        match status {
+            200 => Some(text),
+            404 => None,
+            _ => panic!("GET {path}: {status} {text}"),
+        }
+    }
+
+    /// `_version` of one document (real-time GET), if it exists.
+    pub async fn version(&self, index: &str, id: &str) -> Option<u64> {
+        let path = format!("/{index}/_doc/{}", encode_path(id));
+        match self.request(Method::GET, &path, None).await {
+            (200, body) => Some(body["_version"].as_u64().expect("_version")),
+            (404, _) => None,
+            (status, body) => panic!("GET {path}: {status} {body}"),
+        }
+    }
+
+    /// Creates `index` with `body` (`{"mappings": …, "settings": …}`).
+    pub async fn create_index(&self, index: &str, body: Value) {
+        let (status, resp) = self
+            .request(Method::PUT, &format!("/{index}"), Some(body))
+            .await;
+        assert_eq!(status, 200, "creating index {index}: {resp}");
+    }
+
     /// Indexes one document as it is (no versioning), refreshing the index.
     pub async fn put(&self, index: &str, id: &str, source: Value) {
         let path = format!("/{index}/_doc/{}?refresh=true", encode_path(id));

@@ -5,8 +5,10 @@
 //! `BINLOG2ES_TEST_MYSQL_URL` (an admin URL) and/or `BINLOG2ES_TEST_ES_URL` to use running
 //! servers instead.
 //!
-//! - [`TestEnv`]: the shared servers, unique names, admin MySQL connections.
-//! - [`Fixture`]: the usual setup, a database with table `t` and a daemon streaming it.
+//! - [`TestEnv`]: the shared servers, unique names, admin MySQL connections;
+//!   [`TestEnv::dedicated`] starts a MariaDB of a test's own with extra server arguments.
+//! - [`Fixture`]: the usual setup, a database with table `t` and a daemon streaming it
+//!   ([`Fixture::start_with`]: with a pre-created index and/or extra daemon settings).
 //! - [`Daemon`]: writes a config, runs `binlog2es run`, kills/terminates/restarts it.
 //! - [`Es`]: small Elasticsearch client (refresh, count, get, all docs, raw requests).
 //! - `compare`: table rows and index documents as JSON maps, [`Diff`], and
@@ -31,7 +33,7 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 // Each test binary uses a different part of the harness.
 #[allow(unused_imports)]
 pub use compare::{
-    Diff, Docs, assert_index_equals_table, compare, diff_docs, table_rows,
+    Diff, Docs, assert_fields, assert_index_equals_table, compare, diff_docs, table_rows,
     wait_until_index_equals_table,
 };
 #[allow(unused_imports)]
@@ -39,7 +41,7 @@ pub use daemon::{CliOutput, Daemon, DaemonBuilder, run_cli};
 #[allow(unused_imports)]
 pub use es::Es;
 #[allow(unused_imports)]
-pub use servers::free_port;
+pub use servers::{MariaDb, free_port};
 
 /// The servers shared by all tests of one test binary.
 pub struct TestEnv {
@@ -53,6 +55,8 @@ pub struct TestEnv {
     pub is_mariadb: bool,
     /// Makes database and index names unique across test processes and runs.
     tag: String,
+    /// The MariaDB only this env uses ([`TestEnv::dedicated`]); dies with the env.
+    server: Option<MariaDb>,
 }
 
 static ENV: OnceLock<TestEnv> = OnceLock::new();
@@ -69,6 +73,26 @@ impl TestEnv {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
+    }
+
+    /// Starts a MariaDB for this caller alone, with `extra_args` after the usual arguments
+    /// (e.g. `["--binlog-row-metadata=MINIMAL"]`), sharing the process's Elasticsearch. The
+    /// server is killed (and its data dir removed) when the returned env is dropped, or by a
+    /// watchdog when the test process exits. Always a local `mariadbd`, even when
+    /// `BINLOG2ES_TEST_MYSQL_URL` is set.
+    pub fn dedicated(extra_args: &[&str]) -> TestEnv {
+        let args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        std::thread::spawn(move || servers::start_dedicated(&args))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// The error log of a dedicated server (empty for shared or external servers).
+    pub fn server_error_log(&self) -> String {
+        self.server
+            .as_ref()
+            .map(MariaDb::error_log)
+            .unwrap_or_default()
     }
 
     fn next_name(&self, prefix: &str, sep: char) -> String {
@@ -131,6 +155,22 @@ impl TestEnv {
         let row = row.expect("binary logging is off");
         row.get::<String, _>(0).expect("binlog file name")
     }
+
+    /// The server's current binlog end as (file, offset): every transaction committed before
+    /// the call lies before it. Compares like a checkpoint position (file, then offset).
+    pub async fn binlog_position(&self) -> (String, u64) {
+        let mut conn = self.mysql().await;
+        let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
+            Ok(row) => row,
+            Err(_) => conn.query_first("SHOW BINARY LOG STATUS").await.unwrap(),
+        };
+        let row = row.expect("binary logging is off");
+        conn.disconnect().await.ok();
+        (
+            row.get::<String, _>(0).expect("binlog file name"),
+            row.get::<u64, _>(1).expect("binlog position"),
+        )
+    }
 }
 
 async fn connect(opts: Opts) -> Conn {
@@ -170,13 +210,25 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start(prefix: &str, ddl: &str) -> Fixture {
+        Fixture::start_with(prefix, ddl, None, |builder| builder).await
+    }
+
+    /// Like [`Fixture::start`], but creates the index first with `index_body` (settings,
+    /// mappings) when given, and lets `configure` adjust the daemon's config.
+    pub async fn start_with(
+        prefix: &str,
+        ddl: &str,
+        index_body: Option<serde_json::Value>,
+        configure: impl FnOnce(DaemonBuilder) -> DaemonBuilder,
+    ) -> Fixture {
         let env = TestEnv::get();
         let (db, conn) = env.create_database_with(ddl).await;
         let index = env.unique_index(prefix);
-        let daemon = Daemon::builder(env)
-            .table(&format!("{db}.t"), &index)
-            .start()
-            .await;
+        if let Some(body) = index_body {
+            env.es().create_index(&index, body).await;
+        }
+        let builder = Daemon::builder(env).table(&format!("{db}.t"), &index);
+        let daemon = configure(builder).start().await;
         Fixture {
             env,
             db,

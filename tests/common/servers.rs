@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -18,41 +19,128 @@ const DAEMON_PASSWORD: &str = "binlog2es-test-pw";
 
 pub(super) fn start() -> TestEnv {
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let admin_url = match std::env::var("BINLOG2ES_TEST_MYSQL_URL") {
         Ok(url) => url,
-        Err(_) => start_mariadb(&rt),
+        Err(_) => {
+            let server = start_mariadb(&rt, &[]);
+            let url = server.admin_url.clone();
+            // The shared server lives as long as the test process (the watchdog ends it).
+            let mut child = server.into_child();
+            std::thread::spawn(move || child.wait()); // reaps it once the watchdog kills it
+            url
+        }
     };
-    let es_url = match std::env::var("BINLOG2ES_TEST_ES_URL") {
-        Ok(url) => url.trim_end_matches('/').to_string(),
-        Err(_) => start_osmem(),
-    };
+    let es_url = es_url();
     let (daemon_url, is_mariadb) = rt.block_on(prepare_mysql(&admin_url));
-    rt.block_on(wait_for_es(&es_url));
     eprintln!(
         "test servers ready in {:.1?}: mysql {admin_url}, es {es_url}",
         started.elapsed()
-    );
-    let tag = format!(
-        "{}{:04x}",
-        std::process::id(),
-        rand::random::<u16>() // distinguishes runs against long-lived external servers
     );
     TestEnv {
         admin_url,
         daemon_url,
         es_url,
         is_mariadb,
-        tag,
+        tag: tag(),
+        server: None,
     }
 }
 
-/// Initialises a datadir in a temp dir and starts `mariadbd` with a ROW binlog on a free port.
-/// Returns the admin URL once the server accepts connections.
-fn start_mariadb(rt: &tokio::runtime::Runtime) -> String {
+/// A MariaDB of its own (started with the usual arguments followed by `extra_args`) sharing
+/// the test process's Elasticsearch; the server is killed when the returned env is dropped.
+pub(super) fn start_dedicated(extra_args: &[String]) -> TestEnv {
+    let started = Instant::now();
+    let rt = runtime();
+    let server = start_mariadb(&rt, extra_args);
+    let admin_url = server.admin_url.clone();
+    let es_url = es_url();
+    let (daemon_url, is_mariadb) = rt.block_on(prepare_mysql(&admin_url));
+    eprintln!(
+        "dedicated mariadbd {extra_args:?} ready in {:.1?}: {admin_url}",
+        started.elapsed()
+    );
+    TestEnv {
+        admin_url,
+        daemon_url,
+        es_url,
+        is_mariadb,
+        tag: tag(),
+        server: Some(server),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Distinguishes runs against long-lived external servers.
+fn tag() -> String {
+    format!("{}{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+static ES_URL: OnceLock<String> = OnceLock::new();
+
+/// The Elasticsearch shared by every env of this test process (`BINLOG2ES_TEST_ES_URL`, or an
+/// osmem-server started on first use), once it answers.
+fn es_url() -> String {
+    ES_URL
+        .get_or_init(|| {
+            std::thread::spawn(|| {
+                let url = match std::env::var("BINLOG2ES_TEST_ES_URL") {
+                    Ok(url) => url.trim_end_matches('/').to_string(),
+                    Err(_) => start_osmem(),
+                };
+                runtime().block_on(wait_for_es(&url));
+                url
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+        .clone()
+}
+
+/// A `mariadbd` this process started, with its temp dir (data dir, socket, error log).
+///
+/// Dropping it SIGKILLs the server and removes the dir; should the test process die first, the
+/// watchdog does both.
+pub struct MariaDb {
+    pub admin_url: String,
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl MariaDb {
+    /// Hands the process over for good: the watchdog alone ends it, with the test process.
+    fn into_child(self) -> Child {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.child.take().unwrap()
+    }
+
+    /// The server's error log.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("err.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+        // The watchdog sees the dir gone and ends without killing anything.
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+/// Initialises a datadir in a temp dir and starts `mariadbd` with a ROW binlog on a free port,
+/// `extra_args` last (so they override the defaults). Returns once the server accepts
+/// connections.
+fn start_mariadb(rt: &tokio::runtime::Runtime, extra_args: &[String]) -> MariaDb {
     let dir = tempfile::Builder::new()
         .prefix("b2e-mariadb-")
         .tempdir()
@@ -110,6 +198,7 @@ fn start_mariadb(rt: &tokio::runtime::Runtime) -> String {
         "--sync-binlog=0".into(),
         "--max-connections=500".into(),
     ]);
+    cmd.args(extra_args);
     if unsafe { libc::geteuid() } == 0 {
         cmd.arg("--user=root");
     }
@@ -144,16 +233,20 @@ fn start_mariadb(rt: &tokio::runtime::Runtime) -> String {
             }
         }
     });
-    std::thread::spawn(move || child.wait()); // reaps it once the watchdog kills it
-    url
+    MariaDb {
+        admin_url: url,
+        child: Some(child),
+        dir,
+    }
 }
 
-/// Kills `pid` and removes `dir` once this test process is gone, however it ends.
+/// Kills `pid` and removes `dir` once this test process is gone, however it ends; ends quietly
+/// when `dir` disappears first (the server was stopped and cleaned up by its owner).
 fn spawn_watchdog(pid: u32, dir: &Path) {
     let mut watchdog = Command::new("sh")
         .args([
             "-c",
-            r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2"; sleep 1; rm -rf "$3""#,
+            r#"while kill -0 "$1" 2>/dev/null; do [ -d "$3" ] || exit 0; sleep 1; done; [ -d "$3" ] || exit 0; kill -9 "$2"; sleep 1; rm -rf "$3""#,
             "watchdog",
             &std::process::id().to_string(),
             &pid.to_string(),
