@@ -147,7 +147,11 @@ fn start_mariadb(rt: &tokio::runtime::Runtime, extra_args: &[String]) -> MariaDb
         .unwrap()
         .keep(); // removed by the watchdog below
     let data = dir.join("data");
+    // Concurrent bootstraps sharing /tmp clash on temporary table files: give each its own.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let mut install = Command::new(find_binary("mariadb-install-db"));
+    install.env("TMPDIR", &tmp);
     install.args([
         "--no-defaults",
         &format!("--datadir={}", data.display()),
@@ -181,6 +185,7 @@ fn start_mariadb(rt: &tokio::runtime::Runtime, extra_args: &[String]) -> MariaDb
         "--no-defaults".to_string(),
         format!("--datadir={}", data.display()),
         format!("--socket={}", d("sock")),
+        format!("--tmpdir={}", tmp.display()),
         format!("--port={port}"),
         "--bind-address=127.0.0.1".into(),
         format!("--log-bin={}", data.join("binlog").display()),
