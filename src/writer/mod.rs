@@ -9,6 +9,7 @@
 pub mod bulk;
 pub mod client;
 pub mod dead_letter;
+pub mod index;
 pub mod response;
 pub mod retry;
 
