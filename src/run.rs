@@ -246,6 +246,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut lanes = JoinSet::new();
     let mut senders = Vec::with_capacity(config.writer.lanes);
     let indices = crate::writer::index::IndexManager::new(client.clone(), Arc::clone(&config));
+    let es_client = client.clone();
     let ctx = LaneContext {
         client,
         config: config.writer.clone(),
@@ -260,6 +261,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let (ticket_tx, ticket_rx) = mpsc::channel(TICKET_QUEUE);
     let (ckpt_tx, ckpt_rx) = watch::channel(start.clone());
+    let committed = ckpt_rx.clone();
     let tracker = tokio::spawn(Tracker::new(start.clone()).run(ticket_rx, ckpt_tx));
     let persist = tokio::spawn(crate::checkpoint::tracker::persist(
         store.clone(),
@@ -281,6 +283,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tickets: ticket_tx,
         stop: stop_reading.clone(),
         indices,
+        es: es_client,
+        committed,
     });
     let mut reader = tokio::spawn(reader.run());
 

@@ -11,6 +11,7 @@
 //! resumes at the last transaction boundary it completed, so a half-read
 //! transaction is read again whole, with the same version.
 
+pub mod ddl;
 pub mod events;
 pub mod prerequisites;
 pub mod schema;
@@ -24,17 +25,20 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts};
 use mysql_common::binlog::consts::EventType;
 use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::checkpoint::{AckToken, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket};
+use crate::checkpoint::{
+    AckToken, Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket,
+};
 use crate::config::Config;
 use crate::decode::row::read_image;
 use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
 use crate::telemetry::metrics;
+use crate::writer::EsClient;
 use crate::writer::index::IndexManager;
 use events::QueryKind;
 use mysql_common::io::ParseBuf;
@@ -177,6 +181,8 @@ pub struct Reader {
     tickets: mpsc::Sender<TxnTicket>,
     stop: CancellationToken,
     indices: IndexManager,
+    es: EsClient,
+    committed: watch::Receiver<Checkpoint>,
     tables: HashMap<u64, (TableMapEvent<'static>, Option<Arc<TableSchema>>)>,
     catalog: Option<Conn>,
     decoder: RowDecoder,
@@ -207,6 +213,10 @@ pub struct ReaderSetup {
     pub stop: CancellationToken,
     /// Creates and extends target indices.
     pub indices: IndexManager,
+    /// Sink client, for statements that remove documents (TRUNCATE, DROP).
+    pub es: EsClient,
+    /// The committed checkpoint, to wait for earlier changes before a TRUNCATE.
+    pub committed: watch::Receiver<Checkpoint>,
 }
 
 impl Reader {
@@ -225,6 +235,8 @@ impl Reader {
             tickets: setup.tickets,
             stop: setup.stop,
             indices: setup.indices,
+            es: setup.es,
+            committed: setup.committed,
             tables: HashMap::new(),
             catalog: None,
             decoder: RowDecoder::default(),
@@ -292,6 +304,9 @@ impl Reader {
         let mut setup = vec![
             format!("SET @master_heartbeat_period = {ns}"),
             format!("SET @source_heartbeat_period = {ns}"),
+            // mysql_async announces checksum support under the old name; MySQL 8.4
+            // reads the new one.
+            "SET @source_binlog_checksum = 'ALL'".to_owned(),
         ];
         if facts.identity.flavor == Flavor::Mariadb {
             // 4 = MARIA_SLAVE_CAPABILITY_GTID: send GTID events instead of dummies.
@@ -451,6 +466,13 @@ impl Reader {
                         // DDL may change any table's shape: rebuild schemas from the next table maps.
                         self.tables.clear();
                         debug!(query = %q.query(), "Statement event.");
+                        if let Some(ddl) = ddl::parse(&q.query(), &q.schema())
+                            && !self.on_ddl(ddl).await?
+                        {
+                            // Stopped while waiting: the statement is read again next time.
+                            self.txn = None;
+                            return Ok(());
+                        }
                         match &self.txn {
                             Some(t) if t.by_begin => {}
                             Some(_) => self.commit().await,
@@ -482,6 +504,113 @@ impl Reader {
             }
         }
         Ok(())
+    }
+
+    /// Applies a statement that removes documents. Returns `false` when stopped
+    /// before it could be applied.
+    async fn on_ddl(&mut self, ddl: ddl::Ddl) -> Result<bool, ReaderError> {
+        let (verb, tables) = match ddl {
+            ddl::Ddl::Truncate(t) => ("TRUNCATE", vec![t]),
+            ddl::Ddl::Drop(ts) => ("DROP TABLE", ts),
+            ddl::Ddl::Rename(pairs) => {
+                for ((fd, ft), (td, tt)) in pairs {
+                    let from = self
+                        .config
+                        .rule_for(&fd, &ft)
+                        .map(|r| r.index_for(&fd, &ft));
+                    let to = self
+                        .config
+                        .rule_for(&td, &tt)
+                        .map(|r| r.index_for(&td, &tt));
+                    if from.is_some() || to.is_some() {
+                        info!(from = %format!("{fd}.{ft}"), to = %format!("{td}.{tt}"), old_index = ?from, new_index = ?to,
+                            "Table renamed; its later changes follow the new name's rule, documents already written stay where they are.");
+                    }
+                }
+                return Ok(true);
+            }
+        };
+        let targets: Vec<(String, String, bool)> = tables
+            .iter()
+            .filter_map(|(db, t)| {
+                let rule = self.config.rule_for(db, t)?;
+                Some((
+                    format!("{db}.{t}"),
+                    rule.index_for(db, t),
+                    ddl::index_is_per_table(&self.config, rule),
+                ))
+            })
+            .collect();
+        if targets.is_empty() {
+            return Ok(true);
+        }
+        // Everything read before the statement must be in Elasticsearch first, or a
+        // late write of an earlier row would survive the delete.
+        let wanted = self.state.version;
+        let stop = self.stop.clone();
+        tokio::select! {
+            r = self.committed.wait_for(|c| c.version >= wanted) => {
+                if r.is_err() {
+                    return Ok(false);
+                }
+            }
+            _ = stop.cancelled() => return Ok(false),
+        }
+        for (table, index, per_table) in targets {
+            if !per_table {
+                error!(statement = verb, table = %table, index = %index, position = %self.here(),
+                    "The index is shared with other tables, so this table's documents cannot be told apart and were NOT removed; delete them by hand or give the table its own index.");
+                continue;
+            }
+            if !self.delete_all(&index).await? {
+                return Ok(false);
+            }
+            info!(statement = verb, table = %table, index = %index, position = %self.here(), "Removed the table's documents.");
+        }
+        Ok(true)
+    }
+
+    /// Deletes every document of `index`, retrying transient failures. Returns
+    /// `false` when stopped first.
+    async fn delete_all(&mut self, index: &str) -> Result<bool, ReaderError> {
+        let mut backoff = crate::writer::retry::Backoff::new(
+            self.config.writer.retry_initial_ms,
+            self.config.writer.retry_max_ms,
+        );
+        let path = format!("/{}/_delete_by_query", urlencode(index));
+        loop {
+            let sent = tokio::select! {
+                r = self.es.request(
+                    elasticsearch::http::Method::Post,
+                    &path,
+                    Some(&[("conflicts", "proceed"), ("refresh", "true")]),
+                    Some(bytes::Bytes::from_static(br#"{"query":{"match_all":{}}}"#)),
+                    elasticsearch::http::headers::HeaderMap::new(),
+                ) => r,
+                _ = self.stop.cancelled() => return Ok(false),
+            };
+            let error = match sent {
+                Ok(_) => return Ok(true),
+                Err(crate::writer::SendError::Status { status: 404, .. }) => return Ok(true),
+                Err(crate::writer::SendError::Status { status, body })
+                    if status != 429 && status < 500 =>
+                {
+                    return Err(ReaderError::Event {
+                        position: self.here(),
+                        message: format!(
+                            "deleting the documents of index `{index}` failed (HTTP {status}): {body}"
+                        ),
+                    });
+                }
+                Err(e) => e.to_string(),
+            };
+            let delay = backoff.next_delay();
+            warn!(index, error = %error, retry_in = ?delay, "Deleting documents failed, retrying.");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.cancelled() => return Ok(false),
+            }
+        }
     }
 
     /// Opens a transaction. `grouped` means it ends only at XID/COMMIT (a BEGIN, or
@@ -678,6 +807,16 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// Percent-encodes an index name for a URL path.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Lower-case hyphenated UUID text of a 16-byte source id.

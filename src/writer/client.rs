@@ -157,7 +157,7 @@ impl EsClient {
         .await
     }
 
-    async fn request<Q: serde::Serialize + ?Sized>(
+    pub(crate) async fn request<Q: serde::Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,

@@ -1,0 +1,243 @@
+//! DDL statements that change which documents exist, read from query events.
+//!
+//! Column changes need nothing here: they arrive as a new table map (names from
+//! `binlog_row_metadata=FULL`, or re-read from `information_schema`). What needs
+//! action is a statement that empties or removes a table: TRUNCATE and DROP.
+//! RENAME is recognised so it can be logged; rows after it follow the new name's
+//! rule.
+
+/// A table named in a statement: database (the statement's default when not
+/// qualified) and table.
+pub type TableName = (String, String);
+
+/// A statement that affects synced documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ddl {
+    /// `TRUNCATE [TABLE] t`.
+    Truncate(TableName),
+    /// `DROP TABLE [IF EXISTS] t1, t2 …` (not `DROP TEMPORARY TABLE`).
+    Drop(Vec<TableName>),
+    /// `RENAME TABLE a TO b, …` or `ALTER TABLE a RENAME [TO|AS] b`.
+    Rename(Vec<(TableName, TableName)>),
+}
+
+/// Whether every document in `rule`'s index comes from one table, so emptying the
+/// index empties exactly that table's documents.
+pub fn index_is_per_table(config: &crate::config::Config, rule: &crate::config::TableRule) -> bool {
+    let Some((db, table)) = rule.pattern.split_once('.') else {
+        return false;
+    };
+    let one_table = !table.contains('*') || rule.index.contains("{table}");
+    let one_db = !db.contains('*') || rule.index.contains("{db}");
+    let unshared = config
+        .tables
+        .iter()
+        .filter(|r| r.index == rule.index)
+        .count()
+        == 1;
+    one_table && one_db && unshared
+}
+
+/// Parses the statements binlog2es acts on; anything else is `None`.
+pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
+    let tokens = tokenize(sql);
+    let mut t = tokens.iter().map(String::as_str).peekable();
+    let upper = |s: Option<&&str>| s.map(|s| s.to_ascii_uppercase());
+    match upper(t.peek())?.as_str() {
+        "TRUNCATE" => {
+            t.next();
+            if upper(t.peek()).as_deref() == Some("TABLE") {
+                t.next();
+            }
+            Some(Ddl::Truncate(name(&mut t, default_db)?))
+        }
+        "DROP" => {
+            t.next();
+            if upper(t.next().as_ref())?.as_str() != "TABLE" {
+                return None;
+            }
+            if upper(t.peek()).as_deref() == Some("IF") {
+                t.next();
+                t.next();
+            }
+            let mut names = vec![name(&mut t, default_db)?];
+            while t.peek() == Some(&",") {
+                t.next();
+                names.push(name(&mut t, default_db)?);
+            }
+            Some(Ddl::Drop(names))
+        }
+        "RENAME" => {
+            t.next();
+            if upper(t.next().as_ref())?.as_str() != "TABLE" {
+                return None;
+            }
+            let mut pairs = Vec::new();
+            loop {
+                let from = name(&mut t, default_db)?;
+                if upper(t.next().as_ref())?.as_str() != "TO" {
+                    return None;
+                }
+                pairs.push((from, name(&mut t, default_db)?));
+                if t.peek() != Some(&",") {
+                    break;
+                }
+                t.next();
+            }
+            Some(Ddl::Rename(pairs))
+        }
+        "ALTER" => {
+            t.next();
+            if upper(t.peek()).as_deref() == Some("ONLINE")
+                || upper(t.peek()).as_deref() == Some("IGNORE")
+            {
+                t.next();
+            }
+            if upper(t.next().as_ref())?.as_str() != "TABLE" {
+                return None;
+            }
+            let from = name(&mut t, default_db)?;
+            while let Some(tok) = t.next() {
+                if tok.eq_ignore_ascii_case("RENAME") {
+                    let mut next = t.next()?;
+                    if next.eq_ignore_ascii_case("TO") || next.eq_ignore_ascii_case("AS") {
+                        next = t.next()?;
+                    }
+                    if next.eq_ignore_ascii_case("COLUMN")
+                        || next.eq_ignore_ascii_case("INDEX")
+                        || next.eq_ignore_ascii_case("KEY")
+                    {
+                        return None;
+                    }
+                    let mut rest = std::iter::once(next).chain(t).peekable();
+                    return Some(Ddl::Rename(vec![(from, name(&mut rest, default_db)?)]));
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Reads `db.table`, `` `db`.`table` `` or `table`.
+fn name<'a>(
+    t: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>,
+    default_db: &str,
+) -> Option<TableName> {
+    let first = t.next()?;
+    if matches!(first, "," | "(" | ")" | ";" | ".") {
+        return None;
+    }
+    if t.peek() == Some(&".") {
+        t.next();
+        let second = t.next()?;
+        return Some((unquote(first), unquote(second)));
+    }
+    Some((default_db.to_owned(), unquote(first)))
+}
+
+fn unquote(s: &str) -> String {
+    match s.strip_prefix('`').and_then(|s| s.strip_suffix('`')) {
+        Some(inner) => inner.replace("``", "`"),
+        None => s.to_owned(),
+    }
+}
+
+/// Splits SQL into identifiers/keywords, backquoted names and punctuation;
+/// comments are dropped.
+fn tokenize(sql: &str) -> Vec<String> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            i += 2;
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                i += 1;
+            }
+            i += 2;
+        } else if (c == '-' && chars.get(i + 1) == Some(&'-')) || c == '#' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '`' {
+            let start = i;
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => break,
+                    Some('`') if chars.get(i + 1) == Some(&'`') => i += 2,
+                    Some('`') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            out.push(chars[start..i.min(chars.len())].iter().collect());
+        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            out.push(chars[start..i].iter().collect());
+        } else {
+            out.push(c.to_string());
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(db: &str, t: &str) -> TableName {
+        (db.into(), t.into())
+    }
+
+    #[test]
+    fn statements_are_recognised() {
+        let cases: Vec<(&str, Option<Ddl>)> = vec![
+            (
+                "TRUNCATE TABLE orders",
+                Some(Ddl::Truncate(n("shop", "orders"))),
+            ),
+            (
+                "truncate `my db`.`t``x`",
+                Some(Ddl::Truncate(n("my db", "t`x"))),
+            ),
+            (
+                "DROP TABLE IF EXISTS `a`, other.b /* generated by server */",
+                Some(Ddl::Drop(vec![n("shop", "a"), n("other", "b")])),
+            ),
+            ("DROP TEMPORARY TABLE t", None),
+            ("DROP DATABASE shop", None),
+            (
+                "RENAME TABLE t TO t_old, t_new TO t",
+                Some(Ddl::Rename(vec![
+                    (n("shop", "t"), n("shop", "t_old")),
+                    (n("shop", "t_new"), n("shop", "t")),
+                ])),
+            ),
+            (
+                "ALTER TABLE t ADD COLUMN x INT, RENAME TO x.t2",
+                Some(Ddl::Rename(vec![(n("shop", "t"), n("x", "t2"))])),
+            ),
+            ("ALTER TABLE t RENAME COLUMN a TO b", None),
+            ("ALTER TABLE t ADD COLUMN extra INT", None),
+            ("/* c */ TRUNCATE t", Some(Ddl::Truncate(n("shop", "t")))),
+            ("CREATE TABLE t (id INT PRIMARY KEY)", None),
+            ("INSERT INTO t VALUES (1)", None),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(parse(sql, "shop"), want, "{sql}");
+        }
+    }
+}
