@@ -31,6 +31,7 @@ fn schema() -> binlog2es::reader::schema::TableSchema {
             meta,
             unsigned,
             collation,
+            ..ColumnSpec::default()
         };
     let columns = vec![
         col("id", ColumnType::MYSQL_TYPE_LONGLONG, vec![], true, 0),
@@ -56,6 +57,7 @@ fn schema() -> binlog2es::reader::schema::TableSchema {
         pattern: "shop.orders".into(),
         index: "orders".into(),
         id_columns: vec![],
+        ..TableRule::default()
     };
     build(
         "shop",

@@ -4,6 +4,7 @@
 //! the key), [`Config::validate`] does every pure check, and the I/O checks live in
 //! `reader::prerequisites`. Every default is a named const with the reason for its value.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +37,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 pub const DEFAULT_RETRY_INITIAL_MS: u64 = 100;
 /// Retry delay ceiling: an outage costs at most this much extra catch-up time.
 pub const DEFAULT_RETRY_MAX_MS: u64 = 30_000;
+/// Default operations endpoint address (SPEC §7), loopback only.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9187";
+/// `/readyz` tolerates this much lag: a healthy stream is well under it, an outage
+/// or a stuck sink soon exceeds it.
+pub const DEFAULT_READY_MAX_LAG: Duration = Duration::from_secs(30);
 /// Checkpoint writes are coalesced to at most one per interval (each is an fsync).
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 200;
 
@@ -112,6 +118,9 @@ pub struct Config {
     /// Log format and level.
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// Operations endpoint (`/metrics`, `/healthz`, `/readyz`).
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Which tables go to which index.
     #[serde(default)]
     pub tables: Vec<TableRule>,
@@ -350,6 +359,31 @@ impl Default for LoggingConfig {
     }
 }
 
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve the endpoint at all.
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    /// Listen address; loopback by default so metrics are not exposed by accident.
+    #[serde(default = "d_http_listen")]
+    pub listen: std::net::SocketAddr,
+    /// `/readyz` fails while the lag is above this.
+    #[serde(default = "d_ready_lag", deserialize_with = "duration")]
+    pub ready_max_lag: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: d_http_listen(),
+            ready_max_lag: DEFAULT_READY_MAX_LAG,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -374,6 +408,34 @@ pub struct TableRule {
     /// Columns forming `_id` when the table has no primary key (or to override it).
     #[serde(default)]
     pub id_columns: Vec<String>,
+    /// Whether binlog2es may create the index (mapping derived from the column types) and
+    /// add fields for new columns; default true. `false`: indices of this rule are never
+    /// created or altered (Elasticsearch's own auto-creation and dynamic mapping apply).
+    #[serde(default = "d_true")]
+    pub create_index: bool,
+    /// Field definitions that replace the derived ones (whole definitions, per field), e.g.
+    /// `{ title = { type = "keyword" } }`; used when binlog2es creates or extends the index.
+    /// Default empty.
+    #[serde(default)]
+    pub mapping: BTreeMap<String, serde_json::Value>,
+    /// Index settings sent when binlog2es creates the index (e.g.
+    /// `{ number_of_shards = 1 }`); default empty: the cluster's defaults and templates.
+    #[serde(default)]
+    pub index_settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A rule matching nothing, with every option at its default (for code building rules).
+impl Default for TableRule {
+    fn default() -> Self {
+        Self {
+            pattern: String::new(),
+            index: d_index(),
+            id_columns: Vec::new(),
+            create_index: true,
+            mapping: BTreeMap::new(),
+            index_settings: serde_json::Map::new(),
+        }
+    }
 }
 
 impl TableRule {
@@ -567,6 +629,7 @@ impl Config {
                     format!("`{}` does not give a valid index name", t.index),
                 ));
             }
+            validate_mapping(i, t)?;
         }
         Ok(())
     }
@@ -586,6 +649,46 @@ impl Config {
                 .join("dead-letter.jsonl")
         })
     }
+}
+
+/// `mapping` and `index_settings` of rule `i`: each mapping value a table with a `type`,
+/// and neither set when `create_index = false` (they would have no effect).
+fn validate_mapping(i: usize, t: &TableRule) -> Result<(), ConfigError> {
+    if !t.create_index {
+        for (key, set) in [
+            ("mapping", !t.mapping.is_empty()),
+            ("index_settings", !t.index_settings.is_empty()),
+        ] {
+            if set {
+                return Err(ConfigError::invalid(
+                    &format!("tables[{i}].{key}"),
+                    "has no effect with create_index = false; remove it, or set create_index = true",
+                ));
+            }
+        }
+    }
+    for (field, def) in &t.mapping {
+        let key = format!("tables[{i}].mapping.{field}");
+        if field.is_empty() {
+            return Err(ConfigError::invalid(&key, "field names must not be empty"));
+        }
+        let Some(table) = def.as_object() else {
+            return Err(ConfigError::invalid(
+                &key,
+                "must be a table like { type = \"keyword\" }",
+            ));
+        };
+        match table.get("type").and_then(serde_json::Value::as_str) {
+            Some(ty) if !ty.is_empty() => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "needs a `type`, e.g. { type = \"keyword\" } (use type = \"object\" for objects)",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a secret file, trimming one trailing newline.
@@ -661,11 +764,22 @@ fn d_retry_initial() -> u64 {
 fn d_retry_max() -> u64 {
     DEFAULT_RETRY_MAX_MS
 }
+fn d_http_listen() -> std::net::SocketAddr {
+    DEFAULT_HTTP_LISTEN
+        .parse()
+        .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 9187)))
+}
+fn d_ready_lag() -> Duration {
+    DEFAULT_READY_MAX_LAG
+}
 fn d_level() -> String {
     "info".to_owned()
 }
 fn d_index() -> String {
     "{db}.{table}".to_owned()
+}
+fn d_true() -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -743,6 +857,63 @@ match = "shop.*"
                 .to_string()
                 .contains("snapshot.mode")
         );
+    }
+
+    #[test]
+    fn index_options_parse_with_defaults() {
+        let c = load_str(MINIMAL).unwrap();
+        assert!(c.tables[0].create_index);
+        assert!(c.tables[0].mapping.is_empty());
+        assert!(c.tables[0].index_settings.is_empty());
+        let text = format!(
+            "{MINIMAL}mapping = {{ Title = {{ type = \"keyword\" }}, price = {{ type = \"scaled_float\", scaling_factor = 100 }} }}\n\
+             index_settings = {{ number_of_shards = 1, refresh_interval = \"5s\" }}\n"
+        );
+        let c = load_str(&text).unwrap();
+        c.validate().unwrap();
+        let rule = &c.tables[0];
+        // Keys keep their case: they are column names.
+        assert_eq!(
+            rule.mapping["Title"],
+            serde_json::json!({"type": "keyword"})
+        );
+        assert_eq!(
+            rule.mapping["price"],
+            serde_json::json!({"type": "scaled_float", "scaling_factor": 100})
+        );
+        assert_eq!(
+            serde_json::Value::Object(rule.index_settings.clone()),
+            serde_json::json!({"number_of_shards": 1, "refresh_interval": "5s"})
+        );
+    }
+
+    #[test]
+    fn index_options_are_validated() {
+        let bad = [
+            (
+                "mapping = { title = \"keyword\" }",
+                "tables[0].mapping.title",
+            ),
+            ("mapping = { title = { index = false } }", "needs a `type`"),
+            (
+                "create_index = false\nmapping = { title = { type = \"keyword\" } }",
+                "tables[0].mapping",
+            ),
+            (
+                "create_index = false\nindex_settings = { number_of_shards = 1 }",
+                "tables[0].index_settings",
+            ),
+        ];
+        for (lines, expected) in bad {
+            let c = load_str(&format!("{MINIMAL}{lines}\n")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(expected), "{lines}: {e}");
+        }
+        let err = load_str(&format!("{MINIMAL}index_settings = 3\n")).unwrap_err();
+        assert!(err.to_string().contains("index_settings"), "{err}");
+        let c = load_str(&format!("{MINIMAL}create_index = false\n")).unwrap();
+        c.validate().unwrap();
+        assert!(!c.tables[0].create_index);
     }
 
     #[test]

@@ -172,7 +172,30 @@ fn fail_on_errors(findings: &[Finding]) -> Result<(), Error> {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     config.validate()?;
     let config = Arc::new(config);
+    let prometheus = if config.http.enabled {
+        crate::telemetry::http::install_recorder()
+    } else {
+        None
+    };
     metrics::describe();
+    let progress = Arc::new(crate::telemetry::progress::Progress::default());
+    let http_stop = CancellationToken::new();
+    // Drop guard: the endpoint stops with `run`, whichever way it returns.
+    let _http_guard = http_stop.clone().drop_guard();
+    if config.http.enabled {
+        let silence = config.mysql.heartbeat_interval * 3 + Duration::from_secs(1);
+        let (addr, _task) = crate::telemetry::http::bind(
+            config.http.listen,
+            prometheus,
+            Arc::clone(&progress),
+            config.http.ready_max_lag,
+            silence,
+            http_stop.clone(),
+        )
+        .await
+        .map_err(|e| Error::Prerequisites(e.to_string()))?;
+        info!(%addr, "Serving /metrics, /healthz and /readyz.");
+    }
     let store = CheckpointStore::new(config.checkpoint.path.clone());
     store.ensure_writable()?;
     let saved = store.load()?;
@@ -245,7 +268,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let abort = CancellationToken::new();
     let mut lanes = JoinSet::new();
     let mut senders = Vec::with_capacity(config.writer.lanes);
-    let indices = crate::writer::index::IndexManager::new(client.clone(), Arc::clone(&config));
+    let indices = crate::writer::index::IndexManager::new(client.clone(), Arc::clone(&config))
+        .with_stop(stop_reading.clone());
     let es_client = client.clone();
     let ctx = LaneContext {
         client,
@@ -262,7 +286,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (ticket_tx, ticket_rx) = mpsc::channel(TICKET_QUEUE);
     let (ckpt_tx, ckpt_rx) = watch::channel(start.clone());
     let committed = ckpt_rx.clone();
-    let tracker = tokio::spawn(Tracker::new(start.clone()).run(ticket_rx, ckpt_tx));
+    let tracker = tokio::spawn(
+        Tracker::new(start.clone())
+            .with_progress(Arc::clone(&progress))
+            .run(ticket_rx, ckpt_tx),
+    );
     let persist = tokio::spawn(crate::checkpoint::tracker::persist(
         store.clone(),
         ckpt_rx,
@@ -285,6 +313,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         indices,
         es: es_client,
         committed,
+        progress: Arc::clone(&progress),
     });
     let mut reader = tokio::spawn(reader.run());
 

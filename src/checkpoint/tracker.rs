@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::ack::TxnStatus;
 use super::store::{Checkpoint, CheckpointError, CheckpointStore, ServerIdentity};
 use crate::position::{BinlogPosition, MariaGtid, Version};
+use crate::telemetry::progress::Progress;
 
 /// The GTID a transaction adds to the state, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub struct TxnTicket {
     pub done: Option<oneshot::Receiver<TxnStatus>>,
     /// Server the transaction was read from (changes after a failover).
     pub server: Arc<ServerIdentity>,
+    /// Server timestamp of the transaction (for lag).
+    pub timestamp: u32,
 }
 
 /// Why the tracker stopped.
@@ -59,12 +62,22 @@ pub enum TrackerExit {
 /// Applies delivered transactions to the committed checkpoint, in order.
 pub struct Tracker {
     committed: Checkpoint,
+    progress: Option<Arc<Progress>>,
 }
 
 impl Tracker {
     /// A tracker starting from `start`.
     pub fn new(start: Checkpoint) -> Self {
-        Self { committed: start }
+        Self {
+            committed: start,
+            progress: None,
+        }
+    }
+
+    /// Also report each commit to `progress` (lag, readiness).
+    pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Awaits tickets in order and publishes each new committed state to `out`.
@@ -96,6 +109,9 @@ impl Tracker {
                 c.server = (*ticket.server).clone();
             }
             c.updated_at = SystemTime::now();
+            if let Some(p) = &self.progress {
+                p.committed(ticket.version.0, ticket.timestamp);
+            }
             out.send_replace(c.clone());
         }
         TrackerExit::Drained
@@ -172,6 +188,7 @@ mod tests {
                 version: Version(i),
                 done: r,
                 server: Arc::new(start().server),
+                timestamp: 0,
             })
             .await
             .unwrap();
@@ -241,6 +258,7 @@ mod tests {
                         version: Version(i as u64 + 1),
                         done,
                         server: Arc::new(start().server),
+                        timestamp: 0,
                     }).await.unwrap();
                 }
                 drop(tx);

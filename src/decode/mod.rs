@@ -4,6 +4,8 @@
 //! `_source` JSON object with one field per column, written straight into a byte
 //! buffer without building JSON trees.
 
+pub mod geo;
+pub mod json;
 pub mod row;
 pub mod value;
 
@@ -57,6 +59,30 @@ fn value_at<'r, 'a>(row: &'r RowValues<'a>, i: usize) -> Option<&'r BinlogValue<
     }
 }
 
+/// The new value of a JSON column from its before-image value and MySQL's diff operations.
+fn partial_json(
+    before: Option<&RowValues<'_>>,
+    i: usize,
+    diffs: &[mysql_common::binlog::jsondiff::JsonDiff<'_>],
+) -> Result<FieldValue, ValueError> {
+    let message = |m: &str| {
+        ValueError::from(json::JsonError::Diff {
+            op: "partial update",
+            path: "$".to_owned(),
+            message: m.to_owned(),
+        })
+    };
+    match before.and_then(|b| value_at(b, i)) {
+        Some(BinlogValue::Jsonb(old)) => Ok(FieldValue::Raw(json::apply_diffs(old, diffs)?)),
+        Some(_) => Err(message(
+            "the before image holds no binary JSON for the column",
+        )),
+        None => Err(message(
+            "the before image is missing or NULL; binlog_row_image must be FULL",
+        )),
+    }
+}
+
 /// A decoded row: document id and `_source` JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedRow {
@@ -85,7 +111,6 @@ impl RowDecoder {
         row: &RowValues<'_>,
         before: Option<&RowValues<'_>>,
     ) -> Result<DecodedRow, DecodeError> {
-        let _ = before;
         if row.len() != schema.columns.len() {
             return Err(DecodeError::Shape {
                 table: schema.qualified(),
@@ -96,7 +121,12 @@ impl RowDecoder {
         self.values.clear();
         for (i, col) in schema.columns.iter().enumerate() {
             let v = value_at(row, i);
-            let decoded = decode_value(col, v).map_err(|source| DecodeError::Value {
+            let decoded = match v {
+                // MySQL partial JSON update: the diff applies to the before image's value.
+                Some(BinlogValue::JsonDiff(diffs)) => partial_json(before, i, diffs),
+                _ => decode_value(col, v),
+            }
+            .map_err(|source| DecodeError::Value {
                 table: schema.qualified(),
                 column: col.name.clone(),
                 source,

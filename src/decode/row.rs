@@ -141,7 +141,11 @@ pub fn read_image<'a>(
             out.push(None);
             continue;
         }
-        if col.meta.len() < meta_len(col.column_type) {
+        // mysql_common computes `precision - scale` for NEWDECIMAL: a scale above the
+        // precision would underflow (a panic), so such metadata is refused here.
+        let bad_decimal = col.column_type == ColumnType::MYSQL_TYPE_NEWDECIMAL
+            && matches!(col.meta.as_slice(), [precision, scale, ..] if scale > precision);
+        if col.meta.len() < meta_len(col.column_type) || bad_decimal {
             return Err(RowError::Metadata {
                 column: col.name.clone(),
                 meta: col.meta.clone(),
@@ -278,6 +282,7 @@ mod tests {
             meta,
             unsigned: false,
             collation: 45,
+            ..ColumnSpec::default()
         }
     }
 
@@ -316,6 +321,16 @@ mod tests {
                 false
             ),
             Err(RowError::Value { .. })
+        ));
+        let bad_decimal = vec![spec("d", ColumnType::MYSQL_TYPE_NEWDECIMAL, vec![2, 5])];
+        assert!(matches!(
+            read_image(
+                &mut ParseBuf(&[0u8, 0x80, 0, 0, 0]),
+                &bad_decimal,
+                &BitSlice::<u8>::from_slice(&all)[..1],
+                false
+            ),
+            Err(RowError::Metadata { .. })
         ));
         let short_meta = vec![spec("v", ColumnType::MYSQL_TYPE_VARCHAR, vec![])];
         assert!(matches!(

@@ -23,15 +23,22 @@
 //! | TIMESTAMP | `Int(unix s)` | `Str` (UTC, `Z`) or `Null` |
 //! | TIME2 | `Time(neg, days, h, m, s, us)` | `Str` |
 //! | VARCHAR, STRING, BLOB types | `Bytes` | `Str` (text or base64) |
+//! | ENUM | `Int(index)` (1-based, 0 = invalid value) | `Str(label)`, `""` for 0 |
+//! | SET | `Bytes`, little-endian bitmap | `Raw` array of labels |
+//! | JSON (MySQL) | `Jsonb(..)` / `JsonDiff(..)` | `Raw` JSON text ([`super::json`]) |
+//! | JSON (MariaDB: LONGTEXT + `json_valid`) | `Bytes` of text | `Raw` JSON text |
+//! | GEOMETRY | `Bytes`: SRID + WKB | `Raw` GeoJSON ([`super::geo`]) |
+//! | VECTOR | `Bytes`: little-endian f32s | `Raw` array of numbers |
 //!
 //! A NULL column arrives as `Value::NULL` (or as `None` from the caller).
 //!
-//! Left to others, or not done yet (each is a [`ValueError::Unsupported`]): ENUM and SET
-//! need the labels from the table map's optional metadata; JSON, GEOMETRY and VECTOR need
-//! their own decoders. The old pre-5.6.4 TIME format is refused because mysql_common
-//! reads it unsigned and truncates the hours, so the result would be silently wrong.
-//! MariaDB's JSON (a LONGTEXT alias) looks like any other text column here; telling it
-//! apart is the schema module's job.
+//! ENUM and SET labels come from the schema module ([`ColumnSpec::labels`]: table-map
+//! optional metadata, else `information_schema`), and so does the MariaDB JSON flag
+//! ([`ColumnSpec::json_text`]). A partial JSON update needs the before image, so
+//! [`super::RowDecoder`] applies it; here it is an unexpected value. Refused as
+//! [`ValueError::Unsupported`]: the old pre-5.6.4 TIME format (mysql_common reads it
+//! unsigned and truncates the hours, so the result would be silently wrong), pre-5.0
+//! DECIMAL, and typed arrays (never in a row image).
 
 use std::borrow::Cow;
 
@@ -57,6 +64,28 @@ pub struct ColumnSpec {
     pub unsigned: bool,
     /// Collation id from the table map's optional metadata (0 = unknown → treat as utf8mb4).
     pub collation: u16,
+    /// ENUM / SET labels in definition order, already decoded by the column's character set
+    /// (table-map ENUM_STR_VALUE / SET_STR_VALUE, or information_schema COLUMN_TYPE).
+    /// Empty for other types.
+    pub labels: Vec<String>,
+    /// A text column holding JSON (MariaDB's JSON alias: LONGTEXT with a `json_valid` check),
+    /// written as the JSON value instead of a string.
+    pub json_text: bool,
+}
+
+impl Default for ColumnSpec {
+    /// An unnamed column of unknown type; for struct-update syntax in tests and benches.
+    fn default() -> Self {
+        ColumnSpec {
+            name: String::new(),
+            column_type: ColumnType::MYSQL_TYPE_NULL,
+            meta: Vec::new(),
+            unsigned: false,
+            collation: 0,
+            labels: Vec::new(),
+            json_text: false,
+        }
+    }
 }
 
 /// A decoded column value, ready to be written as JSON. Exact: no float round trips for DECIMAL.
@@ -71,6 +100,9 @@ pub enum FieldValue {
     Decimal(String),
     /// Text, a temporal value in its SPEC §6 form, or base64 of binary bytes.
     Str(String),
+    /// Complete, compact JSON text written as it is (SET arrays, JSON documents, GeoJSON,
+    /// VECTOR arrays).
+    Raw(String),
 }
 
 /// What is wrong with one column value. The caller adds table, column and position.
@@ -109,6 +141,33 @@ pub enum ValueError {
     /// Neither MySQL nor MariaDB (as far as we know) uses this collation id.
     #[error("unknown collation id {collation}")]
     UnknownCollation { collation: u16 },
+    /// ENUM/SET labels are unknown (no optional metadata and no catalog answer).
+    #[error(
+        "{column_type} labels are unknown; set binlog_row_metadata=FULL on the server \
+         (or let binlog2es read information_schema.COLUMNS)"
+    )]
+    NoLabels { column_type: &'static str },
+    /// An ENUM index or SET bit beyond the known labels.
+    #[error("{column_type} value {value} has no label among the {labels} known")]
+    NoSuchLabel {
+        column_type: &'static str,
+        value: u64,
+        labels: usize,
+    },
+    /// A JSON document that cannot be written (malformed JSONB, invalid MariaDB JSON text, a
+    /// partial update that does not fit).
+    /// (Boxed: it is the largest variant, and decode errors travel inside every reader error.)
+    #[error(transparent)]
+    Json(Box<super::json::JsonError>),
+    /// A geometry that cannot be written as GeoJSON.
+    #[error("GEOMETRY: {0}")]
+    Geometry(#[from] super::geo::GeoError),
+}
+
+impl From<super::json::JsonError> for ValueError {
+    fn from(e: super::json::JsonError) -> Self {
+        ValueError::Json(Box::new(e))
+    }
 }
 
 /// Decodes one column value per SPEC §6. `None` means SQL NULL.
@@ -129,7 +188,12 @@ pub fn decode_value(
     let value = match value {
         None | Some(BinlogValue::Value(Value::NULL)) => return Ok(FieldValue::Null),
         Some(BinlogValue::Value(value)) => value,
-        Some(BinlogValue::Jsonb(_)) => return Err(unexpected(ty, "JSONB")),
+        Some(BinlogValue::Jsonb(jsonb)) => {
+            return match family {
+                Family::Json => Ok(FieldValue::Raw(super::json::jsonb_to_text(jsonb)?)),
+                _ => Err(unexpected(ty, "JSONB")),
+            };
+        }
         Some(BinlogValue::JsonDiff(_)) => return Err(unexpected(ty, "partial JSON")),
     };
     match family {
@@ -161,6 +225,123 @@ pub fn decode_value(
             charset,
             pad_to,
         } => decode_text(ty, value, codec, charset, pad_to),
+        Family::JsonText { codec, charset } => {
+            match decode_text(ty, value, codec, charset, None)? {
+                FieldValue::Str(text) => Ok(FieldValue::Raw(super::json::text_to_json(&text)?)),
+                other => Ok(other),
+            }
+        }
+        Family::Enum => decode_enum(ty, value, &col.labels),
+        Family::Set => decode_set(ty, value, &col.labels),
+        Family::Json => Err(unexpected(ty, kind(value))),
+        Family::Geometry => match value {
+            Value::Bytes(bytes) => Ok(FieldValue::Raw(super::geo::geometry_to_geojson(bytes)?)),
+            other => Err(unexpected(ty, kind(other))),
+        },
+        Family::Vector => decode_vector(ty, value),
+    }
+}
+
+/// ENUM: the 1-based index of the label; 0 is MySQL's invalid-value marker (`''`).
+fn decode_enum(ty: ColumnType, value: &Value, labels: &[String]) -> Result<FieldValue, ValueError> {
+    let index = match value {
+        Value::Int(i) => u64::try_from(*i).map_err(|_| malformed(ty, i.to_string()))?,
+        Value::UInt(u) => *u,
+        other => return Err(unexpected(ty, kind(other))),
+    };
+    if index == 0 {
+        return Ok(FieldValue::Str(String::new()));
+    }
+    usize::try_from(index - 1)
+        .ok()
+        .and_then(|i| labels.get(i))
+        .map(|label| FieldValue::Str(label.clone()))
+        .ok_or(ValueError::NoSuchLabel {
+            column_type: type_name(ty),
+            value: index,
+            labels: labels.len(),
+        })
+}
+
+/// SET: a little-endian bitmap, bit i = label i; written as an array in definition order.
+fn decode_set(ty: ColumnType, value: &Value, labels: &[String]) -> Result<FieldValue, ValueError> {
+    let Value::Bytes(bytes) = value else {
+        return Err(unexpected(ty, kind(value)));
+    };
+    let mut out = Vec::with_capacity(2 + bytes.len() * 8);
+    out.push(b'[');
+    let mut first = true;
+    for (byte_index, byte) in bytes.iter().enumerate() {
+        for bit in 0..8 {
+            if byte & (1 << bit) == 0 {
+                continue;
+            }
+            let i = byte_index * 8 + bit;
+            let label = labels.get(i).ok_or(ValueError::NoSuchLabel {
+                column_type: type_name(ty),
+                value: i as u64 + 1,
+                labels: labels.len(),
+            })?;
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_json_string(&mut out, label);
+        }
+    }
+    out.push(b']');
+    String::from_utf8(out)
+        .map(FieldValue::Raw)
+        .map_err(|_| malformed(ty, String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// VECTOR (MySQL 9): little-endian f32 values, written as a JSON array of numbers.
+fn decode_vector(ty: ColumnType, value: &Value) -> Result<FieldValue, ValueError> {
+    let Value::Bytes(bytes) = value else {
+        return Err(unexpected(ty, kind(value)));
+    };
+    let chunks = bytes.chunks_exact(4);
+    if !chunks.remainder().is_empty() {
+        return Err(malformed(ty, format!("{} bytes", bytes.len())));
+    }
+    let mut out = String::with_capacity(2 + bytes.len() * 3);
+    out.push('[');
+    let mut buffer = ryu::Buffer::new();
+    for (i, chunk) in chunks.enumerate() {
+        let quad: [u8; 4] = chunk
+            .try_into()
+            .map_err(|_| malformed(ty, format!("{} bytes", bytes.len())))?;
+        let x = f32::from_le_bytes(quad);
+        if !x.is_finite() {
+            return Err(malformed(ty, x.to_string()));
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(buffer.format_finite(x));
+    }
+    out.push(']');
+    Ok(FieldValue::Raw(out))
+}
+
+/// Decodes an ENUM/SET label from the table map by the column's collation. Binary-collation
+/// labels are kept as text (MySQL shows them as they are), so they must be UTF-8.
+///
+/// # Errors
+/// Bytes invalid in the character set, or an unknown collation.
+pub fn decode_label(collation: u16, bytes: &[u8]) -> Result<String, ValueError> {
+    let (codec, charset) = text_codec(collation)?;
+    let codec = match codec {
+        TextCodec::Binary => TextCodec::Utf8,
+        other => other,
+    };
+    let value = Value::Bytes(bytes.to_vec());
+    match decode_text(ColumnType::MYSQL_TYPE_STRING, &value, codec, charset, None)? {
+        FieldValue::Str(label) => Ok(label),
+        _ => Err(malformed(
+            ColumnType::MYSQL_TYPE_ENUM,
+            String::from_utf8_lossy(bytes).into_owned(),
+        )),
     }
 }
 
@@ -183,7 +364,9 @@ impl FieldValue {
                 out.extend_from_slice(ryu::Buffer::new().format_finite(*d).as_bytes());
             }
             FieldValue::Float(_) | FieldValue::Double(_) => out.extend_from_slice(b"null"),
-            FieldValue::Decimal(text) => out.extend_from_slice(text.as_bytes()),
+            FieldValue::Decimal(text) | FieldValue::Raw(text) => {
+                out.extend_from_slice(text.as_bytes());
+            }
             FieldValue::Str(text) => write_json_string(out, text),
         }
     }
@@ -206,7 +389,9 @@ impl FieldValue {
             }
             FieldValue::Float(f) => out.push_str(&f.to_string()),
             FieldValue::Double(d) => out.push_str(&d.to_string()),
-            FieldValue::Decimal(text) | FieldValue::Str(text) => out.push_str(text),
+            FieldValue::Decimal(text) | FieldValue::Str(text) | FieldValue::Raw(text) => {
+                out.push_str(text)
+            }
         }
     }
 }
@@ -266,6 +451,17 @@ enum Family {
         /// BINARY(n): the byte length to restore trailing 0x00 up to.
         pad_to: Option<usize>,
     },
+    /// MariaDB's JSON alias: text, parsed and written as the JSON value.
+    JsonText {
+        codec: TextCodec,
+        charset: &'static str,
+    },
+    Enum,
+    Set,
+    /// MySQL binary JSON.
+    Json,
+    Geometry,
+    Vector,
 }
 
 fn family_of(col: &ColumnSpec) -> Result<Family, ValueError> {
@@ -298,6 +494,9 @@ fn family_of(col: &ColumnSpec) -> Result<Family, ValueError> {
         | MYSQL_TYPE_LONG_BLOB
         | MYSQL_TYPE_BLOB => {
             let (codec, charset) = text_codec(col.collation)?;
+            if col.json_text && codec != TextCodec::Binary {
+                return Ok(Family::JsonText { codec, charset });
+            }
             // MySQL strips trailing 0x00 from BINARY(n) in the row image; put them back.
             let pad_to = match (codec, ty) {
                 (TextCodec::Binary, MYSQL_TYPE_STRING) => {
@@ -316,15 +515,17 @@ fn family_of(col: &ColumnSpec) -> Result<Family, ValueError> {
                 column_type: "TIME (pre-5.6.4 format)".to_owned(),
             });
         }
-        MYSQL_TYPE_DECIMAL
-        | MYSQL_TYPE_NULL
-        | MYSQL_TYPE_TYPED_ARRAY
-        | MYSQL_TYPE_VECTOR
-        | MYSQL_TYPE_UNKNOWN
-        | MYSQL_TYPE_JSON
-        | MYSQL_TYPE_ENUM
-        | MYSQL_TYPE_SET
-        | MYSQL_TYPE_GEOMETRY => {
+        MYSQL_TYPE_ENUM | MYSQL_TYPE_SET if col.labels.is_empty() => {
+            return Err(ValueError::NoLabels {
+                column_type: type_name(ty),
+            });
+        }
+        MYSQL_TYPE_ENUM => Family::Enum,
+        MYSQL_TYPE_SET => Family::Set,
+        MYSQL_TYPE_JSON => Family::Json,
+        MYSQL_TYPE_GEOMETRY => Family::Geometry,
+        MYSQL_TYPE_VECTOR => Family::Vector,
+        MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NULL | MYSQL_TYPE_TYPED_ARRAY | MYSQL_TYPE_UNKNOWN => {
             return Err(ValueError::Unsupported {
                 column_type: type_name(ty).to_owned(),
             });
@@ -402,7 +603,7 @@ fn decode_decimal(ty: ColumnType, value: &Value) -> Result<FieldValue, ValueErro
 /// Checks that `text` is `-?digits(.digits)?` (a JSON number we may write as it is) and
 /// returns it with integer-part leading zeros removed and the sign of a zero dropped:
 /// MySQL shows a negative zero as `0.00`, and the scale (trailing zeros) is kept.
-fn canonical_decimal(text: &str) -> Option<String> {
+pub(crate) fn canonical_decimal(text: &str) -> Option<String> {
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -806,7 +1007,7 @@ fn decode_text(
 
 /// Appends `text` as a JSON string (RFC 8259): `"` and `\` escaped, control characters
 /// as `\n`-style or `\u00XX` escapes, everything else as UTF-8.
-fn write_json_string(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(text.len() + 2);
     out.push(b'"');
@@ -933,6 +1134,7 @@ mod tests {
             meta: meta.to_vec(),
             unsigned,
             collation,
+            ..ColumnSpec::default()
         }
     }
 
@@ -1531,12 +1733,8 @@ mod tests {
     #[test]
     fn unsupported_types_fail_even_when_null() {
         let cases: &[(ColumnType, &str)] = &[
-            (MYSQL_TYPE_ENUM, "ENUM"),
-            (MYSQL_TYPE_SET, "SET"),
-            (MYSQL_TYPE_JSON, "JSON"),
-            (MYSQL_TYPE_GEOMETRY, "GEOMETRY"),
-            (MYSQL_TYPE_VECTOR, "VECTOR"),
             (MYSQL_TYPE_DECIMAL, "DECIMAL (pre-5.0)"),
+            (MYSQL_TYPE_TIME, "TIME (pre-5.6.4 format)"),
         ];
         for (ty, name) in cases {
             for value in [None, Some(&v(Value::Int(1)))] {
@@ -1545,6 +1743,125 @@ mod tests {
                     other => panic!("{ty:?}: {other:?}"),
                 }
             }
+        }
+        // ENUM/SET without labels (no metadata, no catalog) fail on every row too.
+        for ty in [MYSQL_TYPE_ENUM, MYSQL_TYPE_SET] {
+            for value in [None, Some(&v(Value::Int(1)))] {
+                let result = decode_value(&col(ty, &[ty as u8, 1], false, 45), value);
+                assert!(
+                    matches!(result, Err(ValueError::NoLabels { .. })),
+                    "{ty:?}: {result:?}"
+                );
+            }
+        }
+    }
+
+    fn labelled(ty: ColumnType, meta: &[u8], labels: &[&str]) -> ColumnSpec {
+        ColumnSpec {
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            ..col(ty, meta, false, 45)
+        }
+    }
+
+    #[test]
+    fn enums_are_labels_and_sets_label_arrays() {
+        let e = labelled(MYSQL_TYPE_ENUM, &[0xF7, 1], &["red", "gr\"een", "😀"]);
+        let e2 = labelled(MYSQL_TYPE_ENUM, &[0xF7, 2], &["a"; 300]);
+        let s = labelled(MYSQL_TYPE_SET, &[0xF8, 1], &["a", "b", "c"]);
+        let s9 = labelled(
+            MYSQL_TYPE_SET,
+            &[0xF8, 2],
+            &["0", "1", "2", "3", "4", "5", "6", "7", "8"],
+        );
+        let cases: &[(&ColumnSpec, &[u8], &str)] = &[
+            (&e, &[1], r#""red""#),
+            (&e, &[2], r#""gr\"een""#),
+            (&e, &[3], r#""😀""#),
+            (&e, &[0], r#""""#),
+            (&e2, &[44, 1], r#""a""#),
+            (&s, &[0], "[]"),
+            (&s, &[0b101], r#"["a","c"]"#),
+            (&s, &[0b111], r#"["a","b","c"]"#),
+            (&s9, &[0b1000_0001, 1], r#"["0","7","8"]"#),
+        ];
+        for (c, raw, expected) in cases {
+            assert_eq!(decode_json(c, &from_binlog(c, raw)), *expected, "{raw:?}");
+        }
+        for (c, raw) in [(&e, &[4u8][..]), (&s, &[0b1000][..])] {
+            let result = decode_value(c, Some(&from_binlog(c, raw)));
+            assert!(
+                matches!(result, Err(ValueError::NoSuchLabel { .. })),
+                "{raw:?}: {result:?}"
+            );
+        }
+        assert!(matches!(
+            decode_value(&e, Some(&v(Value::Int(-1)))),
+            Err(ValueError::Malformed { .. })
+        ));
+        // Labels are decoded by their collation; binary labels stay text.
+        assert_eq!(decode_label(8, &[0x80]).unwrap(), "€");
+        assert_eq!(decode_label(63, b"x").unwrap(), "x");
+        assert!(decode_label(45, &[0xFF]).is_err());
+    }
+
+    #[test]
+    fn json_geometry_and_vector_columns_write_raw_json() {
+        // MySQL JSON {"a":[1,true]} as JSONB (small object holding a small array).
+        let jsonb_doc: &[u8] = &[
+            0x00, 1, 0, 22, 0, 11, 0, 1, 0, 0x02, 12, 0, b'a', 2, 0, 10, 0, 0x05, 1, 0, 0x04, 1, 0,
+        ];
+        let mut image = (jsonb_doc.len() as u32).to_le_bytes().to_vec();
+        image.extend_from_slice(jsonb_doc);
+        let json = col(MYSQL_TYPE_JSON, &[4], false, 63);
+        assert_eq!(
+            decode_json(&json, &from_binlog(&json, &image)),
+            r#"{"a":[1,true]}"#
+        );
+        // MariaDB JSON: LONGTEXT with json_valid.
+        let text = ColumnSpec {
+            json_text: true,
+            ..col(MYSQL_TYPE_BLOB, &[4], false, 46)
+        };
+        assert_eq!(
+            decode_json(&text, &bytes(br#" {"a" : [1, 2.50]} "#)),
+            r#"{"a":[1,2.50]}"#
+        );
+        assert!(matches!(
+            decode_value(&text, Some(&bytes(b"{oops"))),
+            Err(ValueError::Json(_))
+        ));
+        // json_text on a binary column is ignored: still base64.
+        let binary = ColumnSpec {
+            json_text: true,
+            ..col(MYSQL_TYPE_BLOB, &[4], false, 63)
+        };
+        assert_eq!(decode_json(&binary, &bytes(b"{}")), r#""e30=""#);
+        // GEOMETRY: SRID 0 + WKB point (1, 2).
+        let mut wkb = vec![0, 0, 0, 0, 1, 1, 0, 0, 0];
+        wkb.extend_from_slice(&1.0f64.to_le_bytes());
+        wkb.extend_from_slice(&2.0f64.to_le_bytes());
+        let geometry = col(MYSQL_TYPE_GEOMETRY, &[4], false, 63);
+        assert_eq!(
+            decode_json(&geometry, &bytes(&wkb)),
+            r#"{"type":"Point","coordinates":[1.0,2.0]}"#
+        );
+        assert!(matches!(
+            decode_value(&geometry, Some(&bytes(&wkb[..10]))),
+            Err(ValueError::Geometry(_))
+        ));
+        // VECTOR: little-endian f32.
+        let vector = col(MYSQL_TYPE_VECTOR, &[4], false, 63);
+        let mut floats = Vec::new();
+        for f in [0.1f32, -2.5, 3.0] {
+            floats.extend_from_slice(&f.to_le_bytes());
+        }
+        assert_eq!(decode_json(&vector, &bytes(&floats)), "[0.1,-2.5,3.0]");
+        assert_eq!(decode_json(&vector, &bytes(&[])), "[]");
+        for bad in [&floats[..5], &f32::NAN.to_le_bytes()[..]] {
+            assert!(matches!(
+                decode_value(&vector, Some(&bytes(bad))),
+                Err(ValueError::Malformed { .. })
+            ));
         }
     }
 

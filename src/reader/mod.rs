@@ -38,6 +38,7 @@ use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
 use crate::telemetry::metrics;
+use crate::telemetry::progress::Progress;
 use crate::writer::EsClient;
 use crate::writer::index::IndexManager;
 use events::QueryKind;
@@ -150,6 +151,7 @@ pub enum StartMode {
 /// A transaction being read.
 struct OpenTxn {
     version: Version,
+    timestamp: u32,
     gtid: TxnGtid,
     by_begin: bool,
     ack: Option<(AckToken, oneshot::Receiver<TxnStatus>)>,
@@ -183,6 +185,7 @@ pub struct Reader {
     indices: IndexManager,
     es: EsClient,
     committed: watch::Receiver<Checkpoint>,
+    progress: Arc<Progress>,
     tables: HashMap<u64, (TableMapEvent<'static>, Option<Arc<TableSchema>>)>,
     catalog: Option<Conn>,
     decoder: RowDecoder,
@@ -217,6 +220,8 @@ pub struct ReaderSetup {
     pub es: EsClient,
     /// The committed checkpoint, to wait for earlier changes before a TRUNCATE.
     pub committed: watch::Receiver<Checkpoint>,
+    /// Shared progress for lag and readiness.
+    pub progress: Arc<Progress>,
 }
 
 impl Reader {
@@ -237,6 +242,7 @@ impl Reader {
             indices: setup.indices,
             es: setup.es,
             committed: setup.committed,
+            progress: setup.progress,
             tables: HashMap::new(),
             catalog: None,
             decoder: RowDecoder::default(),
@@ -254,6 +260,7 @@ impl Reader {
         let mut backoff = crate::writer::retry::Backoff::new(200, 30_000);
         loop {
             let result = self.stream_once().await;
+            self.progress.set_streaming(false);
             // A half-read transaction is read again whole after reconnecting.
             self.txn = None;
             match result {
@@ -342,6 +349,7 @@ impl Reader {
             .await
             .map_err(|e| self.refused_or_conn(e))?;
         info!(position = %self.state.position, gtid = %self.state.gtid, mode = ?self.mode, "Streaming binlog.");
+        self.progress.set_streaming(true);
         let silence = heartbeat * 3 + Duration::from_secs(1);
         loop {
             let next = tokio::select! {
@@ -368,6 +376,7 @@ impl Reader {
                 Ok(Some(Err(e))) => return Err(self.refused_or_conn(e)),
                 Ok(Some(Ok(ev))) => ev,
             };
+            self.progress.touch();
             self.handle(&event).await?;
         }
     }
@@ -418,6 +427,7 @@ impl Reader {
         const GTID_TAGGED: u8 = EventType::GTID_TAGGED_LOG_EVENT as u8;
         const ANON_GTID: u8 = EventType::ANONYMOUS_GTID_EVENT as u8;
         const TABLE_MAP: u8 = EventType::TABLE_MAP_EVENT as u8;
+        const PAYLOAD: u8 = EventType::TRANSACTION_PAYLOAD_EVENT as u8;
         match kind {
             ROTATE => {
                 if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
@@ -491,6 +501,7 @@ impl Reader {
                     .map_err(|e| self.event_err(format!("malformed table map: {e}")))?;
                 self.on_table_map(tme.into_owned()).await?;
             }
+            PAYLOAD => events::check_payload(event).map_err(|m| self.event_err(m))?,
             k if events::MARIADB_COMPRESSED.contains(&k) => {
                 return Err(self.event_err(
                     "compressed binlog events (MariaDB log_bin_compress=ON) are not supported; \
@@ -624,6 +635,7 @@ impl Reader {
         }
         self.txn = Some(OpenTxn {
             version: self.state.version.next(timestamp),
+            timestamp,
             gtid,
             by_begin: grouped,
             ack: None,
@@ -652,7 +664,9 @@ impl Reader {
             version: txn.version,
             done,
             server: Arc::clone(&self.identity),
+            timestamp: txn.timestamp,
         };
+        self.progress.read(txn.version.0, txn.timestamp);
         // The tracker only stops at shutdown; then the ticket does not matter.
         let _ = self.tickets.send(ticket).await;
     }
@@ -676,12 +690,23 @@ impl Reader {
             source,
         };
         let mut map = schema::read_table_map(&tme).map_err(serr)?;
-        if !map.has_names || (map.key.is_empty() && rule.id_columns.is_empty()) {
+        if !map.has_names
+            || (map.key.is_empty() && rule.id_columns.is_empty())
+            || map.lacks_labels()
+        {
             let catalog = self.catalog_conn().await?;
             let cols = schema::read_catalog(catalog, &db, &table)
                 .await
                 .map_err(serr)?;
             schema::merge_catalog(&db, &table, &mut map, &cols).map_err(serr)?;
+        }
+        // MariaDB's JSON is a LONGTEXT with a json_valid() check; only the catalog tells.
+        if self.identity.flavor == Flavor::Mariadb && map.has_text_blobs() {
+            let catalog = self.catalog_conn().await?;
+            let json_columns = schema::read_json_columns(catalog, &db, &table)
+                .await
+                .map_err(serr)?;
+            schema::mark_json_columns(&mut map, &json_columns);
         }
         let schema = schema::build(&db, &table, &rule, map).map_err(serr)?;
         self.indices

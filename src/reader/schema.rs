@@ -1,11 +1,14 @@
-//! Per-table column metadata: names, types, signedness, collations and key
+//! Per-table column metadata: names, types, signedness, collations, ENUM/SET labels and key
 //! columns, from the table map event's optional metadata
 //! (`binlog_row_metadata=FULL`) or, where that is missing, from `information_schema`.
+//! On MariaDB, text columns that are really JSON (the `JSON` alias is a LONGTEXT with a
+//! `json_valid(col)` CHECK constraint) are found in `information_schema.CHECK_CONSTRAINTS`.
 
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
-use mysql_common::binlog::events::{OptionalMetaExtractor, TableMapEvent};
+use mysql_common::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
+use mysql_common::constants::ColumnType;
 
 use crate::config::TableRule;
 use crate::decode::value::ColumnSpec;
@@ -87,6 +90,7 @@ pub enum SchemaError {
 }
 
 /// What the table map event itself tells about the columns.
+#[derive(Debug)]
 pub struct MapInfo {
     /// Column specs; names empty when the event has none.
     pub columns: Vec<ColumnSpec>,
@@ -121,6 +125,41 @@ pub fn read_table_map(tme: &TableMapEvent<'_>) -> Result<MapInfo, SchemaError> {
         .map(|k| k.map(|k| k as usize))
         .collect::<Result<_, _>>()
         .map_err(|e| bad(format!("primary key: {e}")))?;
+    // ENUM_STR_VALUE / SET_STR_VALUE: one label list per ENUM (SET) column, in column order.
+    // OptionalMetaExtractor skips these two fields, so they are read here.
+    let mut enum_labels: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut set_labels: Vec<Vec<Vec<u8>>> = Vec::new();
+    for field in tme.iter_optional_meta() {
+        match field.map_err(|e| bad(format!("optional metadata: {e}")))? {
+            OptionalMetadataField::EnumStrValue(values) => {
+                for column in values.iter_values() {
+                    let column = column.map_err(|e| bad(format!("ENUM values: {e}")))?;
+                    enum_labels.push(
+                        column
+                            .values()
+                            .iter()
+                            .map(|v| v.value_raw().to_vec())
+                            .collect(),
+                    );
+                }
+            }
+            OptionalMetadataField::SetStrValue(values) => {
+                for column in values.iter_values() {
+                    let column = column.map_err(|e| bad(format!("SET values: {e}")))?;
+                    set_labels.push(
+                        column
+                            .values()
+                            .iter()
+                            .map(|v| v.value_raw().to_vec())
+                            .collect(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut enum_labels = enum_labels.into_iter();
+    let mut set_labels = set_labels.into_iter();
     let count = tme.columns_count() as usize;
     let mut columns = Vec::with_capacity(count);
     for i in 0..count {
@@ -149,12 +188,24 @@ pub fn read_table_map(tme: &TableMapEvent<'_>) -> Result<MapInfo, SchemaError> {
         } else {
             0
         };
+        let raw_labels = match column_type {
+            ColumnType::MYSQL_TYPE_ENUM => enum_labels.next().unwrap_or_default(),
+            ColumnType::MYSQL_TYPE_SET => set_labels.next().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let labels = raw_labels
+            .iter()
+            .map(|raw| crate::decode::value::decode_label(collation, raw))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("column {i}: ENUM/SET label: {e}")))?;
         columns.push(ColumnSpec {
             name: names.get(i).cloned().unwrap_or_default(),
             column_type,
             meta,
             unsigned,
             collation,
+            labels,
+            json_text: false,
         });
     }
     Ok(MapInfo {
@@ -163,6 +214,27 @@ pub fn read_table_map(tme: &TableMapEvent<'_>) -> Result<MapInfo, SchemaError> {
         key: key.into_iter().filter(|&k| k < count).collect(),
     })
 }
+
+impl MapInfo {
+    /// Whether an ENUM or SET column lacks its labels (no ENUM_STR_VALUE/SET_STR_VALUE
+    /// metadata): the catalog has to supply them.
+    pub fn lacks_labels(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.column_type.is_enum_or_set_type() && c.labels.is_empty())
+    }
+
+    /// Whether a TEXT-family column (a BLOB type that is not binary) exists, which on MariaDB
+    /// may be the JSON alias.
+    pub fn has_text_blobs(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.column_type == ColumnType::MYSQL_TYPE_BLOB && c.collation != BINARY)
+    }
+}
+
+/// The `binary` collation id.
+const BINARY: u16 = 63;
 
 /// Column facts from `information_schema`, for servers without full row metadata.
 pub struct CatalogColumns {
@@ -174,6 +246,8 @@ pub struct CatalogColumns {
     pub unsigned: Vec<bool>,
     /// Primary key column indexes in key order.
     pub key: Vec<usize>,
+    /// ENUM/SET labels per column (empty for other columns).
+    pub labels: Vec<Vec<String>>,
 }
 
 /// Reads a table's columns and primary key from `information_schema`.
@@ -189,19 +263,27 @@ pub async fn read_catalog(
         table: format!("{db}.{table}"),
         source,
     };
-    let rows: Vec<(String, Option<String>, String)> = conn
+    let rows: Vec<(String, Option<String>, String, String)> = conn
         .exec(
-            "SELECT COLUMN_NAME, COLLATION_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
+            "SELECT COLUMN_NAME, COLLATION_NAME, COLUMN_TYPE, DATA_TYPE \
+             FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (db, table),
         )
         .await
         .map_err(qerr)?;
     let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    // BINARY, VARBINARY and the BLOB types have no collation in information_schema; they
+    // are the binary character set (base64 in documents), not text.
     let collations = rows
         .iter()
-        .map(|r| r.1.as_deref().map(collation_id).unwrap_or(0))
+        .map(|r| match r.1.as_deref() {
+            Some(name) => collation_id(name),
+            None if is_binary_data_type(&r.3) => BINARY,
+            None => 0,
+        })
         .collect();
+    let labels = rows.iter().map(|r| parse_labels(&r.2)).collect();
     let unsigned = rows
         .iter()
         .map(|r| r.2.to_ascii_lowercase().contains("unsigned"))
@@ -223,7 +305,127 @@ pub async fn read_catalog(
         collations,
         unsigned,
         key,
+        labels,
     })
+}
+
+fn is_binary_data_type(data_type: &str) -> bool {
+    matches!(
+        data_type.to_ascii_lowercase().as_str(),
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+    )
+}
+
+/// The labels of an `enum('a','b')` / `set('a','b')` COLUMN_TYPE, in definition order.
+/// Labels are single-quoted; a quote inside is doubled (`''`) and a backslash escaped (`\\`).
+/// Anything else (or a malformed list) gives no labels.
+fn parse_labels(column_type: &str) -> Vec<String> {
+    let lower = column_type.to_ascii_lowercase();
+    let Some(start) = ["enum(", "set("]
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| p.len())
+    else {
+        return Vec::new();
+    };
+    let mut labels = Vec::new();
+    let mut chars = column_type
+        .get(start..)
+        .unwrap_or_default()
+        .chars()
+        .peekable();
+    loop {
+        match chars.next() {
+            Some('\'') => {}
+            _ => return Vec::new(),
+        }
+        let mut label = String::new();
+        loop {
+            match chars.next() {
+                Some('\'') if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    label.push('\'');
+                }
+                Some('\'') => break,
+                Some('\\') => match chars.next() {
+                    Some(c) => label.push(c),
+                    None => return Vec::new(),
+                },
+                Some(c) => label.push(c),
+                None => return Vec::new(),
+            }
+        }
+        labels.push(label);
+        match chars.next() {
+            Some(',') => {}
+            Some(')') => return labels,
+            _ => return Vec::new(),
+        }
+    }
+}
+
+/// Names of the columns of `db.table` that MariaDB's `JSON` alias created: a CHECK constraint
+/// that is exactly `json_valid(`col`)`. MariaDB only: MySQL's CHECK_CONSTRAINTS has no
+/// TABLE_NAME (and MySQL has a real JSON type).
+///
+/// # Errors
+/// The query fails.
+pub async fn read_json_columns(
+    conn: &mut mysql_async::Conn,
+    db: &str,
+    table: &str,
+) -> Result<Vec<String>, SchemaError> {
+    let clauses: Vec<String> = conn
+        .exec(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .await
+        .map_err(|source| SchemaError::Query {
+            table: format!("{db}.{table}"),
+            source,
+        })?;
+    Ok(clauses
+        .iter()
+        .filter_map(|c| json_valid_column(c))
+        .collect())
+}
+
+/// The column of a `json_valid(`col`)` check clause (case-insensitive function name, the column
+/// backquoted with `` ` `` doubled inside, or bare), if that is the whole clause.
+fn json_valid_column(clause: &str) -> Option<String> {
+    let clause = clause.trim();
+    let prefix = "json_valid(";
+    if !clause.get(..prefix.len())?.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let inner = clause.get(prefix.len()..)?.strip_suffix(')')?.trim();
+    if let Some(quoted) = inner.strip_prefix('`').and_then(|q| q.strip_suffix('`')) {
+        let name = quoted.replace("``", "`");
+        // A lone backquote inside would mean the clause is more than one identifier.
+        (!quoted.replace("``", "").contains('`')).then_some(name)
+    } else if !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+    {
+        Some(inner.to_owned())
+    } else {
+        None
+    }
+}
+
+/// Marks the named text columns as holding JSON (MariaDB's `JSON` alias).
+pub fn mark_json_columns(map: &mut MapInfo, json_columns: &[String]) {
+    for col in &mut map.columns {
+        if col.column_type == ColumnType::MYSQL_TYPE_BLOB
+            && col.collation != BINARY
+            && json_columns.contains(&col.name)
+        {
+            col.json_text = true;
+        }
+    }
 }
 
 /// The collation id for a collation name; names this mysql_common does not know
@@ -270,6 +472,9 @@ pub fn merge_catalog(
         }
         if col.column_type.is_numeric_type() && !col.unsigned {
             col.unsigned = catalog.unsigned[i];
+        }
+        if col.column_type.is_enum_or_set_type() && col.labels.is_empty() {
+            col.labels = catalog.labels.get(i).cloned().unwrap_or_default();
         }
     }
     map.has_names = true;
@@ -327,4 +532,88 @@ pub fn build(
         index: rule.index_for(db, table).into(),
         field_prefixes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_type_labels() {
+        let cases: &[(&str, &[&str])] = &[
+            ("enum('a','b')", &["a", "b"]),
+            ("ENUM('x')", &["x"]),
+            ("set('red','green','blue')", &["red", "green", "blue"]),
+            (
+                "enum('it''s','a,b','back\\\\slash','')",
+                &["it's", "a,b", "back\\slash", ""],
+            ),
+            ("enum('é','😀')", &["é", "😀"]),
+            ("int(11)", &[]),
+            ("varchar(10)", &[]),
+            ("enum('open", &[]),
+            ("enum(a)", &[]),
+        ];
+        for (column_type, expected) in cases {
+            assert_eq!(parse_labels(column_type), *expected, "{column_type}");
+        }
+    }
+
+    #[test]
+    fn json_valid_clauses() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("json_valid(`doc`)", Some("doc")),
+            ("JSON_VALID(`a b`)", Some("a b")),
+            ("json_valid(`we``ird`)", Some("we`ird")),
+            ("json_valid(doc)", Some("doc")),
+            ("json_valid(`a`) and `b` > 0", None),
+            ("json_valid(`a`) or `a` is null", None),
+            ("`a` > 0", None),
+            ("json_valid(`a`,`b`)", None),
+            ("", None),
+        ];
+        for (clause, expected) in cases {
+            assert_eq!(json_valid_column(clause).as_deref(), *expected, "{clause}");
+        }
+    }
+
+    #[test]
+    fn catalog_fills_labels_and_binary_collations() {
+        let col = |name: &str, column_type: ColumnType, collation: u16| ColumnSpec {
+            name: name.into(),
+            column_type,
+            collation,
+            ..ColumnSpec::default()
+        };
+        let mut map = MapInfo {
+            columns: vec![
+                col("", ColumnType::MYSQL_TYPE_ENUM, 0),
+                col("", ColumnType::MYSQL_TYPE_BLOB, 0),
+                col("", ColumnType::MYSQL_TYPE_BLOB, 0),
+            ],
+            has_names: false,
+            key: vec![],
+        };
+        assert!(map.lacks_labels());
+        let catalog = CatalogColumns {
+            names: vec!["e".into(), "b".into(), "j".into()],
+            collations: vec![45, BINARY, 46],
+            unsigned: vec![false; 3],
+            key: vec![0],
+            labels: vec![vec!["x".into(), "y".into()], vec![], vec![]],
+        };
+        merge_catalog("d", "t", &mut map, &catalog).unwrap();
+        assert!(!map.lacks_labels());
+        assert_eq!(map.columns[0].labels, ["x", "y"]);
+        assert_eq!(map.columns[1].collation, BINARY);
+        assert_eq!(map.key, [0]);
+        assert!(map.has_text_blobs());
+        mark_json_columns(&mut map, &["j".to_owned(), "b".to_owned()]);
+        assert!(
+            !map.columns[1].json_text,
+            "a binary column is never JSON text"
+        );
+        assert!(map.columns[2].json_text);
+        assert!(is_binary_data_type("LONGBLOB") && !is_binary_data_type("longtext"));
+    }
 }

@@ -1,3 +1,5 @@
-//! Logs and metrics.
+//! Logs, metrics, progress and the operations HTTP endpoint.
+pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod progress;

@@ -30,6 +30,46 @@ pub enum SendError {
     },
 }
 
+/// Which server we talk to, from `GET /`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// `version.distribution` is `opensearch` (absent on Elasticsearch).
+    pub opensearch: bool,
+    /// Major version (`u32::MAX` when unparsable: treated as the newest).
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+}
+
+impl ServerInfo {
+    /// Reads the answer of `GET /`; an unparsable version counts as the newest.
+    pub fn from_root(root: &serde_json::Value) -> Self {
+        let opensearch = root["version"]["distribution"].as_str() == Some("opensearch");
+        let mut parts = root["version"]["number"]
+            .as_str()
+            .unwrap_or_default()
+            .split(['.', '-'])
+            .map(|p| p.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(major), Some(minor)) => Self {
+                opensearch,
+                major,
+                minor,
+            },
+            _ => Self {
+                opensearch,
+                major: u32::MAX,
+                minor: 0,
+            },
+        }
+    }
+
+    /// Whether the server is at least `major.minor`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
 /// A configured Elasticsearch endpoint.
 #[derive(Clone)]
 pub struct EsClient {
@@ -135,6 +175,38 @@ impl EsClient {
             .unwrap_or("elasticsearch");
         let num = v["version"]["number"].as_str().unwrap_or("unknown");
         Ok(format!("{dist} {num}"))
+    }
+
+    /// One JSON request whose answer the caller interprets whatever its status: returns
+    /// the status and the body (`null` when it is not JSON, e.g. after `HEAD`).
+    ///
+    /// # Errors
+    /// Only transport failures (connection refused/reset, timeout …).
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), SendError> {
+        let body = body.map(|b| Bytes::from(b.to_string()));
+        let resp = self
+            .transport
+            .send(
+                method,
+                path,
+                HeaderMap::new(),
+                None::<&()>,
+                body,
+                Some(self.request_timeout),
+            )
+            .await
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        let status = resp.status_code().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
     }
 
     /// `POST /_bulk` with an NDJSON body; returns the (filtered) response body.

@@ -80,6 +80,27 @@ pub enum WriterError {
         /// Last error.
         last: String,
     },
+    /// Elasticsearch refused to create, inspect or extend a target index.
+    #[error("cannot prepare index `{index}`: {message}; {hint}")]
+    Index {
+        /// The index.
+        index: String,
+        /// What was refused, with the server's reason (it names the field).
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+    /// Shutdown arrived while an index could not be prepared (server unreachable).
+    #[error(
+        "stopped while preparing index `{index}` (last error: {last}); the changes after the \
+         checkpoint are replayed on the next start"
+    )]
+    IndexInterrupted {
+        /// The index.
+        index: String,
+        /// Last transient error.
+        last: String,
+    },
     /// The sink's response did not match the request.
     #[error("{0}")]
     Response(#[from] response::ResponseError),

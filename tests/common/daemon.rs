@@ -28,11 +28,19 @@ pub struct DaemonBuilder {
     connect_timeout: String,
     snapshot_mode: String,
     mysql_toml: String,
+    http_listen: String,
     tables: String,
     extra_toml: String,
 }
 
 impl DaemonBuilder {
+    /// The operations endpoint address (default `127.0.0.1:0`: a free port, so that
+    /// daemons of parallel tests never collide).
+    pub fn http_listen(mut self, addr: &str) -> Self {
+        self.http_listen = addr.to_owned();
+        self
+    }
+
     /// Adds a `[[tables]]` rule syncing `pattern` ("db.table", "db.*") into `index`.
     pub fn table(self, pattern: &str, index: &str) -> Self {
         self.table_toml(&format!(
@@ -40,6 +48,16 @@ impl DaemonBuilder {
             quote(pattern),
             quote(index)
         ))
+    }
+
+    /// Appends `lines` to the last `[[tables]]` rule (e.g. `create_index = false`).
+    pub fn table_lines(mut self, lines: &str) -> Self {
+        assert!(
+            !self.tables.is_empty(),
+            "table_lines needs a [[tables]] rule first"
+        );
+        self.tables += &format!("{lines}\n");
+        self
     }
 
     /// Adds a `[[tables]]` rule with this body (e.g. extra `id_columns = [...]`).
@@ -93,7 +111,8 @@ impl DaemonBuilder {
             "[mysql]\nurl = {}\nserver_id = {}\nconnect_timeout = {}\n{}\n\
              [elasticsearch]\nurl = {}\n\n\
              [checkpoint]\npath = {}\n\n\
-             [snapshot]\nmode = {}\n{}{}",
+             [snapshot]\nmode = {}\n\n\
+             [http]\nlisten = {}\n{}{}",
             quote(&self.mysql_url),
             next_server_id(),
             quote(&self.connect_timeout),
@@ -101,6 +120,7 @@ impl DaemonBuilder {
             quote(&self.es_url),
             quote(&root.join("checkpoint.json").display().to_string()),
             quote(&self.snapshot_mode),
+            quote(&self.http_listen),
             self.tables,
             self.extra_toml,
         );
@@ -141,6 +161,7 @@ impl Daemon {
             connect_timeout: "10s".into(),
             snapshot_mode: "never".into(),
             mysql_toml: String::new(),
+            http_listen: "127.0.0.1:0".into(),
             tables: String::new(),
             extra_toml: String::new(),
         }

@@ -106,6 +106,24 @@ impl Es {
         assert_eq!(status, 200, "creating index {index}: {resp}");
     }
 
+    /// `GET /index/_mapping`: the mapping of `index` (`mappings` of its one entry); `None`
+    /// when the index does not exist.
+    pub async fn mapping(&self, index: &str) -> Option<Value> {
+        match self
+            .request(Method::GET, &format!("/{index}/_mapping"), None)
+            .await
+        {
+            (200, body) => Some(
+                body.as_object()
+                    .and_then(|o| o.values().next())
+                    .map(|e| e["mappings"].clone())
+                    .unwrap_or(Value::Null),
+            ),
+            (404, _) => None,
+            (status, body) => panic!("GET /{index}/_mapping: {status} {body}"),
+        }
+    }
+
     /// Indexes one document as it is (no versioning), refreshing the index.
     pub async fn put(&self, index: &str, id: &str, source: Value) {
         let path = format!("/{index}/_doc/{}?refresh=true", encode_path(id));

@@ -261,4 +261,66 @@ impl Fixture {
     pub async fn doc(&self, id: &str) -> Option<serde_json::Value> {
         self.env.es().get(&self.index, id).await
     }
+
+    /// Waits (up to 120 s, the daemon running) until the index holds exactly `count`
+    /// documents: for tables whose values `converge` cannot derive from a `SELECT` (JSON text,
+    /// GEOMETRY). Panics on timeout.
+    pub async fn wait_for_count(&mut self, count: u64) {
+        let es = self.env.es();
+        let deadline = Instant::now() + secs(120);
+        loop {
+            self.daemon.assert_running();
+            let now = es.count(&self.index).await;
+            if now == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "index {} has {now} documents, expected {count}",
+                self.index
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The document with this id as its raw `_source` text (number digits exactly as stored).
+    pub async fn raw_source(&self, id: &str) -> String {
+        let raw = self
+            .env
+            .es()
+            .get_raw(&self.index, id)
+            .await
+            .unwrap_or_else(|| panic!("no document {id}"));
+        let at = raw.find("\"_source\"").expect("_source in the GET answer");
+        let rest = raw[at + "\"_source\"".len()..].trim_start();
+        let rest = rest
+            .strip_prefix(':')
+            .expect("':' after _source")
+            .trim_start();
+        // The object ends at its matching brace (strings may hold braces).
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for (i, c) in rest.char_indices() {
+            if in_string {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => in_string = true,
+                '{' | '[' => depth += 1,
+                '}' | ']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return rest[..=i].to_string();
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("unterminated _source in {raw}")
+    }
 }

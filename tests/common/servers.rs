@@ -70,6 +70,18 @@ pub(super) fn start_dedicated(extra_args: &[String]) -> TestEnv {
     }
 }
 
+impl TestEnv {
+    /// The MariaDB of a [`TestEnv::dedicated`] env, to stop, kill and start again.
+    ///
+    /// # Panics
+    /// For the shared servers, which other tests use.
+    pub fn server(&mut self) -> &mut MariaDb {
+        self.server
+            .as_mut()
+            .expect("only a TestEnv::dedicated server may be stopped or restarted")
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -111,6 +123,10 @@ pub struct MariaDb {
     pub admin_url: String,
     child: Option<Child>,
     dir: PathBuf,
+    /// `mariadbd`'s arguments, kept to start it again on the same data dir and port.
+    args: Vec<String>,
+    /// The watchdog of the running `child` (each start gets its own).
+    watchdog: Option<u32>,
 }
 
 impl MariaDb {
@@ -123,6 +139,105 @@ impl MariaDb {
     /// The server's error log.
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("err.log")).unwrap_or_default()
+    }
+
+    /// Whether the server process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Stops the server cleanly (SIGTERM, as `systemctl stop` does) and waits for its exit,
+    /// keeping its data dir and port for [`MariaDb::start`].
+    ///
+    /// # Panics
+    /// If it is not running, or still runs after 60 s (it is then killed).
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("mariadbd is not running");
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                child.kill().ok();
+                child.wait().ok();
+                self.end_watchdog();
+                panic!("mariadbd did not stop within 60 s of SIGTERM; killed it");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.end_watchdog();
+    }
+
+    /// SIGKILLs the server (a crash: InnoDB recovers at the next start), keeping its data
+    /// dir and port for [`MariaDb::start`].
+    ///
+    /// # Panics
+    /// If it is not running.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("mariadbd is not running");
+        child.kill().ok();
+        child.wait().ok();
+        self.end_watchdog();
+    }
+
+    /// Starts the server again on the same data dir and port, and waits until it accepts
+    /// connections. Blocks the calling thread (up to 60 s).
+    ///
+    /// # Panics
+    /// If it is running, or does not come up.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "mariadbd is already running");
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.spawn(&runtime()))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+    }
+
+    /// Spawns `mariadbd` with [`MariaDb::args`] and its watchdog; returns once the server
+    /// accepts connections.
+    fn spawn(&mut self, rt: &tokio::runtime::Runtime) {
+        let mut child = Command::new(find_binary("mariadbd"))
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mariadbd");
+        self.watchdog = Some(spawn_watchdog(child.id(), &self.dir));
+        let opts = Opts::from_url(&self.admin_url).unwrap();
+        let dir = &self.dir;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        rt.block_on(async {
+            loop {
+                match Conn::new(opts.clone()).await {
+                    Ok(conn) => {
+                        conn.disconnect().await.ok();
+                        break;
+                    }
+                    Err(e) => {
+                        let log =
+                            || std::fs::read_to_string(dir.join("err.log")).unwrap_or_default();
+                        if let Ok(Some(status)) = child.try_wait() {
+                            panic!("mariadbd exited with {status}; error log:\n{}", log());
+                        }
+                        if Instant::now() > deadline {
+                            panic!("mariadbd not ready after 60 s ({e}); error log:\n{}", log());
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        });
+        self.child = Some(child);
+    }
+
+    /// Ends the watchdog of a server that is gone (a restarted server gets a new one).
+    fn end_watchdog(&mut self) {
+        if let Some(pid) = self.watchdog.take() {
+            // Ours, and alive: it only ends by itself once this process or the dir is gone.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
     }
 }
 
@@ -180,8 +295,7 @@ fn start_mariadb(rt: &tokio::runtime::Runtime, extra_args: &[String]) -> MariaDb
 
     let port = free_port();
     let d = |name: &str| dir.join(name).display().to_string();
-    let mut cmd = Command::new(find_binary("mariadbd"));
-    cmd.args([
+    let mut args = vec![
         "--no-defaults".to_string(),
         format!("--datadir={}", data.display()),
         format!("--socket={}", d("sock")),
@@ -202,52 +316,25 @@ fn start_mariadb(rt: &tokio::runtime::Runtime, extra_args: &[String]) -> MariaDb
         "--innodb-flush-log-at-trx-commit=2".into(),
         "--sync-binlog=0".into(),
         "--max-connections=500".into(),
-    ]);
-    cmd.args(extra_args);
+    ];
+    args.extend(extra_args.iter().cloned());
     if unsafe { libc::geteuid() } == 0 {
-        cmd.arg("--user=root");
+        args.push("--user=root".into());
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting mariadbd");
-    spawn_watchdog(child.id(), &dir);
-
-    let url = format!("mysql://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{port}");
-    let opts = Opts::from_url(&url).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    rt.block_on(async {
-        loop {
-            match Conn::new(opts.clone()).await {
-                Ok(conn) => {
-                    conn.disconnect().await.ok();
-                    break;
-                }
-                Err(e) => {
-                    let log = || std::fs::read_to_string(dir.join("err.log")).unwrap_or_default();
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!("mariadbd exited with {status}; error log:\n{}", log());
-                    }
-                    if Instant::now() > deadline {
-                        panic!("mariadbd not ready after 60 s ({e}); error log:\n{}", log());
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    });
-    MariaDb {
-        admin_url: url,
-        child: Some(child),
+    let mut server = MariaDb {
+        admin_url: format!("mysql://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{port}"),
+        child: None,
         dir,
-    }
+        args,
+        watchdog: None,
+    };
+    server.spawn(rt);
+    server
 }
 
 /// Kills `pid` and removes `dir` once this test process is gone, however it ends; ends quietly
 /// when `dir` disappears first (the server was stopped and cleaned up by its owner).
-fn spawn_watchdog(pid: u32, dir: &Path) {
+fn spawn_watchdog(pid: u32, dir: &Path) -> u32 {
     let mut watchdog = Command::new("sh")
         .args([
             "-c",
@@ -263,7 +350,9 @@ fn spawn_watchdog(pid: u32, dir: &Path) {
         .process_group(0) // survive a Ctrl-C aimed at the test's process group
         .spawn()
         .expect("starting the watchdog");
+    let watchdog_pid = watchdog.id();
     std::thread::spawn(move || watchdog.wait()); // reaps it, should it end first
+    watchdog_pid
 }
 
 /// Starts osmem-server on a free port; it exits by itself when this process does.

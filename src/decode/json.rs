@@ -1,0 +1,923 @@
+//! JSON columns (SPEC §6: "the JSON value itself").
+//!
+//! - MySQL binary JSON (JSONB) is written as JSON text straight from mysql_common's lazy
+//!   [`jsonb::Value`] accessors: no `serde_json::Value` tree, keys in MySQL's stored order
+//!   (by length, then bytes, as `SELECT` shows them), doubles as the shortest round-trip
+//!   text, DECIMALs with their exact digits, and temporal values as MySQL prints them
+//!   (`"2015-01-15 23:24:25.000000"`). Other opaque values become MySQL's
+//!   `"base64:type<N>:<data>"` strings. (mysql_common's own `serde_json` conversion turns
+//!   decimals into strings and fails on opaque values, hence this writer.)
+//! - MariaDB's JSON is a LONGTEXT with a `json_valid()` check: [`text_to_json`] validates the
+//!   text and removes insignificant whitespace, keeping numbers' digits as written.
+//! - MySQL partial updates ([`apply_diffs`]): the before image's JSONB becomes a small tree,
+//!   the REPLACE / INSERT / REMOVE operations are applied at their paths, and the tree is
+//!   written back as text. Only columns with a diff build a tree.
+//!
+//! Everything is bounds-checked; malformed input is a [`JsonError`], never a panic.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use mysql_common::binlog::decimal::Decimal;
+use mysql_common::binlog::jsonb::{self, ComplexValue, StorageFormat};
+use mysql_common::binlog::jsondiff::{JsonDiff, JsonDiffOperation};
+use mysql_common::constants::ColumnType;
+
+use super::value::{canonical_decimal, write_json_string};
+
+/// MySQL refuses documents nested deeper than 100; anything deeper here is malformed.
+const MAX_DEPTH: usize = 100;
+
+/// Why a JSON value cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// The binary JSON is malformed.
+    #[error("malformed binary JSON: {0}")]
+    Binary(String),
+    /// JSON text (MariaDB) that does not parse.
+    #[error("invalid JSON text: {0}")]
+    Text(String),
+    /// A partial update that does not fit the before image.
+    #[error("partial JSON update {op} at `{path}`: {message}")]
+    Diff {
+        /// REPLACE, INSERT or REMOVE.
+        op: &'static str,
+        /// The JSON path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn binary(message: impl Into<String>) -> JsonError {
+    JsonError::Binary(message.into())
+}
+
+/// Writes a JSONB value as compact JSON text.
+///
+/// # Errors
+/// Malformed JSONB, invalid UTF-8 in strings or keys, non-finite doubles, nesting deeper than
+/// MySQL allows.
+pub fn write_jsonb(out: &mut Vec<u8>, value: &jsonb::Value<'_>) -> Result<(), JsonError> {
+    write_value(out, value, 0)
+}
+
+/// [`write_jsonb`] into a new string.
+///
+/// # Errors
+/// As [`write_jsonb`].
+pub fn jsonb_to_text(value: &jsonb::Value<'_>) -> Result<String, JsonError> {
+    let mut out = Vec::with_capacity(64);
+    write_jsonb(&mut out, value)?;
+    String::from_utf8(out).map_err(|e| binary(e.to_string()))
+}
+
+fn write_value(out: &mut Vec<u8>, value: &jsonb::Value<'_>, depth: usize) -> Result<(), JsonError> {
+    use jsonb::Value as V;
+    if depth > MAX_DEPTH {
+        return Err(binary("nested deeper than 100 levels"));
+    }
+    let mut int = itoa::Buffer::new();
+    match value {
+        V::Null => out.extend_from_slice(b"null"),
+        V::Bool(true) => out.extend_from_slice(b"true"),
+        V::Bool(false) => out.extend_from_slice(b"false"),
+        V::I16(x) => out.extend_from_slice(int.format(*x).as_bytes()),
+        V::U16(x) => out.extend_from_slice(int.format(*x).as_bytes()),
+        V::I32(x) => out.extend_from_slice(int.format(*x).as_bytes()),
+        V::U32(x) => out.extend_from_slice(int.format(*x).as_bytes()),
+        V::I64(x) => out.extend_from_slice(int.format(*x).as_bytes()),
+        V::U64(x) => out.extend_from_slice(int.format(*x).as_bytes()),
+        V::F64(x) => write_double(out, *x)?,
+        V::String(s) => write_utf8_string(out, s.str_raw())?,
+        V::SmallArray(a) => write_array(out, a, depth)?,
+        V::LargeArray(a) => write_array(out, a, depth)?,
+        V::SmallObject(o) => write_object(out, o, depth)?,
+        V::LargeObject(o) => write_object(out, o, depth)?,
+        V::Opaque(o) => write_opaque(out, o.value_type(), o.data_raw())?,
+    }
+    Ok(())
+}
+
+fn write_double(out: &mut Vec<u8>, x: f64) -> Result<(), JsonError> {
+    if !x.is_finite() {
+        return Err(binary(format!("double {x} has no JSON form")));
+    }
+    out.extend_from_slice(ryu::Buffer::new().format_finite(x).as_bytes());
+    Ok(())
+}
+
+fn write_utf8_string(out: &mut Vec<u8>, raw: &[u8]) -> Result<(), JsonError> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|e| binary(format!("string is not UTF-8 at byte {}", e.valid_up_to())))?;
+    write_json_string(out, text);
+    Ok(())
+}
+
+fn write_array<'a, T: StorageFormat>(
+    out: &mut Vec<u8>,
+    array: &'a ComplexValue<'a, T, jsonb::Array>,
+    depth: usize,
+) -> Result<(), JsonError> {
+    out.push(b'[');
+    for i in 0..array.element_count() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let element = array
+            .elem_at(i)
+            .map_err(|e| binary(e.to_string()))?
+            .ok_or_else(|| binary("array element missing"))?;
+        write_value(out, &element, depth + 1)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+fn write_object<'a, T: StorageFormat>(
+    out: &mut Vec<u8>,
+    object: &'a ComplexValue<'a, T, jsonb::Object>,
+    depth: usize,
+) -> Result<(), JsonError> {
+    out.push(b'{');
+    for i in 0..object.element_count() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let key = object
+            .key_at(i)
+            .map_err(|e| binary(e.to_string()))?
+            .ok_or_else(|| binary("object key missing"))?;
+        write_utf8_string(out, key.value_raw())?;
+        out.push(b':');
+        let element = object
+            .elem_at(i)
+            .map_err(|e| binary(e.to_string()))?
+            .ok_or_else(|| binary("object value missing"))?;
+        write_value(out, &element, depth + 1)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Opaque scalars: MySQL types stored inside JSON, written as MySQL's `JSON` output shows them.
+fn write_opaque(out: &mut Vec<u8>, ty: ColumnType, data: &[u8]) -> Result<(), JsonError> {
+    use ColumnType::*;
+    match ty {
+        MYSQL_TYPE_NEWDECIMAL => {
+            let text = opaque_decimal(data)?;
+            out.extend_from_slice(text.as_bytes());
+        }
+        MYSQL_TYPE_DATE | MYSQL_TYPE_DATETIME | MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIME => {
+            let packed = data
+                .first_chunk::<8>()
+                .map(|b| i64::from_le_bytes(*b))
+                .ok_or_else(|| binary("temporal value shorter than 8 bytes"))?;
+            let text = match ty {
+                MYSQL_TYPE_TIME => packed_time_text(packed),
+                MYSQL_TYPE_DATE => packed_datetime_text(packed, false),
+                _ => packed_datetime_text(packed, true),
+            };
+            write_json_string(out, &text);
+        }
+        other => {
+            let text = format!("base64:type{}:{}", other as u8, BASE64.encode(data));
+            write_json_string(out, &text);
+        }
+    }
+    Ok(())
+}
+
+/// An opaque DECIMAL: precision byte, scale byte, then MySQL's binary decimal.
+fn opaque_decimal(data: &[u8]) -> Result<String, JsonError> {
+    let bad = || binary("malformed DECIMAL inside JSON");
+    let (&precision, rest) = data.split_first().ok_or_else(bad)?;
+    let (&scale, bin) = rest.split_first().ok_or_else(bad)?;
+    // Decimal::read_bin subtracts scale from precision and indexes a table by both.
+    if precision == 0 || precision > 65 || scale > 30 || scale > precision {
+        return Err(bad());
+    }
+    let decimal = Decimal::read_bin(bin, usize::from(precision), usize::from(scale), false)
+        .map_err(|_| bad())?;
+    canonical_decimal(&decimal.to_string()).ok_or_else(bad)
+}
+
+/// `YYYY-MM-DD[ hh:mm:ss.ffffff]` from MySQL's packed datetime (TIME_to_longlong_datetime_packed).
+fn packed_datetime_text(packed: i64, with_time: bool) -> String {
+    let negative = packed < 0;
+    let abs = packed.unsigned_abs();
+    let micros = abs % (1 << 24);
+    let ymdhms = abs >> 24;
+    let ymd = ymdhms >> 17;
+    let ym = ymd >> 5;
+    let hms = ymdhms % (1 << 17);
+    let (year, month, day) = (ym / 13, ym % 13, ymd % (1 << 5));
+    let (hour, minute, second) = (hms >> 12, (hms >> 6) % (1 << 6), hms % (1 << 6));
+    let sign = if negative { "-" } else { "" };
+    if with_time {
+        format!("{sign}{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}")
+    } else {
+        format!("{sign}{year:04}-{month:02}-{day:02}")
+    }
+}
+
+/// `[-]hh:mm:ss.ffffff` from MySQL's packed time (TIME_to_longlong_time_packed).
+fn packed_time_text(packed: i64) -> String {
+    let negative = packed < 0;
+    let abs = packed.unsigned_abs();
+    let micros = abs % (1 << 24);
+    let hms = abs >> 24;
+    let (hour, minute, second) = (
+        (hms >> 12) % (1 << 10),
+        (hms >> 6) % (1 << 6),
+        hms % (1 << 6),
+    );
+    let sign = if negative { "-" } else { "" };
+    format!("{sign}{hour:02}:{minute:02}:{second:02}.{micros:06}")
+}
+
+/// Validates MariaDB's JSON text and returns it compact (whitespace outside strings removed,
+/// everything else, number digits included, as written).
+///
+/// # Errors
+/// Text that is not one JSON value.
+pub fn text_to_json(text: &str) -> Result<String, JsonError> {
+    // serde_json skips numbers without converting them, so 1e400 or 30-digit integers pass.
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map_err(|e| JsonError::Text(e.to_string()))?;
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            if c == '"' {
+                in_string = true;
+            }
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// A JSON document being patched: containers as trees, scalars as their JSON text.
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Scalar(String),
+    Array(Vec<Node>),
+    /// Members in MySQL's key order (length, then bytes).
+    Object(Vec<(String, Node)>),
+}
+
+fn to_node(value: &jsonb::Value<'_>, depth: usize) -> Result<Node, JsonError> {
+    use jsonb::Value as V;
+    if depth > MAX_DEPTH {
+        return Err(binary("nested deeper than 100 levels"));
+    }
+    fn array<'a, T: StorageFormat>(
+        a: &'a ComplexValue<'a, T, jsonb::Array>,
+        depth: usize,
+    ) -> Result<Node, JsonError> {
+        let mut items = Vec::new();
+        for i in 0..a.element_count() {
+            let element = a
+                .elem_at(i)
+                .map_err(|e| binary(e.to_string()))?
+                .ok_or_else(|| binary("array element missing"))?;
+            items.push(to_node(&element, depth + 1)?);
+        }
+        Ok(Node::Array(items))
+    }
+    fn object<'a, T: StorageFormat>(
+        o: &'a ComplexValue<'a, T, jsonb::Object>,
+        depth: usize,
+    ) -> Result<Node, JsonError> {
+        let mut members = Vec::new();
+        for i in 0..o.element_count() {
+            let key = o
+                .key_at(i)
+                .map_err(|e| binary(e.to_string()))?
+                .ok_or_else(|| binary("object key missing"))?;
+            let key = std::str::from_utf8(key.value_raw())
+                .map_err(|_| binary("object key is not UTF-8"))?
+                .to_owned();
+            let element = o
+                .elem_at(i)
+                .map_err(|e| binary(e.to_string()))?
+                .ok_or_else(|| binary("object value missing"))?;
+            members.push((key, to_node(&element, depth + 1)?));
+        }
+        Ok(Node::Object(members))
+    }
+    match value {
+        V::SmallArray(a) => array(a, depth),
+        V::LargeArray(a) => array(a, depth),
+        V::SmallObject(o) => object(o, depth),
+        V::LargeObject(o) => object(o, depth),
+        scalar => Ok(Node::Scalar(jsonb_to_text(scalar)?)),
+    }
+}
+
+fn write_node(out: &mut Vec<u8>, node: &Node) {
+    match node {
+        Node::Scalar(text) => out.extend_from_slice(text.as_bytes()),
+        Node::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_node(out, item);
+            }
+            out.push(b']');
+        }
+        Node::Object(members) => {
+            out.push(b'{');
+            for (i, (key, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_string(out, key);
+                out.push(b':');
+                write_node(out, value);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// One step of a JSON path as MySQL writes them in diffs: `.key`, `."key"`, `[n]`, `[last-n]`.
+#[derive(Debug, Clone, PartialEq)]
+enum Leg {
+    Key(String),
+    Index(usize),
+    /// `[last]` is `FromEnd(0)`, `[last-2]` `FromEnd(2)`.
+    FromEnd(usize),
+}
+
+fn parse_path(path: &str) -> Option<Vec<Leg>> {
+    let mut rest = path.trim().strip_prefix('$')?;
+    let mut legs = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return Some(legs);
+        }
+        if let Some(after) = rest.strip_prefix('.') {
+            let after = after.trim_start();
+            if let Some(quoted) = after.strip_prefix('"') {
+                let mut key = String::new();
+                let mut chars = quoted.char_indices();
+                let end = loop {
+                    let (i, c) = chars.next()?;
+                    match c {
+                        '"' => break i + 1,
+                        '\\' => {
+                            let (_, e) = chars.next()?;
+                            key.push(match e {
+                                'n' => '\n',
+                                't' => '\t',
+                                'r' => '\r',
+                                'b' => '\u{8}',
+                                'f' => '\u{c}',
+                                'u' => {
+                                    let mut code = 0u32;
+                                    for _ in 0..4 {
+                                        code = code * 16 + chars.next()?.1.to_digit(16)?;
+                                    }
+                                    char::from_u32(code)?
+                                }
+                                other => other,
+                            });
+                        }
+                        c => key.push(c),
+                    }
+                };
+                legs.push(Leg::Key(key));
+                rest = quoted.get(end..)?;
+            } else {
+                let end = after.find(['.', '[']).unwrap_or(after.len());
+                let key = after.get(..end)?.trim_end();
+                if key.is_empty() {
+                    return None;
+                }
+                legs.push(Leg::Key(key.to_owned()));
+                rest = after.get(end..)?;
+            }
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            let inner = after.get(..end)?.trim();
+            let leg = if let Some(back) = inner.strip_prefix("last") {
+                let back = back.trim();
+                if back.is_empty() {
+                    Leg::FromEnd(0)
+                } else {
+                    Leg::FromEnd(back.strip_prefix('-')?.trim().parse().ok()?)
+                }
+            } else {
+                Leg::Index(inner.parse().ok()?)
+            };
+            legs.push(leg);
+            rest = after.get(end + 1..)?;
+        } else {
+            return None;
+        }
+    }
+}
+
+/// MySQL orders object keys by length, then bytes.
+fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
+}
+
+fn resolve(len: usize, leg: &Leg) -> Option<usize> {
+    match leg {
+        Leg::Index(i) => Some(*i),
+        Leg::FromEnd(back) => len.checked_sub(1)?.checked_sub(*back),
+        Leg::Key(_) => None,
+    }
+}
+
+fn child_mut<'n>(node: &'n mut Node, leg: &Leg) -> Option<&'n mut Node> {
+    match (node, leg) {
+        (Node::Object(members), Leg::Key(key)) => {
+            members.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+        }
+        (Node::Array(items), leg) => {
+            let i = resolve(items.len(), leg)?;
+            items.get_mut(i)
+        }
+        // MySQL auto-wraps a scalar as a one-element array for `[0]`/`[last]`.
+        (node @ Node::Scalar(_), leg) if resolve(1, leg) == Some(0) => Some(node),
+        _ => None,
+    }
+}
+
+fn apply_one(root: &mut Node, diff: &JsonDiff<'_>) -> Result<(), JsonError> {
+    let op = match diff.operation() {
+        JsonDiffOperation::REPLACE => "REPLACE",
+        JsonDiffOperation::INSERT => "INSERT",
+        JsonDiffOperation::REMOVE => "REMOVE",
+    };
+    let path = diff.path_str().into_owned();
+    let fail = |message: &str| JsonError::Diff {
+        op,
+        path: path.clone(),
+        message: message.to_owned(),
+    };
+    let legs = parse_path(&path).ok_or_else(|| fail("cannot parse the path"))?;
+    let new_value = match diff.value() {
+        Some(v) => Some(to_node(v, 0)?),
+        None => None,
+    };
+    let Some((last, parents)) = legs.split_last() else {
+        // `$` itself: only a REPLACE of the whole document makes sense.
+        return match (diff.operation(), new_value) {
+            (JsonDiffOperation::REPLACE, Some(v)) => {
+                *root = v;
+                Ok(())
+            }
+            _ => Err(fail("only REPLACE may target `$`")),
+        };
+    };
+    let mut parent = &mut *root;
+    for leg in parents {
+        parent = child_mut(parent, leg).ok_or_else(|| fail("the path does not exist"))?;
+    }
+    match diff.operation() {
+        JsonDiffOperation::REPLACE => {
+            let target = child_mut(parent, last).ok_or_else(|| fail("the path does not exist"))?;
+            *target = new_value.ok_or_else(|| fail("no value"))?;
+        }
+        JsonDiffOperation::INSERT => {
+            let value = new_value.ok_or_else(|| fail("no value"))?;
+            match (parent, last) {
+                (Node::Object(members), Leg::Key(key)) => {
+                    match members.binary_search_by(|(k, _)| key_order(k, key)) {
+                        Ok(i) => {
+                            if let Some(member) = members.get_mut(i) {
+                                member.1 = value;
+                            }
+                        }
+                        Err(i) => members.insert(i, (key.clone(), value)),
+                    }
+                }
+                (Node::Array(items), leg) => {
+                    let i = match leg {
+                        Leg::Index(i) => (*i).min(items.len()),
+                        _ => resolve(items.len(), leg).unwrap_or(0).min(items.len()),
+                    };
+                    items.insert(i, value);
+                }
+                _ => return Err(fail("the parent is not a container of that kind")),
+            }
+        }
+        JsonDiffOperation::REMOVE => match (parent, last) {
+            (Node::Object(members), Leg::Key(key)) => {
+                let i = members
+                    .iter()
+                    .position(|(k, _)| k == key)
+                    .ok_or_else(|| fail("the member does not exist"))?;
+                members.remove(i);
+            }
+            (Node::Array(items), leg) => {
+                let i = resolve(items.len(), leg)
+                    .filter(|&i| i < items.len())
+                    .ok_or_else(|| fail("the element does not exist"))?;
+                items.remove(i);
+            }
+            _ => return Err(fail("the parent is not a container of that kind")),
+        },
+    }
+    Ok(())
+}
+
+/// Applies MySQL's partial-update operations to the before image's JSON value and returns the
+/// new document as compact JSON text.
+///
+/// # Errors
+/// Malformed JSONB, or a diff whose path does not exist in the before image.
+pub fn apply_diffs(before: &jsonb::Value<'_>, diffs: &[JsonDiff<'_>]) -> Result<String, JsonError> {
+    let mut root = to_node(before, 0)?;
+    for diff in diffs {
+        apply_one(&mut root, diff)?;
+    }
+    let mut out = Vec::with_capacity(64);
+    write_node(&mut out, &root);
+    String::from_utf8(out).map_err(|e| binary(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_common::io::ParseBuf;
+
+    /// JSONB bytes as MySQL writes them (small storage: 2-byte offsets).
+    mod enc {
+        pub const SMALL_OBJECT: u8 = 0x00;
+        pub const SMALL_ARRAY: u8 = 0x02;
+        pub const LITERAL: u8 = 0x04;
+        pub const INT16: u8 = 0x05;
+        pub const INT64: u8 = 0x09;
+        pub const UINT64: u8 = 0x0a;
+        pub const DOUBLE: u8 = 0x0b;
+        pub const STRING: u8 = 0x0c;
+        pub const OPAQUE: u8 = 0x0f;
+    }
+
+    /// A scalar value as (type, payload) for [`array`]/[`object`].
+    type Item = (u8, Vec<u8>);
+
+    fn string(s: &str) -> Item {
+        let mut v = vec![s.len() as u8];
+        v.extend_from_slice(s.as_bytes());
+        (enc::STRING, v)
+    }
+
+    fn int16(i: i16) -> Item {
+        (enc::INT16, i.to_le_bytes().to_vec())
+    }
+
+    /// Small array or object body (without the leading type byte).
+    fn container(keys: Option<&[&str]>, items: &[Item]) -> Vec<u8> {
+        let n = items.len();
+        let key_entries = keys.map_or(0, |k| k.len() * 4);
+        let header = 4 + key_entries + n * 3;
+        let mut keys_blob = Vec::new();
+        let mut key_entries_bytes = Vec::new();
+        if let Some(keys) = keys {
+            let mut offset = header;
+            for k in keys {
+                key_entries_bytes.extend_from_slice(&(offset as u16).to_le_bytes());
+                key_entries_bytes.extend_from_slice(&(k.len() as u16).to_le_bytes());
+                keys_blob.extend_from_slice(k.as_bytes());
+                offset += k.len();
+            }
+        }
+        let mut values_blob = Vec::new();
+        let mut value_entries = Vec::new();
+        for (ty, payload) in items {
+            value_entries.push(*ty);
+            if *ty == enc::INT16 || *ty == enc::LITERAL {
+                let mut inline = payload.clone();
+                inline.resize(2, 0);
+                value_entries.extend_from_slice(&inline);
+            } else {
+                let offset = header + keys_blob.len() + values_blob.len();
+                value_entries.extend_from_slice(&(offset as u16).to_le_bytes());
+                values_blob.extend_from_slice(payload);
+            }
+        }
+        let total = header + keys_blob.len() + values_blob.len();
+        let mut out = Vec::new();
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+        out.extend_from_slice(&(total as u16).to_le_bytes());
+        out.extend_from_slice(&key_entries_bytes);
+        out.extend_from_slice(&value_entries);
+        out.extend_from_slice(&keys_blob);
+        out.extend_from_slice(&values_blob);
+        out
+    }
+
+    fn doc(ty: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![ty];
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn text(bytes: &[u8]) -> Result<String, JsonError> {
+        let value: jsonb::Value<'_> = ParseBuf(bytes).parse(()).expect("parses");
+        jsonb_to_text(&value)
+    }
+
+    #[test]
+    fn jsonb_scalars_and_containers_become_json_text() {
+        let dec = {
+            // DECIMAL(5,2) 123.45: precision, scale, binary.
+            let mut d = vec![5, 2];
+            Decimal::parse_str_bytes(b"123.45")
+                .unwrap()
+                .write_bin(&mut d)
+                .unwrap();
+            (enc::OPAQUE, {
+                let mut v = vec![ColumnType::MYSQL_TYPE_NEWDECIMAL as u8, d.len() as u8];
+                v.extend_from_slice(&d);
+                v
+            })
+        };
+        // 2015-01-15 23:24:25.5 packed.
+        let ymd: i64 = ((2015 * 13 + 1) << 5) | 15;
+        let hms: i64 = (23 << 12) | (24 << 6) | 25;
+        let packed: i64 = (((ymd << 17) | hms) << 24) + 500_000;
+        let date_time = (enc::OPAQUE, {
+            let mut v = vec![ColumnType::MYSQL_TYPE_DATETIME as u8, 8];
+            v.extend_from_slice(&packed.to_le_bytes());
+            v
+        });
+        let date = (enc::OPAQUE, {
+            let mut v = vec![ColumnType::MYSQL_TYPE_DATE as u8, 8];
+            v.extend_from_slice(&(((ymd << 17) << 24).to_le_bytes()));
+            v
+        });
+        let time_packed: i64 = -((((12_i64 << 12) | (1 << 6) | 2) << 24) + 3);
+        let time = (enc::OPAQUE, {
+            let mut v = vec![ColumnType::MYSQL_TYPE_TIME as u8, 8];
+            v.extend_from_slice(&time_packed.to_le_bytes());
+            v
+        });
+        let blob = (
+            enc::OPAQUE,
+            vec![ColumnType::MYSQL_TYPE_BLOB as u8, 1, 0x55],
+        );
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![enc::LITERAL, 0], "null"),
+            (vec![enc::LITERAL, 1], "true"),
+            (vec![enc::LITERAL, 2], "false"),
+            (doc(enc::INT16, &(-5i16).to_le_bytes()), "-5"),
+            (
+                doc(enc::INT64, &i64::MIN.to_le_bytes()),
+                "-9223372036854775808",
+            ),
+            (
+                doc(enc::UINT64, &u64::MAX.to_le_bytes()),
+                "18446744073709551615",
+            ),
+            (doc(enc::DOUBLE, &0.1f64.to_le_bytes()), "0.1"),
+            (doc(enc::DOUBLE, &1.0f64.to_le_bytes()), "1.0"),
+            (doc(enc::DOUBLE, &1e300f64.to_le_bytes()), "1e300"),
+            (doc(enc::STRING, &string("a\"\n😀").1), r#""a\"\n😀""#),
+            (doc(enc::OPAQUE, &dec.1), "123.45"),
+            (
+                doc(enc::OPAQUE, &date_time.1),
+                r#""2015-01-15 23:24:25.500000""#,
+            ),
+            (doc(enc::OPAQUE, &date.1), r#""2015-01-15""#),
+            (doc(enc::OPAQUE, &time.1), r#""-12:01:02.000003""#),
+            (doc(enc::OPAQUE, &blob.1), r#""base64:type252:VQ==""#),
+            (
+                doc(
+                    enc::SMALL_ARRAY,
+                    &container(None, &[int16(1), string("x"), (enc::LITERAL, vec![0])]),
+                ),
+                r#"[1,"x",null]"#,
+            ),
+            (
+                doc(
+                    enc::SMALL_OBJECT,
+                    &container(Some(&["a", "bb"]), &[int16(1), dec.clone()]),
+                ),
+                r#"{"a":1,"bb":123.45}"#,
+            ),
+            (
+                doc(
+                    enc::SMALL_OBJECT,
+                    &container(
+                        Some(&["k"]),
+                        &[(enc::SMALL_ARRAY, container(None, &[int16(7)]))],
+                    ),
+                ),
+                r#"{"k":[7]}"#,
+            ),
+            (doc(enc::SMALL_ARRAY, &container(None, &[])), "[]"),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(text(&bytes).unwrap(), expected, "{bytes:?}");
+        }
+        let failing: Vec<Vec<u8>> = vec![
+            doc(enc::DOUBLE, &f64::NAN.to_le_bytes()),
+            doc(enc::STRING, &[2, 0xff, 0xfe]),
+            doc(
+                enc::OPAQUE,
+                &[ColumnType::MYSQL_TYPE_NEWDECIMAL as u8, 2, 3, 5],
+            ),
+            doc(enc::OPAQUE, &[ColumnType::MYSQL_TYPE_DATE as u8, 2, 1, 2]),
+        ];
+        for bytes in failing {
+            let result = ParseBuf(&bytes)
+                .parse::<jsonb::Value<'_>>(())
+                .map_err(|e| binary(e.to_string()))
+                .and_then(|v| jsonb_to_text(&v));
+            assert!(result.is_err(), "{bytes:?}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn corrupt_jsonb_never_panics() {
+        let good = doc(
+            enc::SMALL_OBJECT,
+            &container(
+                Some(&["a", "bb"]),
+                &[
+                    int16(1),
+                    (enc::SMALL_ARRAY, container(None, &[string("x")])),
+                ],
+            ),
+        );
+        for i in 0..good.len() {
+            for b in [0u8, 0x7f, 0xff] {
+                let mut bad = good.clone();
+                bad[i] = b;
+                if let Ok(v) = ParseBuf(&bad).parse::<jsonb::Value<'_>>(()) {
+                    let _ = jsonb_to_text(&v);
+                    let _ = to_node(&v, 0);
+                }
+            }
+            if let Ok(v) = ParseBuf(&good[..i]).parse::<jsonb::Value<'_>>(()) {
+                let _ = jsonb_to_text(&v);
+            }
+        }
+    }
+
+    #[test]
+    fn mariadb_text_is_validated_and_compacted() {
+        let cases = [
+            (
+                r#"{"a": 1, "b" : [true, null, "x y\n"]}"#,
+                r#"{"a":1,"b":[true,null,"x y\n"]}"#,
+            ),
+            (
+                "  12345678901234567890.000001 ",
+                "12345678901234567890.000001",
+            ),
+            ("1e400", "1e400"),
+            (r#""say \"hi\" \\" "#, r#""say \"hi\" \\""#),
+            ("[\n]", "[]"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(text_to_json(input).unwrap(), expected, "{input}");
+        }
+        for bad in ["", "{", "[1,]", "{'a':1}", "nul", "1 2", "\"a\nb\""] {
+            assert!(
+                matches!(text_to_json(bad), Err(JsonError::Text(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_parse_like_mysql_prints_them() {
+        let cases: &[(&str, Option<Vec<Leg>>)] = &[
+            ("$", Some(vec![])),
+            ("$.a", Some(vec![Leg::Key("a".into())])),
+            (
+                "$.a[3].b",
+                Some(vec![
+                    Leg::Key("a".into()),
+                    Leg::Index(3),
+                    Leg::Key("b".into()),
+                ]),
+            ),
+            (
+                r#"$."x y"."q\"t""#,
+                Some(vec![Leg::Key("x y".into()), Leg::Key("q\"t".into())]),
+            ),
+            ("$[last]", Some(vec![Leg::FromEnd(0)])),
+            ("$[last-2]", Some(vec![Leg::FromEnd(2)])),
+            ("a", None),
+            ("$.", None),
+            ("$[x]", None),
+            (r#"$."open"#, None),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(&parse_path(path), expected, "{path}");
+        }
+    }
+
+    fn diff_bytes(op: u8, path: &str, value: Option<&[u8]>) -> Vec<u8> {
+        let mut v = vec![op, path.len() as u8];
+        v.extend_from_slice(path.as_bytes());
+        if let Some(value) = value {
+            v.push(value.len() as u8);
+            v.extend_from_slice(value);
+        }
+        v
+    }
+
+    #[test]
+    fn diffs_apply_to_the_before_image() {
+        let before = doc(
+            enc::SMALL_OBJECT,
+            &container(
+                Some(&["a", "list"]),
+                &[
+                    int16(1),
+                    (
+                        enc::SMALL_ARRAY,
+                        container(None, &[int16(1), int16(2), int16(3)]),
+                    ),
+                ],
+            ),
+        );
+        let before: jsonb::Value<'_> = ParseBuf(&before).parse(()).unwrap();
+        let five = doc(enc::INT16, &5i16.to_le_bytes());
+        let s = doc(enc::STRING, &string("new").1);
+        let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
+            (
+                vec![diff_bytes(0, "$.a", Some(&five))],
+                r#"{"a":5,"list":[1,2,3]}"#,
+            ),
+            (
+                vec![diff_bytes(0, "$.list[1]", Some(&s))],
+                r#"{"a":1,"list":[1,"new",3]}"#,
+            ),
+            (
+                vec![diff_bytes(1, "$.b", Some(&s))],
+                r#"{"a":1,"b":"new","list":[1,2,3]}"#,
+            ),
+            (
+                vec![diff_bytes(1, "$.list[0]", Some(&five))],
+                r#"{"a":1,"list":[5,1,2,3]}"#,
+            ),
+            (
+                vec![diff_bytes(1, "$.list[9]", Some(&five))],
+                r#"{"a":1,"list":[1,2,3,5]}"#,
+            ),
+            (
+                vec![diff_bytes(2, "$.list[0]", None)],
+                r#"{"a":1,"list":[2,3]}"#,
+            ),
+            (vec![diff_bytes(2, "$.a", None)], r#"{"list":[1,2,3]}"#),
+            (
+                vec![
+                    diff_bytes(2, "$.a", None),
+                    diff_bytes(0, "$.list[last]", Some(&five)),
+                ],
+                r#"{"list":[1,2,5]}"#,
+            ),
+            (vec![diff_bytes(0, "$", Some(&five))], "5"),
+        ];
+        for (raw_diffs, expected) in cases {
+            let diffs: Vec<JsonDiff<'_>> = raw_diffs
+                .iter()
+                .map(|d| ParseBuf(d).parse(()).unwrap())
+                .collect();
+            assert_eq!(
+                apply_diffs(&before, &diffs).unwrap(),
+                expected,
+                "{raw_diffs:?}"
+            );
+        }
+        let failing = [
+            diff_bytes(0, "$.missing", Some(&five)),
+            diff_bytes(2, "$.list[7]", None),
+            diff_bytes(1, "$.a.b", Some(&five)),
+            diff_bytes(0, "bad", Some(&five)),
+        ];
+        for raw in failing {
+            let d: JsonDiff<'_> = ParseBuf(&raw).parse(()).unwrap();
+            assert!(
+                matches!(apply_diffs(&before, &[d]), Err(JsonError::Diff { .. })),
+                "{raw:?}"
+            );
+        }
+    }
+}
