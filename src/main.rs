@@ -66,7 +66,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Status(_) => match binlog2es::status(&config) {
+        Command::Status(_) => match runtime.block_on(binlog2es::status(&config)) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS

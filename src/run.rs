@@ -554,27 +554,114 @@ async fn table_checks(
     Ok(out)
 }
 
-/// `binlog2es status`: the checkpoint as text.
+/// `binlog2es status`: the checkpoint, the server's current binlog position and
+/// how far behind the checkpoint is. The server part is best effort: an
+/// unreachable server is reported, not an error.
 ///
 /// # Errors
 /// Unreadable or corrupt checkpoint.
-pub fn status(config: &Config) -> Result<String, Error> {
+pub async fn status(config: &Config) -> Result<String, Error> {
     let store = CheckpointStore::new(config.checkpoint.path.clone());
-    Ok(match store.load()? {
+    let mut out = match store.load()? {
         None => format!("checkpoint: none yet ({})\n", store.path().display()),
-        Some(c) => format!(
-            "checkpoint: {}\nserver:     {}\nposition:   {}\ngtid:       {}\nversion:    {}\nupdated:    {} ({}s ago)\n",
-            store.path().display(),
-            c.server,
-            c.position,
-            if c.gtid.is_none() {
-                "-".to_owned()
-            } else {
-                c.gtid.to_string()
-            },
-            c.version,
-            humantime::format_rfc3339_seconds(c.updated_at),
-            age(c.updated_at).as_secs(),
-        ),
-    })
+        Some(c) => {
+            let mut text = format!(
+                "checkpoint: {}\nserver:     {}\nposition:   {}\ngtid:       {}\nversion:    {}\nupdated:    {} ({}s ago)\n",
+                store.path().display(),
+                c.server,
+                c.position,
+                if c.gtid.is_none() {
+                    "-".to_owned()
+                } else {
+                    c.gtid.to_string()
+                },
+                c.version,
+                humantime::format_rfc3339_seconds(c.updated_at),
+                age(c.updated_at).as_secs(),
+            );
+            text.push_str(&server_status(config, &c).await);
+            text
+        }
+    };
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// The server half of `status`: its binlog head and the distance to it.
+async fn server_status(config: &Config, c: &Checkpoint) -> String {
+    let Ok((opts, host)) = mysql_opts(config) else {
+        return "source:     mysql.url unusable\n".into();
+    };
+    let window = config.mysql.connect_timeout.min(Duration::from_secs(5));
+    let mut conn = match tokio::time::timeout(window, Conn::new(opts)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return format!("source:     {host} unreachable: {e}\n"),
+        Err(_) => return format!("source:     {host} unreachable: timed out\n"),
+    };
+    let head = prerequisites::binlog_head(&mut conn, c.server.flavor).await;
+    let files = prerequisites::binlog_file_sizes(&mut conn)
+        .await
+        .unwrap_or_default();
+    let _ = conn.disconnect().await;
+    match head {
+        Ok(Some((pos, _))) => {
+            let behind = bytes_behind(&files, &c.position, &pos)
+                .map(|b| format!("{b} bytes"))
+                .unwrap_or_else(|| "unknown (checkpoint file not on the server)".into());
+            format!("source:     {host} at {pos}\nbehind:     {behind}\n")
+        }
+        Ok(None) => format!("source:     {host} reports no binlog\n"),
+        Err(e) => format!("source:     {host}: {e}\n"),
+    }
+}
+
+/// Bytes of binlog between `from` and `to`, using the server's file sizes.
+fn bytes_behind(
+    files: &[(String, u64)],
+    from: &crate::position::BinlogPosition,
+    to: &crate::position::BinlogPosition,
+) -> Option<u64> {
+    if from.file == to.file {
+        return Some(to.pos.saturating_sub(from.pos));
+    }
+    let start = files.iter().position(|(f, _)| *f == from.file)?;
+    let end = files.iter().position(|(f, _)| *f == to.file)?;
+    if end < start {
+        return Some(0);
+    }
+    let mut total = files[start].1.saturating_sub(from.pos);
+    for (_, size) in &files[start + 1..end] {
+        total += size;
+    }
+    Some(total + to.pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::position::BinlogPosition;
+
+    #[test]
+    fn distance_spans_files() {
+        let files = vec![
+            ("b.000001".to_owned(), 1000),
+            ("b.000002".to_owned(), 500),
+            ("b.000003".to_owned(), 300),
+        ];
+        let p = |f: &str, n| BinlogPosition::new(f, n);
+        assert_eq!(
+            bytes_behind(&files, &p("b.000001", 400), &p("b.000001", 900)),
+            Some(500)
+        );
+        assert_eq!(
+            bytes_behind(&files, &p("b.000001", 400), &p("b.000003", 100)),
+            Some(1200)
+        );
+        assert_eq!(
+            bytes_behind(&files, &p("x.000001", 4), &p("b.000003", 100)),
+            None
+        );
+    }
 }

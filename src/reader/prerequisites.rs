@@ -254,6 +254,20 @@ pub async fn binlog_head(
     Ok(Some((BinlogPosition::new(file, pos), gtid)))
 }
 
+/// Binlog files the server still has with their sizes, in order.
+///
+/// # Errors
+/// The query fails.
+pub async fn binlog_file_sizes(
+    conn: &mut mysql_async::Conn,
+) -> Result<Vec<(String, u64)>, mysql_async::Error> {
+    let rows: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.get::<String, _>(0)?, r.get::<u64, _>(1)?)))
+        .collect())
+}
+
 /// Binlog files the server still has, in order.
 ///
 /// # Errors
