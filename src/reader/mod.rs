@@ -123,6 +123,11 @@ impl ReaderError {
                 _ => true,
             },
             Self::Silent { .. } => true,
+            // A catalog query that lost its connection is worth another try.
+            Self::Schema {
+                source: SchemaError::Query { source, .. },
+                ..
+            } => !matches!(source, mysql_async::Error::Server(_)),
             _ => false,
         }
     }
@@ -192,6 +197,8 @@ pub struct Reader {
     file: Arc<str>,
     outer_end: u64,
     txn: Option<OpenTxn>,
+    /// Set once a stream was established since the last reconnect.
+    streamed: bool,
 }
 
 /// Inputs of a reader.
@@ -248,6 +255,7 @@ impl Reader {
             decoder: RowDecoder::default(),
             file,
             txn: None,
+            streamed: false,
         }
     }
 
@@ -261,6 +269,13 @@ impl Reader {
         loop {
             let result = self.stream_once().await;
             self.progress.set_streaming(false);
+            // The catalog connection may have died with the stream's.
+            self.catalog = None;
+            if self.streamed {
+                // Each outage starts its backoff afresh.
+                backoff = crate::writer::retry::Backoff::new(200, 30_000);
+                self.streamed = false;
+            }
             // A half-read transaction is read again whole after reconnecting.
             self.txn = None;
             match result {
@@ -350,6 +365,7 @@ impl Reader {
             .map_err(|e| self.refused_or_conn(e))?;
         info!(position = %self.state.position, gtid = %self.state.gtid, mode = ?self.mode, "Streaming binlog.");
         self.progress.set_streaming(true);
+        self.streamed = true;
         let silence = heartbeat * 3 + Duration::from_secs(1);
         loop {
             let next = tokio::select! {

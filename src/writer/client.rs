@@ -200,12 +200,12 @@ impl EsClient {
                 Some(self.request_timeout),
             )
             .await
-            .map_err(|e| SendError::Transport(e.to_string()))?;
+            .map_err(|e| SendError::Transport(error_chain(&e)))?;
         let status = resp.status_code().as_u16();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| SendError::Transport(e.to_string()))?;
+            .map_err(|e| SendError::Transport(error_chain(&e)))?;
         Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
     }
 
@@ -248,12 +248,12 @@ impl EsClient {
                 Some(self.request_timeout),
             )
             .await
-            .map_err(|e| SendError::Transport(e.to_string()))?;
+            .map_err(|e| SendError::Transport(error_chain(&e)))?;
         let status = resp.status_code().as_u16();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| SendError::Transport(e.to_string()))?;
+            .map_err(|e| SendError::Transport(error_chain(&e)))?;
         if !(200..300).contains(&status) {
             let mut text = String::from_utf8_lossy(&bytes).into_owned();
             text.truncate(500);
@@ -261,4 +261,20 @@ impl EsClient {
         }
         Ok(bytes)
     }
+}
+
+/// An error with its causes, `outer: inner: innermost`, so a retry log line says
+/// whether the connection was refused, reset or timed out.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }

@@ -21,6 +21,7 @@
 mod compare;
 mod daemon;
 mod es;
+pub mod proxy;
 mod servers;
 
 use std::sync::OnceLock;
