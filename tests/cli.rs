@@ -91,6 +91,41 @@ async fn check_fails_for_a_table_without_primary_key() {
 }
 
 #[tokio::test]
+async fn run_refuses_a_table_without_primary_key_and_accepts_id_columns() {
+    let env = TestEnv::get();
+    let (db, _conn) = env
+        .create_database_with("CREATE TABLE nokey (a INT NOT NULL, b VARCHAR(20))")
+        .await;
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.nokey"), &env.unique_index("nokey"))
+        .build();
+    daemon.spawn();
+    let code = daemon.wait_exit(secs(60)).await;
+    let log = daemon.stderr_tail(20);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("nokey") && log.contains("id_columns"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // With id_columns the same table streams.
+    let index = env.unique_index("idcols");
+    let mut daemon = Daemon::builder(env)
+        .table_toml(&format!(
+            "match = \"{db}.nokey\"\nindex = \"{index}\"\nid_columns = [\"a\"]"
+        ))
+        .start()
+        .await;
+    let mut conn = env.mysql_db(&db).await;
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("INSERT INTO nokey VALUES (7, 'x')")
+        .await
+        .unwrap();
+    let es = env.es();
+    let ok = wait_until(secs(60), async || es.get(&index, "7").await.is_some()).await;
+    assert!(ok, "{}", daemon.stderr_tail(20));
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
 async fn run_exits_1_naming_an_unreachable_mysql() {
     let env = TestEnv::get();
     let addr = format!("127.0.0.1:{}", free_port());
