@@ -323,9 +323,28 @@ pub struct DeadLetterConfig {
     /// What a rejected document does.
     #[serde(default)]
     pub on_rejected: OnRejected,
-    /// Dead-letter file; default `dead-letter.jsonl` next to the checkpoint.
+    /// Where rejected documents go: a file (default) or an index.
+    #[serde(default, rename = "type")]
+    pub destination: DeadLetterKind,
+    /// Dead-letter file (`type = "file"`); default `dead-letter.jsonl` next to the checkpoint.
     pub path: Option<PathBuf>,
+    /// Dead-letter index (`type = "index"`); default `binlog2es-dead-letter`.
+    pub index: Option<String>,
 }
+
+/// Dead-letter destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    /// JSON lines appended to a local file, synced before the change counts as handled.
+    #[default]
+    File,
+    /// Documents in an Elasticsearch index, acknowledged before the change counts as handled.
+    Index,
+}
+
+/// Default dead-letter index name.
+pub const DEFAULT_DEAD_LETTER_INDEX: &str = "binlog2es-dead-letter";
 
 /// Policy for documents Elasticsearch rejects (HTTP 400-class items).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -594,6 +613,37 @@ impl Config {
                 "need 0 < retry_initial_ms <= retry_max_ms",
             ));
         }
+        let dl = &self.dead_letter;
+        match dl.destination {
+            DeadLetterKind::File if dl.index.is_some() => {
+                return Err(ConfigError::invalid(
+                    "dead_letter.index",
+                    "is for type = \"index\"; remove it or set type = \"index\"",
+                ));
+            }
+            DeadLetterKind::Index if dl.path.is_some() => {
+                return Err(ConfigError::invalid(
+                    "dead_letter.path",
+                    "is for type = \"file\"; remove it or set type = \"file\"",
+                ));
+            }
+            DeadLetterKind::Index => {
+                let name = self.dead_letter_index();
+                if name.is_empty()
+                    || name != name.to_lowercase()
+                    || name.starts_with(['_', '-', '+'])
+                    || name.contains(['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ',', '#', ':'])
+                {
+                    return Err(ConfigError::invalid(
+                        "dead_letter.index",
+                        format!(
+                            "`{name}` is not a valid index name (lowercase, no spaces or \\/*?\"<>|,#:)"
+                        ),
+                    ));
+                }
+            }
+            DeadLetterKind::File => {}
+        }
         if self.tables.is_empty() {
             return Err(ConfigError::invalid(
                 "tables",
@@ -637,6 +687,14 @@ impl Config {
     /// The first rule matching `db.table`, if any.
     pub fn rule_for(&self, db: &str, table: &str) -> Option<&TableRule> {
         self.tables.iter().find(|r| r.matches(db, table))
+    }
+
+    /// The dead-letter index name.
+    pub fn dead_letter_index(&self) -> String {
+        self.dead_letter
+            .index
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DEAD_LETTER_INDEX.to_owned())
     }
 
     /// The dead-letter file path (default next to the checkpoint).
@@ -914,6 +972,40 @@ match = "shop.*"
         let c = load_str(&format!("{MINIMAL}create_index = false\n")).unwrap();
         c.validate().unwrap();
         assert!(!c.tables[0].create_index);
+    }
+
+    #[test]
+    fn dead_letter_destination_keys_must_fit_the_type() {
+        let c = load_str(&format!("{MINIMAL}\n[dead_letter]\ntype = \"index\"\n")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.dead_letter_index(), DEFAULT_DEAD_LETTER_INDEX);
+        let c = load_str(&format!(
+            "{MINIMAL}\n[dead_letter]\ntype = \"index\"\npath = \"/x\"\n"
+        ))
+        .unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("dead_letter.path")
+        );
+        let c = load_str(&format!("{MINIMAL}\n[dead_letter]\nindex = \"dl\"\n")).unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("dead_letter.index")
+        );
+        let c = load_str(&format!(
+            "{MINIMAL}\n[dead_letter]\ntype = \"index\"\nindex = \"Bad Name\"\n"
+        ))
+        .unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not a valid index name")
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::position::Version;
 use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
 use crate::reader::{Reader, ReaderSetup, StartMode, StreamState};
 use crate::telemetry::metrics;
-use crate::writer::dead_letter::DeadLetterFile;
+use crate::writer::dead_letter::DeadLetter;
 use crate::writer::{EsClient, Lane, LaneContext};
 
 /// Tickets queued for the tracker: enough to cover many small transactions while
@@ -272,10 +272,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .with_stop(stop_reading.clone());
     let es_client = client.clone();
     let ctx = LaneContext {
-        client,
+        client: client.clone(),
         config: config.writer.clone(),
         on_rejected: config.dead_letter.on_rejected,
-        dead_letter: DeadLetterFile::new(config.dead_letter_path()),
+        dead_letter: match config.dead_letter.destination {
+            crate::config::DeadLetterKind::File => DeadLetter::file(config.dead_letter_path()),
+            crate::config::DeadLetterKind::Index => DeadLetter::index(
+                client.clone(),
+                config.dead_letter_index(),
+                config.writer.retry_initial_ms,
+                config.writer.retry_max_ms,
+            ),
+        },
         abort: abort.clone(),
     };
     for id in 0..config.writer.lanes {

@@ -203,3 +203,47 @@ async fn transaction_start(env: &TestEnv, conn: &mut Conn) -> Option<(String, u6
     assert!(start.is_some(), "GTID {gtid} not found in {file}");
     start.map(|pos| (file, pos))
 }
+
+#[tokio::test]
+async fn rejected_documents_can_go_to_a_dead_letter_index() {
+    // GIVEN a daemon whose dead-letter destination is an index
+    let dead_index = TestEnv::get().unique_index("deadletters");
+    let toml = format!("[dead_letter]\ntype = \"index\"\nindex = \"{dead_index}\"");
+    let mut f = Fixture::start_with("deadidx", TABLE, Some(name_is_long()), |b| {
+        b.extra_toml(&toml)
+    })
+    .await;
+
+    // WHEN a good and a bad row stream, then another good one
+    f.sql("INSERT INTO t VALUES (1, '123'), (2, 'abc')").await;
+    f.sql("INSERT INTO t VALUES (3, '456')").await;
+
+    // THEN the bad one is an entry in the dead-letter index, the others are indexed
+    let es = f.env.es();
+    let ok = wait_until(secs(60), async || {
+        es.get(&f.index, "3").await.is_some() && es.count(&dead_index).await == 1
+    })
+    .await;
+    assert!(ok, "{}", f.daemon.stderr_tail(30));
+    es.refresh(&dead_index).await;
+    let docs = es.docs(&dead_index).await;
+    let entry = docs.values().next().unwrap();
+    assert_eq!(entry["index"], f.index.as_str(), "{entry}");
+    assert_eq!(entry["id"], "2", "{entry}");
+    assert_eq!(entry["status"], 400, "{entry}");
+    assert_eq!(
+        entry["document"],
+        json!({"id": 2, "name": "abc"}),
+        "{entry}"
+    );
+    assert!(
+        entry["position"].as_str().is_some_and(|p| p.contains(':')),
+        "{entry}"
+    );
+    assert!(
+        f.daemon.dead_letters().is_empty(),
+        "no file when the index is the destination"
+    );
+    f.daemon.assert_running();
+    assert_eq!(f.daemon.terminate().await, 0);
+}

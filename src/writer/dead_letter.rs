@@ -1,10 +1,12 @@
-//! Rejected documents: one JSON line each, appended and synced before the
-//! change counts as handled, so a rejection is never lost.
+//! Rejected documents: one JSON entry each, made durable before the change
+//! counts as handled, so a rejection is never lost. Destinations: a JSON-lines
+//! file (appended and synced) or an Elasticsearch index (acknowledged).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use elasticsearch::http::Method;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
@@ -22,72 +24,231 @@ pub struct Rejection<'a> {
     pub error: &'a serde_json::Value,
 }
 
-/// Append-only dead-letter file shared by all lanes.
+/// Where rejected documents go; shared by all lanes.
 #[derive(Clone)]
-pub struct DeadLetterFile {
-    path: PathBuf,
-    lock: Arc<Mutex<()>>,
+pub struct DeadLetter {
+    target: Target,
+    /// Serialises writers; for an index, also whether it was created.
+    lock: Arc<Mutex<bool>>,
 }
 
-impl DeadLetterFile {
+#[derive(Clone)]
+enum Target {
+    File(PathBuf),
+    Index {
+        client: super::EsClient,
+        index: String,
+        retry_initial_ms: u64,
+        retry_max_ms: u64,
+    },
+}
+
+impl DeadLetter {
     /// A dead-letter file at `path` (created on first use).
-    pub fn new(path: PathBuf) -> Self {
+    pub fn file(path: PathBuf) -> Self {
         Self {
-            path,
-            lock: Arc::new(Mutex::new(())),
+            target: Target::File(path),
+            lock: Arc::new(Mutex::new(false)),
         }
     }
 
-    /// The file path.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
+    /// A dead-letter index, created on first use with a mapping that stores the
+    /// document and the error without indexing them, so any document fits.
+    pub fn index(
+        client: super::EsClient,
+        index: String,
+        retry_initial_ms: u64,
+        retry_max_ms: u64,
+    ) -> Self {
+        Self {
+            target: Target::Index {
+                client,
+                index,
+                retry_initial_ms,
+                retry_max_ms,
+            },
+            lock: Arc::new(Mutex::new(false)),
+        }
     }
 
-    /// Appends the entries and syncs the file.
+    /// For log lines: the file path or the index name.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::File(p) => p.display().to_string(),
+            Target::Index { index, .. } => format!("index {index}"),
+        }
+    }
+
+    /// Records the entries durably (file: appended and synced; index: acknowledged).
     ///
     /// # Errors
-    /// The file cannot be written: the caller must not treat the changes as handled.
-    pub async fn append(&self, rejections: &[Rejection<'_>]) -> Result<(), WriterError> {
-        let mut buf = Vec::new();
+    /// The destination cannot take them: the caller must not treat the changes as handled.
+    pub async fn append(
+        &self,
+        rejections: &[Rejection<'_>],
+        abort: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), WriterError> {
         let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        for r in rejections {
-            let c = r.change;
-            let (op, document) = match &c.op {
-                Op::Index(src) => (
-                    "index",
-                    serde_json::from_slice::<serde_json::Value>(src)
-                        .unwrap_or_else(|_| json!(String::from_utf8_lossy(src))),
-                ),
-                Op::Delete => ("delete", serde_json::Value::Null),
-            };
-            let line = json!({
-                "time": now,
-                "index": &*c.key.index,
-                "id": c.key.id,
-                "op": op,
-                "version": c.version.0,
-                "status": r.status,
-                "error": r.error,
-                "position": c.origin.to_string(),
-                "document": document,
-            });
-            // Serializing a Value into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut buf, &line);
-            buf.push(b'\n');
+        let entries: Vec<serde_json::Value> = rejections.iter().map(|r| entry(r, &now)).collect();
+        let mut created = self.lock.lock().await;
+        match &self.target {
+            Target::File(path) => {
+                let mut buf = Vec::new();
+                for e in &entries {
+                    // Serializing a Value into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut buf, e);
+                    buf.push(b'\n');
+                }
+                let werr = |e: std::io::Error| WriterError::DeadLetter {
+                    path: path.clone(),
+                    source: e,
+                };
+                let mut f = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .await
+                    .map_err(werr)?;
+                f.write_all(&buf).await.map_err(werr)?;
+                f.sync_data().await.map_err(werr)?;
+                Ok(())
+            }
+            Target::Index {
+                client,
+                index,
+                retry_initial_ms,
+                retry_max_ms,
+            } => {
+                let mut backoff = super::retry::Backoff::new(*retry_initial_ms, *retry_max_ms);
+                loop {
+                    let mut result = Ok(());
+                    if !*created {
+                        result = create_index(client, index).await;
+                        *created = result.is_ok();
+                    }
+                    if result.is_ok() {
+                        result = write_entries(client, index, &entries).await;
+                    }
+                    let message = match result {
+                        Ok(()) => return Ok(()),
+                        Err(Failure::Fatal(message)) => {
+                            return Err(WriterError::DeadLetterIndex {
+                                index: index.clone(),
+                                message,
+                            });
+                        }
+                        Err(Failure::Transient(message)) => message,
+                    };
+                    let delay = backoff.next_delay();
+                    tracing::warn!(index = %index, error = %message, retry_in = ?delay, "Writing to the dead-letter index failed, retrying.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        // The changes stay unresolved, so behind the checkpoint.
+                        _ = abort.cancelled() => {
+                            return Err(WriterError::DeadLetterIndex {
+                                index: index.clone(),
+                                message: format!("interrupted by shutdown: {message}"),
+                            });
+                        }
+                    }
+                }
+            }
         }
-        let _guard = self.lock.lock().await;
-        let werr = |e: std::io::Error| WriterError::DeadLetter {
-            path: self.path.clone(),
-            source: e,
-        };
-        let mut f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .await
-            .map_err(werr)?;
-        f.write_all(&buf).await.map_err(werr)?;
-        f.sync_data().await.map_err(werr)?;
-        Ok(())
+    }
+}
+
+enum Failure {
+    Transient(String),
+    Fatal(String),
+}
+
+fn entry(r: &Rejection<'_>, now: &str) -> serde_json::Value {
+    let c = r.change;
+    let (op, document) = match &c.op {
+        Op::Index(src) => (
+            "index",
+            serde_json::from_slice::<serde_json::Value>(src)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(src))),
+        ),
+        Op::Delete => ("delete", serde_json::Value::Null),
+    };
+    json!({
+        "time": now,
+        "index": &*c.key.index,
+        "id": c.key.id,
+        "op": op,
+        "version": c.version.0,
+        "status": r.status,
+        "error": r.error,
+        "position": c.origin.to_string(),
+        "document": document,
+    })
+}
+
+async fn create_index(client: &super::EsClient, index: &str) -> Result<(), Failure> {
+    let mapping = json!({"mappings": {"dynamic": false, "properties": {
+        "time": {"type": "date"},
+        "index": {"type": "keyword"},
+        "id": {"type": "keyword"},
+        "op": {"type": "keyword"},
+        "version": {"type": "long"},
+        "status": {"type": "integer"},
+        "position": {"type": "keyword"},
+        "error": {"type": "object", "enabled": false},
+        "document": {"type": "object", "enabled": false}
+    }}});
+    let path = format!("/{index}");
+    match client.json(Method::Put, &path, Some(&mapping)).await {
+        Err(e) => Err(Failure::Transient(e.to_string())),
+        Ok((s, _)) if (200..300).contains(&s) => Ok(()),
+        Ok((400, body)) if body.to_string().contains("resource_already_exists") => Ok(()),
+        Ok((s, body)) if s == 429 || s >= 500 => {
+            Err(Failure::Transient(format!("HTTP {s}: {body}")))
+        }
+        Ok((s, body)) => Err(Failure::Fatal(format!(
+            "creating it failed (HTTP {s}): {body}"
+        ))),
+    }
+}
+
+async fn write_entries(
+    client: &super::EsClient,
+    index: &str,
+    entries: &[serde_json::Value],
+) -> Result<(), Failure> {
+    let mut body = Vec::new();
+    for e in entries {
+        body.extend_from_slice(b"{\"index\":{\"_index\":");
+        super::bulk::write_json_str(&mut body, index);
+        body.extend_from_slice(b"}}\n");
+        let _ = serde_json::to_writer(&mut body, e);
+        body.push(b'\n');
+    }
+    let resp = match client.bulk(bytes::Bytes::from(body)).await {
+        Ok(r) => r,
+        Err(super::SendError::Status { status, body }) if status != 429 && status < 500 => {
+            return Err(Failure::Fatal(format!("HTTP {status}: {body}")));
+        }
+        Err(e) => return Err(Failure::Transient(e.to_string())),
+    };
+    match super::response::parse(&resp, entries.len()) {
+        Ok(None) => Ok(()),
+        Ok(Some(items)) => {
+            for item in items {
+                match item {
+                    super::response::ItemOutcome::Applied => {}
+                    super::response::ItemOutcome::Retry { status, error } => {
+                        return Err(Failure::Transient(format!("item HTTP {status}: {error}")));
+                    }
+                    super::response::ItemOutcome::Rejected { status, error } => {
+                        return Err(Failure::Fatal(format!(
+                            "entry refused (HTTP {status}): {error}"
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(Failure::Transient(e.to_string())),
     }
 }

@@ -26,7 +26,7 @@ use crate::config::{OnRejected, WriterConfig};
 use crate::ordering::{Change, coalesce};
 use crate::telemetry::metrics;
 pub use client::{EsClient, SendError};
-use dead_letter::{DeadLetterFile, Rejection};
+use dead_letter::{DeadLetter, Rejection};
 use response::ItemOutcome;
 use retry::Backoff;
 
@@ -43,6 +43,14 @@ pub enum WriterError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The dead-letter index cannot take rejected documents.
+    #[error("cannot write to the dead-letter index `{index}`: {message}")]
+    DeadLetterIndex {
+        /// Index.
+        index: String,
+        /// What failed.
+        message: String,
     },
     /// A document was rejected and `on_rejected = "fail"`.
     #[error(
@@ -116,7 +124,7 @@ pub struct LaneContext {
     /// Rejection policy.
     pub on_rejected: OnRejected,
     /// Dead-letter destination.
-    pub dead_letter: DeadLetterFile,
+    pub dead_letter: DeadLetter,
     /// Fires when the drain budget is spent: abandon whatever is still pending.
     pub abort: CancellationToken,
 }
@@ -318,7 +326,10 @@ impl Lane {
                     error,
                 })
                 .collect();
-            self.ctx.dead_letter.append(&entries).await?;
+            self.ctx
+                .dead_letter
+                .append(&entries, &self.ctx.abort)
+                .await?;
             metrics::rejected(rejected.len());
             let (c, status, error) = &rejected[0];
             warn!(
@@ -328,8 +339,8 @@ impl Lane {
                 status,
                 error = %error,
                 position = %c.origin,
-                dead_letter = %self.ctx.dead_letter.path().display(),
-                "Elasticsearch rejected documents; written to the dead-letter file."
+                dead_letter = %self.ctx.dead_letter.describe(),
+                "Elasticsearch rejected documents; written to the dead-letter destination."
             );
             keep.extend(rejected.into_iter().map(|(c, _, _)| c));
         }
