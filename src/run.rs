@@ -294,6 +294,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (ticket_tx, ticket_rx) = mpsc::channel(TICKET_QUEUE);
     let (ckpt_tx, ckpt_rx) = watch::channel(start.clone());
     let committed = ckpt_rx.clone();
+    let ckpt_rx_for_head = ckpt_rx.clone();
     let tracker = tokio::spawn(
         Tracker::new(start.clone())
             .with_progress(Arc::clone(&progress))
@@ -324,6 +325,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         progress: Arc::clone(&progress),
     });
     let mut reader = tokio::spawn(reader.run());
+    if config.http.enabled {
+        tokio::spawn(poll_head(
+            mysql_opts(&config)?.0,
+            start.server.flavor,
+            ckpt_rx_for_head,
+            http_stop.clone(),
+        ));
+    }
 
     // Run until a signal, a fatal reader error, or a lane failure.
     let mut failure: Option<Error> = None;
@@ -622,6 +631,45 @@ async fn server_status(config: &Config, c: &Checkpoint) -> String {
         }
         Ok(None) => format!("source:     {host} reports no binlog\n"),
         Err(e) => format!("source:     {host}: {e}\n"),
+    }
+}
+
+/// How often the server's binlog head is polled for `binlog2es_behind_bytes`.
+const HEAD_POLL: Duration = Duration::from_secs(5);
+
+/// Polls the server's binlog head and publishes the distance to the checkpoint.
+/// Best effort: a failed poll is retried at the next tick with a new connection.
+async fn poll_head(
+    opts: Opts,
+    flavor: crate::checkpoint::Flavor,
+    committed: watch::Receiver<Checkpoint>,
+    stop: CancellationToken,
+) {
+    let mut conn: Option<Conn> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(HEAD_POLL) => {}
+            _ = stop.cancelled() => return,
+        }
+        if conn.is_none() {
+            conn = Conn::new(opts.clone()).await.ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let head = prerequisites::binlog_head(c, flavor).await;
+        let files = prerequisites::binlog_file_sizes(c).await;
+        match (head, files) {
+            (Ok(Some((pos, _))), Ok(files)) => {
+                let at = committed.borrow().position.clone();
+                if let Some(b) = bytes_behind(&files, &at, &pos) {
+                    metrics::behind_bytes(b);
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(error = %e, "Polling the binlog head failed.");
+                conn = None;
+            }
+            _ => {}
+        }
     }
 }
 

@@ -52,6 +52,15 @@ async fn metrics_health_and_readiness_are_served() {
     ] {
         assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
     }
+    // AND the polled distance to the server's binlog head reaches zero
+    let caught_up = wait_until(secs(30), async || {
+        get(&format!("{base}/metrics"))
+            .await
+            .1
+            .contains("binlog2es_behind_bytes 0")
+    })
+    .await;
+    assert!(caught_up, "{}", get(&format!("{base}/metrics")).await.1);
     assert_eq!(f.daemon.terminate().await, 0);
 }
 

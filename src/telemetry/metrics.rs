@@ -17,6 +17,8 @@ pub const REJECTED_DOCUMENTS_TOTAL: &str = "binlog2es_rejected_documents_total";
 pub const BULK_RETRIES_TOTAL: &str = "binlog2es_bulk_retries_total";
 /// Seconds between the newest server event and the committed checkpoint.
 pub const LAG_SECONDS: &str = "binlog2es_lag_seconds";
+/// Binlog bytes between the committed checkpoint and the server's current position.
+pub const BEHIND_BYTES: &str = "binlog2es_behind_bytes";
 /// Rows copied by the snapshot.
 pub const SNAPSHOT_ROWS_TOTAL: &str = "binlog2es_snapshot_rows_total";
 
@@ -36,6 +38,11 @@ pub fn describe() {
     metrics::describe_counter!(BULK_RETRIES_TOTAL, "Bulk retries after transient failures.");
     metrics::describe_gauge!(LAG_SECONDS, metrics::Unit::Seconds, "Replication lag.");
     metrics::describe_counter!(SNAPSHOT_ROWS_TOTAL, "Rows copied by the snapshot.");
+    metrics::describe_gauge!(
+        BEHIND_BYTES,
+        metrics::Unit::Bytes,
+        "Binlog bytes between the checkpoint and the server's position."
+    );
 }
 
 /// Counts `n` changes of kind `op`.
@@ -61,6 +68,11 @@ pub fn rejected(n: usize) {
 /// Counts one retry.
 pub fn retry() {
     metrics::counter!(BULK_RETRIES_TOTAL).increment(1);
+}
+
+/// Sets the binlog distance to the server's head.
+pub fn behind_bytes(bytes: u64) {
+    metrics::gauge!(BEHIND_BYTES).set(bytes as f64);
 }
 
 /// Sets the current lag.
