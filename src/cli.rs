@@ -22,6 +22,19 @@ pub enum Command {
     Check(ConfigArg),
     /// Print the checkpoint (position, GTID set, time).
     Status(ConfigArg),
+    /// Compare every configured table with its index; `--repair` re-syncs the differences.
+    Verify(VerifyArgs),
+}
+
+/// `verify --config FILE [--repair]`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Configuration file (TOML).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Write missing/different documents and delete extra ones, then check them again.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// `--config FILE` or `BINLOG2ES_CONFIG`.

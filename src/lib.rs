@@ -29,11 +29,13 @@ pub mod position;
 pub mod reader;
 pub mod shutdown;
 pub mod telemetry;
+pub mod verify;
 pub mod writer;
 
 mod run;
 
 pub use run::{check, run, status};
+pub use verify::verify;
 
 use checkpoint::CheckpointError;
 use config::ConfigError;

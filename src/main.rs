@@ -14,7 +14,10 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (Command::Run(arg) | Command::Check(arg) | Command::Status(arg)) = &cli.command;
+    let (Command::Run(arg)
+    | Command::Check(arg)
+    | Command::Status(arg)
+    | Command::Verify(cli::VerifyArgs { config: arg, .. })) = &cli.command;
     let config = match Config::load(&arg.config).and_then(|c| c.validate().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
@@ -76,5 +79,22 @@ fn main() -> ExitCode {
                 ExitCode::from(e.exit_code())
             }
         },
+        Command::Verify(args) => {
+            logging::init(LogFormat::Text, "error");
+            match runtime.block_on(binlog2es::verify(&config, args.repair)) {
+                Ok(report) => {
+                    print!("{report}");
+                    if report.has_differences() {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,912 @@
+//! `binlog2es verify [--repair]`: compares every configured table with its index.
+//!
+//! Per table: rows are read in primary-key order in chunks (keyset pagination, binary
+//! protocol, session time zone UTC), turned into documents by the same value decoder the
+//! stream uses ([`decode_value`]), and compared field by field with the indexed documents
+//! (`_mget`). The index's ids are then scrolled to find documents without a row. Because the
+//! system may be live, differing ids are only candidates: after the writer's lag has passed
+//! they are read again on both sides and only persistent differences are reported.
+//!
+//! `--repair` writes the current row of missing/different ids and deletes extra ids with
+//! `version_type=external_gte` and the checkpoint's version, so a repair never overwrites a
+//! newer streamed change; the repaired ids are then checked again.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use elasticsearch::http::Method;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row, Value};
+use mysql_common::binlog::value::BinlogValue;
+use mysql_common::constants::ColumnType;
+use serde_json::{Map, Value as Json, json};
+
+use crate::checkpoint::CheckpointStore;
+use crate::config::{Config, TableRule};
+use crate::decode::value::{ColumnSpec, FieldValue, decode_value, doc_id};
+use crate::reader::schema::{self, MapInfo, TableSchema};
+use crate::writer::client::EsClient;
+
+/// Rows per MySQL chunk and ids per `_mget`.
+const CHUNK: usize = 1000;
+/// Ids per lookup query.
+const LOOKUP: usize = 200;
+/// Example ids shown per kind of difference.
+const EXAMPLES: usize = 5;
+/// The utf8mb4 collation the connection uses (`SET NAMES utf8mb4`).
+const UTF8MB4: u16 = 45;
+/// The `binary` collation.
+const BINARY: u16 = 63;
+
+/// Why verification could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Configuration, connection options, checkpoint file.
+    #[error(transparent)]
+    Setup(#[from] crate::Error),
+    /// A MySQL query failed.
+    #[error("MySQL: {0}")]
+    Mysql(String),
+    /// An Elasticsearch request failed.
+    #[error("Elasticsearch: {0}")]
+    Es(String),
+    /// `--repair` without a checkpoint: there is no version that is safe to write with.
+    #[error(
+        "--repair needs the checkpoint file {0} (its version keeps repairs from overwriting \
+         newer streamed changes); start the daemon once first"
+    )]
+    NoCheckpoint(String),
+}
+
+impl VerifyError {
+    /// Process exit code: 2 for configuration problems, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VerifyError::Setup(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
+}
+
+fn my(e: impl fmt::Display) -> VerifyError {
+    VerifyError::Mysql(e.to_string())
+}
+
+fn es(e: impl fmt::Display) -> VerifyError {
+    VerifyError::Es(e.to_string())
+}
+
+/// The outcome for one table.
+#[derive(Debug, Clone, Default)]
+pub struct TableReport {
+    /// `db.table`.
+    pub table: String,
+    /// Target index.
+    pub index: String,
+    /// Rows read from MySQL.
+    pub rows: u64,
+    /// Ids with a row but no document.
+    pub missing: Vec<String>,
+    /// Ids with a document but no row.
+    pub extra: Vec<String>,
+    /// Ids whose document differs from the row.
+    pub different: Vec<String>,
+    /// Documents written or deleted by `--repair`.
+    pub repaired: u64,
+    /// Repairs Elasticsearch refused because the document's version is newer than the
+    /// checkpoint's (a change still streaming, or an edit made outside binlog2es).
+    pub conflicts: u64,
+    /// Why the table could not be compared (unsupported column type, no key …).
+    pub error: Option<String>,
+}
+
+impl TableReport {
+    /// Whether anything differs (or the table could not be checked).
+    pub fn has_differences(&self) -> bool {
+        self.error.is_some()
+            || !self.missing.is_empty()
+            || !self.extra.is_empty()
+            || !self.different.is_empty()
+    }
+}
+
+/// The outcome for all tables.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// One entry per table, in rule then name order.
+    pub tables: Vec<TableReport>,
+}
+
+impl Report {
+    /// Whether any table differs (exit 1).
+    pub fn has_differences(&self) -> bool {
+        self.tables.iter().any(TableReport::has_differences)
+    }
+}
+
+fn examples(ids: &[String]) -> String {
+    let shown: Vec<&str> = ids.iter().take(EXAMPLES).map(String::as_str).collect();
+    let more = if ids.len() > EXAMPLES { ", …" } else { "" };
+    format!(" (e.g. {}{more})", shown.join(", "))
+}
+
+impl fmt::Display for TableReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}: ", self.table, self.index)?;
+        if let Some(e) = &self.error {
+            return writeln!(f, "not checked: {e}");
+        }
+        writeln!(
+            f,
+            "{} rows checked, {} missing, {} extra, {} different{}",
+            self.rows,
+            self.missing.len(),
+            self.extra.len(),
+            self.different.len(),
+            if self.repaired > 0 {
+                format!(", {} repaired", self.repaired)
+            } else {
+                String::new()
+            }
+        )?;
+        if self.conflicts > 0 {
+            writeln!(
+                f,
+                "  {} not repaired: their document version is newer than the checkpoint's (a \
+                 change still streaming, or an edit made outside binlog2es); run --repair \
+                 again once the daemon has checkpointed a later transaction",
+                self.conflicts
+            )?;
+        }
+        for (what, ids) in [
+            ("missing", &self.missing),
+            ("extra", &self.extra),
+            ("different", &self.different),
+        ] {
+            if !ids.is_empty() {
+                writeln!(f, "  {what}:{}", examples(ids))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for t in &self.tables {
+            write!(f, "{t}")?;
+        }
+        if self.tables.is_empty() {
+            writeln!(f, "no table matches the [[tables]] rules")?;
+        }
+        if self.has_differences() {
+            writeln!(f, "differences found")
+        } else {
+            writeln!(f, "all tables equal")
+        }
+    }
+}
+
+/// Runs the comparison (and the repair when asked) over every configured table.
+///
+/// # Errors
+/// Bad connection options, unreachable servers, failed queries or requests, and `--repair`
+/// without a checkpoint.
+pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError> {
+    let version = if repair {
+        let store = CheckpointStore::new(&config.checkpoint.path);
+        let checkpoint = store.load().map_err(crate::Error::from)?;
+        match checkpoint {
+            Some(c) => Some(c.version.0),
+            None => {
+                return Err(VerifyError::NoCheckpoint(
+                    config.checkpoint.path.display().to_string(),
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let (opts, _host) = crate::run::mysql_opts(config)?;
+    let mut conn = Conn::new(opts).await.map_err(my)?;
+    conn.query_drop("SET NAMES utf8mb4; SET time_zone = '+00:00'")
+        .await
+        .map_err(my)?;
+    let client = EsClient::new(&config.elasticsearch).map_err(crate::Error::from)?;
+    let settle = Duration::from_millis(config.writer.max_delay_ms.saturating_mul(3))
+        + Duration::from_secs(2);
+    let tables: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
+             ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .map_err(my)?;
+    let mut report = Report::default();
+    for (db, table) in &tables {
+        let Some(rule) = config.rule_for(db, table) else {
+            continue;
+        };
+        let t = verify_table(&mut conn, &client, rule, db, table, settle, version).await?;
+        report.tables.push(t);
+    }
+    let _ = conn.disconnect().await;
+    Ok(report)
+}
+
+async fn verify_table(
+    conn: &mut Conn,
+    client: &EsClient,
+    rule: &TableRule,
+    db: &str,
+    table: &str,
+    settle: Duration,
+    version: Option<u64>,
+) -> Result<TableReport, VerifyError> {
+    let mut report = TableReport {
+        table: format!("{db}.{table}"),
+        index: rule.index_for(db, table),
+        ..TableReport::default()
+    };
+    let schema = match table_schema(conn, rule, db, table).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e);
+            return Ok(report);
+        }
+    };
+    let index = report.index.clone();
+    let mut candidates: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    // Key values (as MySQL sent them) of the candidates the scan found: the id text cannot
+    // always be read back as key values (base64 BINARY, `…Z` TIMESTAMP).
+    let mut keys: HashMap<String, Vec<Value>> = HashMap::new();
+    // 1. Every row against its document, chunk by chunk in key order.
+    let mut after: Option<Vec<Value>> = None;
+    loop {
+        let rows = read_chunk(conn, &schema, after.as_deref()).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(schema.key.iter().map(|&k| last[k].clone()).collect());
+        let full = rows.len() == CHUNK;
+        let mut docs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match row_doc(&schema, row) {
+                Ok(d) => docs.push(d),
+                Err(e) => {
+                    report.error = Some(e);
+                    return Ok(report);
+                }
+            }
+        }
+        report.rows += docs.len() as u64;
+        let ids: Vec<String> = docs.iter().map(|d| d.0.clone()).collect();
+        let indexed = mget(client, &index, &ids).await?;
+        for ((id, source), row) in docs.into_iter().zip(&rows) {
+            if indexed.get(&id).is_none_or(|d| !doc_eq(d, &source)) {
+                candidates.push(id.clone());
+                keys.insert(
+                    id.clone(),
+                    schema.key.iter().map(|&k| row[k].clone()).collect(),
+                );
+            }
+            seen.insert(id);
+        }
+        if !full {
+            break;
+        }
+    }
+    // 2. Documents without a row.
+    for id in scroll_ids(client, &index).await? {
+        if !seen.contains(&id) {
+            candidates.push(id);
+        }
+    }
+    drop(seen);
+    // 3. Live tolerance: what still differs once in-flight changes have landed.
+    if !candidates.is_empty() {
+        tokio::time::sleep(settle).await;
+        candidates = classify(
+            conn,
+            client,
+            &schema,
+            &keys,
+            &index,
+            &candidates,
+            &mut report,
+        )
+        .await?;
+    }
+    // 4. Repair, then check the repaired ids again.
+    if let (Some(version), false) = (version, candidates.is_empty()) {
+        let rows = lookup(conn, &schema, &keys, &candidates).await?;
+        (report.repaired, report.conflicts) =
+            repair(client, &index, &candidates, &rows, version).await?;
+        report.missing.clear();
+        report.extra.clear();
+        report.different.clear();
+        classify(
+            conn,
+            client,
+            &schema,
+            &keys,
+            &index,
+            &candidates,
+            &mut report,
+        )
+        .await?;
+    }
+    Ok(report)
+}
+
+/// Reads both sides for `ids` and files each persistent difference in `report`; returns
+/// the ids that differ.
+async fn classify(
+    conn: &mut Conn,
+    client: &EsClient,
+    schema: &TableSchema,
+    keys: &HashMap<String, Vec<Value>>,
+    index: &str,
+    ids: &[String],
+    report: &mut TableReport,
+) -> Result<Vec<String>, VerifyError> {
+    let rows = lookup(conn, schema, keys, ids).await?;
+    let mut docs = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        docs.extend(mget(client, index, chunk).await?);
+    }
+    let mut differing = Vec::new();
+    for id in ids {
+        let list = match (rows.get(id), docs.get(id)) {
+            (None, None) => continue,
+            (Some(_), None) => &mut report.missing,
+            (None, Some(_)) => &mut report.extra,
+            (Some(row), Some(doc)) if doc_eq(doc, row) => continue,
+            (Some(_), Some(_)) => &mut report.different,
+        };
+        list.push(id.clone());
+        differing.push(id.clone());
+    }
+    Ok(differing)
+}
+
+/// Builds the table's schema from the catalog, with the table-map types and metadata
+/// bytes the binary-protocol values are converted for.
+async fn table_schema(
+    conn: &mut Conn,
+    rule: &TableRule,
+    db: &str,
+    table: &str,
+) -> Result<TableSchema, String> {
+    type ColumnRow = (
+        String,
+        String,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+    );
+    let rows: Vec<ColumnRow> = conn
+        .exec(
+            "SELECT DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, \
+             DATETIME_PRECISION, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let catalog = schema::read_catalog(conn, db, table)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut columns = Vec::with_capacity(rows.len());
+    for (i, (data_type, column_type, precision, scale, fsp, octets)) in rows.iter().enumerate() {
+        let data_type = data_type.to_ascii_lowercase();
+        let binary = catalog.collations.get(i) == Some(&BINARY);
+        let (ty, meta, text) =
+            wire_type(&data_type, *precision, *scale, *fsp).ok_or_else(|| {
+                format!(
+                    "column `{}` has type {column_type}, which verify does not support",
+                    catalog.names.get(i).map(String::as_str).unwrap_or("?")
+                )
+            })?;
+        let meta = if ty == ColumnType::MYSQL_TYPE_STRING && binary {
+            string_meta(octets.unwrap_or(0))
+        } else {
+            meta
+        };
+        columns.push(ColumnSpec {
+            name: String::new(),
+            column_type: ty,
+            meta,
+            unsigned: false,
+            // The connection is utf8mb4: every text value arrives as UTF-8.
+            collation: if binary {
+                BINARY
+            } else if text {
+                UTF8MB4
+            } else {
+                0
+            },
+            labels: Vec::new(),
+            json_text: data_type == "json",
+        });
+    }
+    let mut map = MapInfo {
+        columns,
+        has_names: false,
+        key: Vec::new(),
+    };
+    schema::merge_catalog(db, table, &mut map, &catalog).map_err(|e| e.to_string())?;
+    if map.has_text_blobs() {
+        // MariaDB's JSON alias; MySQL's CHECK_CONSTRAINTS has no TABLE_NAME (query fails).
+        if let Ok(json_columns) = schema::read_json_columns(conn, db, table).await {
+            schema::mark_json_columns(&mut map, &json_columns);
+        }
+    }
+    schema::build(db, table, rule, map).map_err(|e| e.to_string())
+}
+
+/// Table-map type and metadata for an information_schema DATA_TYPE, and whether values are
+/// text in the connection character set.
+fn wire_type(
+    data_type: &str,
+    precision: Option<u64>,
+    scale: Option<u64>,
+    fsp: Option<u64>,
+) -> Option<(ColumnType, Vec<u8>, bool)> {
+    use ColumnType::*;
+    let fsp = vec![u8::try_from(fsp.unwrap_or(0)).unwrap_or(0)];
+    let narrow = |v: Option<u64>| u8::try_from(v.unwrap_or(0)).unwrap_or(0);
+    Some(match data_type {
+        "tinyint" | "bool" | "boolean" => (MYSQL_TYPE_TINY, vec![], false),
+        "smallint" => (MYSQL_TYPE_SHORT, vec![], false),
+        "mediumint" => (MYSQL_TYPE_INT24, vec![], false),
+        "int" | "integer" => (MYSQL_TYPE_LONG, vec![], false),
+        "bigint" => (MYSQL_TYPE_LONGLONG, vec![], false),
+        "float" => (MYSQL_TYPE_FLOAT, vec![4], false),
+        "double" | "real" | "double precision" => (MYSQL_TYPE_DOUBLE, vec![8], false),
+        "decimal" | "numeric" => (
+            MYSQL_TYPE_NEWDECIMAL,
+            vec![narrow(precision), narrow(scale)],
+            false,
+        ),
+        "bit" => {
+            let bits = precision.unwrap_or(1);
+            (
+                MYSQL_TYPE_BIT,
+                vec![(bits % 8) as u8, (bits / 8) as u8],
+                false,
+            )
+        }
+        "year" => (MYSQL_TYPE_YEAR, vec![], false),
+        "date" => (MYSQL_TYPE_NEWDATE, vec![], false),
+        "datetime" => (MYSQL_TYPE_DATETIME2, fsp, false),
+        "timestamp" => (MYSQL_TYPE_TIMESTAMP2, fsp, false),
+        "time" => (MYSQL_TYPE_TIME2, fsp, false),
+        "char" | "binary" => (MYSQL_TYPE_STRING, string_meta(0), true),
+        "varchar" | "varbinary" => (MYSQL_TYPE_VARCHAR, vec![0, 0], true),
+        "tinytext" | "text" | "mediumtext" | "longtext" | "tinyblob" | "blob" | "mediumblob"
+        | "longblob" | "json" => (MYSQL_TYPE_BLOB, vec![4], true),
+        "enum" => (MYSQL_TYPE_ENUM, vec![], false),
+        "set" => (MYSQL_TYPE_SET, vec![], false),
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" => {
+            (MYSQL_TYPE_GEOMETRY, vec![4], false)
+        }
+        "vector" => (MYSQL_TYPE_VECTOR, vec![4], false),
+        _ => return None,
+    })
+}
+
+/// MYSQL_TYPE_STRING metadata for a maximum byte length, encoded as the table map does
+/// (the two high bits of the length XOR-ed into the real-type byte).
+fn string_meta(len: u64) -> Vec<u8> {
+    let high = ((len >> 8) & 0x3) as u8;
+    vec![0xfe ^ (high << 4), (len & 0xff) as u8]
+}
+
+fn quote(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+fn select_list(schema: &TableSchema) -> String {
+    let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
+    format!(
+        "SELECT {} FROM {}.{}",
+        cols.join(", "),
+        quote(&schema.db),
+        quote(&schema.table)
+    )
+}
+
+fn key_list(schema: &TableSchema) -> String {
+    let keys: Vec<String> = schema
+        .key
+        .iter()
+        .map(|&k| quote(&schema.columns[k].name))
+        .collect();
+    keys.join(", ")
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The next chunk of rows in key order after `after` (the last key values seen).
+async fn read_chunk(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    after: Option<&[Value]>,
+) -> Result<Vec<Vec<Value>>, VerifyError> {
+    let keys = key_list(schema);
+    let (filter, params) = match after {
+        Some(values) => (
+            format!(" WHERE ({keys}) > ({})", placeholders(values.len())),
+            values.to_vec(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    let sql = format!(
+        "{}{filter} ORDER BY {keys} LIMIT {CHUNK}",
+        select_list(schema)
+    );
+    let rows: Vec<Row> = conn.exec(sql, params).await.map_err(my)?;
+    Ok(rows.into_iter().map(Row::unwrap).collect())
+}
+
+/// Splits a document id back into its key values (SPEC §5 escaping).
+fn split_id(id: &str, parts: usize) -> Option<Vec<String>> {
+    if parts == 1 {
+        return Some(vec![id.to_owned()]);
+    }
+    let mut out = vec![String::new()];
+    let mut chars = id.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.last_mut()?.push(chars.next()?),
+            ':' => out.push(String::new()),
+            c => out.last_mut()?.push(c),
+        }
+    }
+    (out.len() == parts).then_some(out)
+}
+
+/// The current document of each id that has a row, keyed by id. Key values come from
+/// `keys` when the scan saw the id, else from the id text.
+async fn lookup(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    keys: &HashMap<String, Vec<Value>>,
+    ids: &[String],
+) -> Result<HashMap<String, Map<String, Json>>, VerifyError> {
+    let mut found = HashMap::new();
+    let wanted: HashSet<&String> = ids.iter().collect();
+    let parts = schema.key.len();
+    let tuples: Vec<Vec<Value>> = ids
+        .iter()
+        .filter_map(|id| match keys.get(id) {
+            Some(values) => Some(values.clone()),
+            None => split_id(id, parts).map(|v| v.into_iter().map(Value::from).collect()),
+        })
+        .collect();
+    for chunk in tuples.chunks(LOOKUP) {
+        let one = format!("({})", placeholders(parts));
+        let sql = format!(
+            "{} WHERE ({}) IN ({})",
+            select_list(schema),
+            key_list(schema),
+            vec![one; chunk.len()].join(", ")
+        );
+        let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        let rows: Vec<Row> = conn.exec(sql, params).await.map_err(my)?;
+        for row in rows {
+            let (id, doc) = row_doc(schema, &row.unwrap()).map_err(VerifyError::Mysql)?;
+            // Text comparison may match another case or padding: keep exact ids only.
+            if wanted.contains(&id) {
+                found.insert(id, doc);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A row as its `_id` and `_source` (SPEC §5/§6).
+fn row_doc(schema: &TableSchema, row: &[Value]) -> Result<(String, Map<String, Json>), String> {
+    let mut fields = Vec::with_capacity(schema.columns.len());
+    let mut source = Map::new();
+    for (col, value) in schema.columns.iter().zip(row) {
+        let binlog = wire_to_binlog(col, value)
+            .map_err(|e| format!("{}.{}: {e}", schema.qualified(), col.name))?;
+        let field = decode_value(col, Some(&BinlogValue::Value(binlog)))
+            .map_err(|e| format!("{}.{}: {e}", schema.qualified(), col.name))?;
+        let mut text = Vec::new();
+        field.write_json(&mut text);
+        let json: Json = serde_json::from_slice(&text)
+            .map_err(|e| format!("{}.{}: {e}", schema.qualified(), col.name))?;
+        source.insert(col.name.clone(), json);
+        fields.push(field);
+    }
+    let parts: Vec<&FieldValue> = schema.key.iter().filter_map(|&k| fields.get(k)).collect();
+    Ok((doc_id(&parts), source))
+}
+
+/// A binary-protocol value as the binlog would carry it for this column.
+fn wire_to_binlog(col: &ColumnSpec, value: &Value) -> Result<Value, String> {
+    use ColumnType::*;
+    if *value == Value::NULL {
+        return Ok(Value::NULL);
+    }
+    Ok(match (col.column_type, value) {
+        (MYSQL_TYPE_YEAR, Value::Int(y)) => Value::Bytes(y.to_string().into_bytes()),
+        (MYSQL_TYPE_YEAR, Value::UInt(y)) => Value::Bytes(y.to_string().into_bytes()),
+        (MYSQL_TYPE_TIMESTAMP2, Value::Date(y, mo, d, h, mi, s, us)) => {
+            if *mo == 0 || *d == 0 {
+                Value::Bytes(b"0".to_vec())
+            } else {
+                let days = days_from_civil(i64::from(*y), i64::from(*mo), i64::from(*d));
+                let secs =
+                    days * 86_400 + i64::from(*h) * 3600 + i64::from(*mi) * 60 + i64::from(*s);
+                let text = if *us > 0 {
+                    format!("{secs}.{us:06}")
+                } else {
+                    secs.to_string()
+                };
+                Value::Bytes(text.into_bytes())
+            }
+        }
+        (MYSQL_TYPE_ENUM, Value::Bytes(label)) => {
+            let label = String::from_utf8_lossy(label);
+            if label.is_empty() {
+                Value::UInt(0)
+            } else {
+                let i = col
+                    .labels
+                    .iter()
+                    .position(|l| *l == label)
+                    .ok_or_else(|| format!("ENUM label {label:?} unknown"))?;
+                Value::UInt(i as u64 + 1)
+            }
+        }
+        (MYSQL_TYPE_SET, Value::Bytes(text)) => {
+            let text = String::from_utf8_lossy(text);
+            let mut bitmap = vec![0u8; col.labels.len().div_ceil(8).max(1)];
+            for label in text.split(',').filter(|l| !l.is_empty()) {
+                let i = col
+                    .labels
+                    .iter()
+                    .position(|l| l == label)
+                    .ok_or_else(|| format!("SET label {label:?} unknown"))?;
+                bitmap[i / 8] |= 1 << (i % 8);
+            }
+            Value::Bytes(bitmap)
+        }
+        (_, other) => other.clone(),
+    })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// JSON equality with numbers compared by value.
+fn json_eq(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => {
+            x == y
+                || match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                    (Some(p), Some(q), ..) => p == q,
+                    (.., Some(p), Some(q)) => p == q,
+                    _ => x.as_f64() == y.as_f64(),
+                }
+        }
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
+        (Json::Object(x), Json::Object(y)) => doc_eq(x, y),
+        _ => a == b,
+    }
+}
+
+fn doc_eq(a: &Map<String, Json>, b: &Map<String, Json>) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| json_eq(v, w)))
+}
+
+fn check_status(status: u16, body: &Json, what: &str) -> Result<(), VerifyError> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(VerifyError::Es(format!("{what}: HTTP {status}: {body}")))
+    }
+}
+
+/// The indexed `_source` of each id that has a document.
+async fn mget(
+    client: &EsClient,
+    index: &str,
+    ids: &[String],
+) -> Result<HashMap<String, Map<String, Json>>, VerifyError> {
+    let mut found = HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let (status, body) = client
+        .json(
+            Method::Post,
+            &format!("/{index}/_mget"),
+            Some(&json!({ "ids": ids })),
+        )
+        .await
+        .map_err(es)?;
+    if status == 404 {
+        return Ok(found);
+    }
+    check_status(status, &body, "_mget")?;
+    for doc in body["docs"].as_array().into_iter().flatten() {
+        if doc["found"] == Json::Bool(true)
+            && let (Some(id), Some(source)) = (doc["_id"].as_str(), doc["_source"].as_object())
+        {
+            found.insert(id.to_owned(), source.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// Every document id of the index (after a refresh, so recent writes are seen).
+async fn scroll_ids(client: &EsClient, index: &str) -> Result<Vec<String>, VerifyError> {
+    let (status, _) = client
+        .json(Method::Post, &format!("/{index}/_refresh"), None)
+        .await
+        .map_err(es)?;
+    if status == 404 {
+        return Ok(Vec::new());
+    }
+    let (status, mut body) = client
+        .json(
+            Method::Post,
+            &format!("/{index}/_search?scroll=1m"),
+            Some(&json!({ "size": CHUNK, "_source": false, "sort": ["_doc"] })),
+        )
+        .await
+        .map_err(es)?;
+    if status == 404 {
+        return Ok(Vec::new());
+    }
+    check_status(status, &body, "_search")?;
+    let mut ids = Vec::new();
+    loop {
+        let hits = body["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        ids.extend(
+            hits.iter()
+                .filter_map(|h| h["_id"].as_str().map(str::to_owned)),
+        );
+        let scroll_id = body["_scroll_id"].as_str().map(str::to_owned);
+        let Some(scroll_id) = scroll_id else { break };
+        if hits.is_empty() {
+            let _ = client
+                .json(
+                    Method::Delete,
+                    "/_search/scroll",
+                    Some(&json!({ "scroll_id": scroll_id })),
+                )
+                .await;
+            break;
+        }
+        let (status, next) = client
+            .json(
+                Method::Post,
+                "/_search/scroll",
+                Some(&json!({ "scroll": "1m", "scroll_id": scroll_id })),
+            )
+            .await
+            .map_err(es)?;
+        check_status(status, &next, "scroll")?;
+        body = next;
+    }
+    Ok(ids)
+}
+
+/// Writes the rows of `ids` that exist and deletes the others, versioned so that a newer
+/// streamed change always wins. Returns how many actions Elasticsearch applied and how
+/// many it refused as version conflicts.
+async fn repair(
+    client: &EsClient,
+    index: &str,
+    ids: &[String],
+    rows: &HashMap<String, Map<String, Json>>,
+    version: u64,
+) -> Result<(u64, u64), VerifyError> {
+    let (mut applied, mut conflicts) = (0, 0);
+    for chunk in ids.chunks(CHUNK) {
+        let mut body = String::new();
+        for id in chunk {
+            let meta = json!({
+                "_index": index, "_id": id, "version": version, "version_type": "external_gte"
+            });
+            match rows.get(id) {
+                Some(source) => {
+                    body.push_str(&json!({ "index": meta }).to_string());
+                    body.push('\n');
+                    body.push_str(&Json::Object(source.clone()).to_string());
+                    body.push('\n');
+                }
+                None => {
+                    body.push_str(&json!({ "delete": meta }).to_string());
+                    body.push('\n');
+                }
+            }
+        }
+        let answer = client.bulk(Bytes::from(body)).await.map_err(es)?;
+        let answer: Json = serde_json::from_slice(&answer).map_err(es)?;
+        for item in answer["items"].as_array().into_iter().flatten() {
+            let Some(result) = item.as_object().and_then(|o| o.values().next()) else {
+                continue;
+            };
+            match result["status"].as_u64() {
+                // 404: deleting what is already gone; 409: a newer change is there.
+                Some(200..=299) => applied += 1,
+                Some(404) if item.get("delete").is_some() => applied += 1,
+                Some(409) => conflicts += 1,
+                _ => {
+                    return Err(VerifyError::Es(format!(
+                        "repair of {index}: {}",
+                        result["error"]
+                    )));
+                }
+            }
+        }
+    }
+    Ok((applied, conflicts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_split_back_into_key_values() {
+        assert_eq!(split_id("a:b", 1).unwrap(), ["a:b"]);
+        assert_eq!(split_id("a\\:b:c\\\\", 2).unwrap(), ["a:b", "c\\"]);
+        assert!(split_id("a:b:c", 2).is_none());
+    }
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
+    }
+
+    #[test]
+    fn numbers_compare_by_value() {
+        let a: Json = serde_json::from_str(r#"{"x":[1,2.5],"y":null}"#).unwrap();
+        let b: Json = serde_json::from_str(r#"{"y":null,"x":[1.0,2.5]}"#).unwrap();
+        assert!(json_eq(&a, &b));
+        let c: Json = serde_json::from_str(r#"{"x":[1,2.6],"y":null}"#).unwrap();
+        assert!(!json_eq(&a, &c));
+    }
+
+    #[test]
+    fn long_char_metadata_round_trips() {
+        for len in [0u64, 1, 255, 256, 765, 1020] {
+            let meta = string_meta(len);
+            let (b0, b1) = (u64::from(meta[0]), u64::from(meta[1]));
+            let decoded = if b0 & 0x30 != 0x30 {
+                b1 | (((b0 & 0x30) ^ 0x30) << 4)
+            } else {
+                b1
+            };
+            assert_eq!(decoded, len);
+        }
+    }
+}
