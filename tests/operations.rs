@@ -86,3 +86,29 @@ async fn a_taken_port_stops_start_up_with_a_clear_message() {
     assert!(log.contains("http.listen") && log.contains(&addr), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    // GIVEN a daemon with JSON logs
+    let mut f = Fixture::start_with("jsonlog", TABLE, None, |b| {
+        b.extra_toml("[logging]\nformat = \"json\"")
+    })
+    .await;
+    f.sql("INSERT INTO t VALUES (1, 'a')").await;
+    f.converge().await;
+    assert_eq!(f.daemon.terminate().await, 0);
+
+    // THEN every log line the daemon wrote is a JSON object with a level and a message
+    let log = std::fs::read_to_string(f.daemon.log_path()).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.starts_with("=====") && !l.trim().is_empty())
+        .collect();
+    assert!(lines.len() >= 3, "{log}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+    }
+    assert!(log.contains("Stopped cleanly"), "{log}");
+}
