@@ -1008,6 +1008,16 @@ match = "shop.*"
         );
     }
 
+    /// The documented example files must stay loadable: users copy them.
+    #[test]
+    fn shipped_configs_load_and_validate() {
+        for file in ["config/binlog2es.toml", "docker/binlog2es.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            let c = Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+            c.validate().unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+
     #[test]
     fn globs_match() {
         assert!(glob("shop", "shop"));
