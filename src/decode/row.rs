@@ -151,6 +151,12 @@ pub fn read_image<'a>(
                 meta: col.meta.clone(),
             });
         }
+        if let Some(message) = precheck(col, buf.0) {
+            return Err(RowError::Value {
+                column: col.name.clone(),
+                message,
+            });
+        }
         let value = if col.column_type == ColumnType::MYSQL_TYPE_TIME2 {
             read_time2(buf, col.meta[0]).ok_or(RowError::Truncated)?
         } else {
@@ -163,6 +169,84 @@ pub fn read_image<'a>(
         out.push(Some(value));
     }
     Ok(out)
+}
+
+/// Rejects value bytes that `mysql_common`'s parser would mishandle (found by
+/// fuzzing): it would panic (debug builds: arithmetic overflow; any build: index
+/// out of bounds) or, with overflow checks off, silently wrap.
+fn precheck(col: &ColumnSpec, bytes: &[u8]) -> Option<String> {
+    use ColumnType::*;
+    match col.column_type {
+        // Typed arrays only exist in multi-valued index logs, never in a table's
+        // row image; their metadata names another type that is then mis-indexed.
+        MYSQL_TYPE_TYPED_ARRAY => Some("typed array values are not supported".into()),
+        // DATETIME2 is stored with a bias that sets the top bit for every valid
+        // value (the zero date included); without it the packed value overflows.
+        MYSQL_TYPE_DATETIME2 => match bytes.first() {
+            Some(b) if b & 0x80 != 0 => None,
+            Some(_) => Some("DATETIME value without its sign bias".into()),
+            None => None,
+        },
+        MYSQL_TYPE_NEWDECIMAL => match col.meta.as_slice() {
+            [precision, scale, ..] => decimal_groups_ok(bytes, *precision, *scale)
+                .then_some(())
+                .map_or(Some("DECIMAL digit group out of range".into()), |()| None),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Bytes per partial group of 0..=9 decimal digits in MySQL's binary DECIMAL.
+const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
+
+/// Whether every digit group of a binary DECIMAL(precision, scale) is below its
+/// power of ten, as MySQL's `decimal_bin2dec` requires. Too few bytes is left to
+/// the parser (it reports a truncated value).
+fn decimal_groups_ok(bytes: &[u8], precision: u8, scale: u8) -> bool {
+    let (precision, scale) = (usize::from(precision), usize::from(scale));
+    let Some(intg) = precision.checked_sub(scale) else {
+        return false;
+    };
+    let (intg0, intg0x) = (intg / 9, intg % 9);
+    let (frac0, frac0x) = (scale / 9, scale % 9);
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // (bytes, digits)
+    if intg0x > 0 {
+        groups.push((DIG2BYTES[intg0x], intg0x));
+    }
+    groups.extend(std::iter::repeat_n((4, 9), intg0 + frac0));
+    if frac0x > 0 {
+        groups.push((DIG2BYTES[frac0x], frac0x));
+    }
+    let size: usize = groups.iter().map(|g| g.0).sum();
+    let Some(raw) = bytes.get(..size) else {
+        return true;
+    };
+    if raw.is_empty() {
+        return true;
+    }
+    // The first bit is the sign (set for positive); negative values store every
+    // byte inverted.
+    let negative = raw[0] & 0x80 == 0;
+    let mut at = 0;
+    for (n, digits) in groups {
+        let mut v: u64 = 0;
+        for (k, b) in raw[at..at + n].iter().enumerate() {
+            let mut b = *b;
+            if at + k == 0 {
+                b ^= 0x80;
+            }
+            if negative {
+                b = !b;
+            }
+            v = (v << 8) | u64::from(b);
+        }
+        if v >= 10u64.pow(digits as u32) {
+            return false;
+        }
+        at += n;
+    }
+    true
 }
 
 /// TIME2 (MySQL 5.6.4+ packed time) with `fsp` fractional digits.
@@ -283,6 +367,52 @@ mod tests {
             unsigned: false,
             collation: 45,
             ..ColumnSpec::default()
+        }
+    }
+
+    #[test]
+    fn decimal_groups_are_checked() {
+        // DECIMAL(3,3) 0.123 is one 2-byte group (3 digits): 123 = 0x007b, sign bit set.
+        assert!(decimal_groups_ok(&[0x80, 0x7b], 3, 3));
+        // 0xffff (after the sign bit) is 32767 > 999: a fuzzed value.
+        assert!(!decimal_groups_ok(&[0xff, 0xff], 3, 3));
+        // -0.123: every byte inverted.
+        assert!(decimal_groups_ok(&[!0x80 & 0x7f, !0x7b], 3, 3));
+        // DECIMAL(12,2) 1.50: int 10 digits = one 4-byte group + 1 digit (1 byte); frac 1 byte.
+        assert!(decimal_groups_ok(&[0x80, 0, 0, 0, 1, 50], 12, 2));
+        assert!(!decimal_groups_ok(&[0x80, 0, 0, 0, 1, 200], 12, 2));
+        assert!(
+            decimal_groups_ok(&[0x80], 12, 2),
+            "short input is left to the parser"
+        );
+    }
+
+    #[test]
+    fn fuzz_found_inputs_are_located_errors() {
+        let all = [0xffu8];
+        let one = &BitSlice::<u8>::from_slice(&all)[..1];
+        let cases = [
+            (
+                spec("d", ColumnType::MYSQL_TYPE_NEWDECIMAL, vec![3, 3]),
+                vec![0u8, 0xff, 0xff],
+            ),
+            (
+                spec("t", ColumnType::MYSQL_TYPE_DATETIME2, vec![0]),
+                vec![0u8, 0, 0, 0, 0, 0],
+            ),
+            (
+                spec("a", ColumnType::MYSQL_TYPE_TYPED_ARRAY, vec![0xfe]),
+                vec![0u8, 0x0c, 0, 0, 0],
+            ),
+        ];
+        for (col, data) in cases {
+            let cols = vec![col];
+            let got = read_image(&mut ParseBuf(&data), &cols, one, false);
+            assert!(
+                matches!(got, Err(RowError::Value { .. })),
+                "{:?}: {got:?}",
+                cols[0].column_type
+            );
         }
     }
 
