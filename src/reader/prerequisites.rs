@@ -267,12 +267,3 @@ pub async fn binlog_file_sizes(
         .filter_map(|r| Some((r.get::<String, _>(0)?, r.get::<u64, _>(1)?)))
         .collect())
 }
-
-/// Binlog files the server still has, in order.
-///
-/// # Errors
-/// The query fails.
-pub async fn binlog_files(conn: &mut mysql_async::Conn) -> Result<Vec<String>, mysql_async::Error> {
-    let rows: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
-    Ok(rows.iter().filter_map(|r| r.get::<String, _>(0)).collect())
-}

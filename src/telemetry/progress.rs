@@ -78,14 +78,15 @@ impl Progress {
         let quiet =
             Duration::from_millis(now.saturating_sub(self.activity_ms.load(Ordering::Acquire)));
         if read > committed {
-            let ts = self.committed_ts.load(Ordering::Acquire).max(1) * 1000;
-            let behind = Duration::from_millis(now.saturating_sub(ts));
-            // A never-committed stream has no timestamp yet: fall back to the read one.
-            if self.committed_ts.load(Ordering::Acquire) == 0 {
-                let rts = self.read_ts.load(Ordering::Acquire) * 1000;
-                return Duration::from_millis(now.saturating_sub(rts));
-            }
-            return behind;
+            // Behind: the age of the last acknowledged transaction, or of the first one
+            // read when nothing was acknowledged yet.
+            let committed_ts = self.committed_ts.load(Ordering::Acquire);
+            let ts = if committed_ts != 0 {
+                committed_ts
+            } else {
+                self.read_ts.load(Ordering::Acquire)
+            };
+            return Duration::from_millis(now.saturating_sub(ts * 1000));
         }
         if self.streaming() && quiet <= silence {
             Duration::ZERO

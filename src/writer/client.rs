@@ -189,23 +189,9 @@ impl EsClient {
         body: Option<&serde_json::Value>,
     ) -> Result<(u16, serde_json::Value), SendError> {
         let body = body.map(|b| Bytes::from(b.to_string()));
-        let resp = self
-            .transport
-            .send(
-                method,
-                path,
-                HeaderMap::new(),
-                None::<&()>,
-                body,
-                Some(self.request_timeout),
-            )
-            .await
-            .map_err(|e| SendError::Transport(error_chain(&e)))?;
-        let status = resp.status_code().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| SendError::Transport(error_chain(&e)))?;
+        let (status, bytes) = self
+            .send(method, path, HeaderMap::new(), None::<&()>, body)
+            .await?;
         Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
     }
 
@@ -229,14 +215,15 @@ impl EsClient {
         .await
     }
 
-    pub(crate) async fn request<Q: serde::Serialize + ?Sized>(
+    /// Sends one request and reads the whole answer, whatever its status.
+    async fn send<Q: serde::Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
+        headers: HeaderMap,
         query: Option<&Q>,
         body: Option<Bytes>,
-        headers: HeaderMap,
-    ) -> Result<Bytes, SendError> {
+    ) -> Result<(u16, Bytes), SendError> {
         let resp = self
             .transport
             .send(
@@ -254,6 +241,18 @@ impl EsClient {
             .bytes()
             .await
             .map_err(|e| SendError::Transport(error_chain(&e)))?;
+        Ok((status, bytes))
+    }
+
+    pub(crate) async fn request<Q: serde::Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&Q>,
+        body: Option<Bytes>,
+        headers: HeaderMap,
+    ) -> Result<Bytes, SendError> {
+        let (status, bytes) = self.send(method, path, headers, query, body).await?;
         if !(200..300).contains(&status) {
             let mut text = String::from_utf8_lossy(&bytes).into_owned();
             text.truncate(500);

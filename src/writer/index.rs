@@ -188,7 +188,7 @@ pub fn field_mapping(col: &ColumnSpec, caps: Capabilities) -> Option<Value> {
         MYSQL_TYPE_TIMESTAMP2 => date(),
         MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => json!({"type": "keyword"}),
         MYSQL_TYPE_ENUM | MYSQL_TYPE_SET => json!({"type": "keyword"}),
-        MYSQL_TYPE_JSON => json_mapping(caps),
+        MYSQL_TYPE_JSON => json_mapping(),
         MYSQL_TYPE_GEOMETRY => json!({"type": "geo_shape", "ignore_malformed": true}),
         MYSQL_TYPE_VARCHAR
         | MYSQL_TYPE_VAR_STRING
@@ -202,7 +202,7 @@ pub fn field_mapping(col: &ColumnSpec, caps: Capabilities) -> Option<Value> {
                 json!({"type": "binary"})
             } else if col.json_text {
                 // MariaDB's JSON alias: a LONGTEXT holding JSON, written as the JSON value.
-                json_mapping(caps)
+                json_mapping()
             } else {
                 json!({
                     "type": "text",
@@ -222,7 +222,7 @@ const BINARY_COLLATION: u16 = 63;
 /// value indexes, and `flattened`/`flat_object` reject a column holding a bare
 /// scalar or an array of scalars. [`searchable_json_mapping`] is what to put in a
 /// rule's `mapping` for a column that always holds objects.
-fn json_mapping(_caps: Capabilities) -> Value {
+fn json_mapping() -> Value {
     json!({"type": "object", "enabled": false})
 }
 

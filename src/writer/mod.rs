@@ -191,10 +191,8 @@ impl Lane {
             }
             self.flush(batch).await?;
             if closed {
-                // Nothing else will arrive; anything still queued was received above.
-                if rx.is_empty() {
-                    return Ok(());
-                }
+                // The queue is closed and was drained into this last batch.
+                return Ok(());
             }
         }
     }
@@ -209,7 +207,12 @@ impl Lane {
         );
         loop {
             bulk::encode(&pending, &mut self.body);
-            let body = Bytes::copy_from_slice(&self.body);
+            // Hand the buffer over instead of copying it; the next one starts at its size.
+            let capacity = self.body.capacity();
+            let body = Bytes::from(std::mem::replace(
+                &mut self.body,
+                Vec::with_capacity(capacity),
+            ));
             let started = Instant::now();
             let sent = tokio::select! {
                 r = self.ctx.client.bulk(body) => r,
