@@ -72,22 +72,8 @@ async fn binary_columns_are_base64_and_text_columns_strings() {
 async fn binary_columns_are_base64_with_collations_from_the_catalog() {
     // GIVEN a MariaDB writing no optional metadata at all (binlog_row_metadata=NO_LOG: no
     // names, no charsets in the table map), so collations come from information_schema
-    let env: &'static TestEnv = Box::leak(Box::new(TestEnv::dedicated(&[
-        "--binlog-row-metadata=NO_LOG",
-    ])));
-    let (db, conn) = env.create_database_with(BINARY_TABLE).await;
-    let index = env.unique_index("binary-catalog");
-    let daemon = Daemon::builder(env)
-        .table(&format!("{db}.t"), &index)
-        .start()
-        .await;
-    let mut f = Fixture {
-        env,
-        db,
-        conn,
-        index,
-        daemon,
-    };
+    let env = TestEnv::dedicated_static(&["--binlog-row-metadata=NO_LOG"]);
+    let mut f = Fixture::start_on(env, "binary-catalog", BINARY_TABLE, None, |b| b).await;
     // WHEN / THEN the documents are the same
     write_and_check(&mut f).await;
     f.daemon.assert_running();

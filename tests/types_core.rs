@@ -22,24 +22,6 @@ const CORE_TYPES: &str = "CREATE TABLE t (\
     bin4 BINARY(4), bl BLOB\
     ) DEFAULT CHARSET = utf8mb4";
 
-/// The raw JSON text of field `name` in a document body as Elasticsearch returned it (the
-/// number's digits exactly as the daemon wrote them).
-fn raw_field<'a>(raw: &'a str, name: &str) -> &'a str {
-    let key = format!("\"{name}\"");
-    let at = raw
-        .find(&key)
-        .unwrap_or_else(|| panic!("no field {name} in {raw}"));
-    let rest = raw[at + key.len()..].trim_start();
-    let rest = rest
-        .strip_prefix(':')
-        .unwrap_or_else(|| panic!("no ':' after {name} in {raw}"))
-        .trim_start();
-    let end = rest
-        .find(|c: char| c == ',' || c == '}' || c.is_whitespace())
-        .unwrap_or(rest.len());
-    &rest[..end]
-}
-
 #[tokio::test]
 async fn core_types_stream_as_spec_values() {
     // GIVEN an index created with `u64` as unsigned_long (dynamic mapping would make it a

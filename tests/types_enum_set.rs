@@ -117,24 +117,17 @@ async fn enum_and_set_labels_from_the_table_map() {
 async fn enum_and_set_labels_from_the_catalog_without_full_metadata() {
     // GIVEN a MariaDB with binlog_row_metadata=MINIMAL (no ENUM/SET values, no names in the
     // table map) and a daemon streaming from it
-    let env: &'static TestEnv = Box::leak(Box::new(TestEnv::dedicated(&[
-        "--binlog-row-metadata=MINIMAL",
-    ])));
+    let env = TestEnv::dedicated_static(&["--binlog-row-metadata=MINIMAL"]);
     // MariaDB's information_schema is utf8mb3: a 4-byte label (😀) would read back as '?', so
     // this table uses a 2-byte one (a documented limit of the catalog fallback).
-    let (db, conn) = env.create_database_with(&ENUM_SET.replace('😀', "ü")).await;
-    let index = env.unique_index("enumset-minimal");
-    let daemon = Daemon::builder(env)
-        .table(&format!("{db}.t"), &index)
-        .start()
-        .await;
-    let mut f = Fixture {
+    let mut f = Fixture::start_on(
         env,
-        db,
-        conn,
-        index,
-        daemon,
-    };
+        "enumset-minimal",
+        &ENUM_SET.replace('😀', "ü"),
+        None,
+        |b| b,
+    )
+    .await;
     // WHEN the same rows are written
     let expected = write_rows(&mut f, "ü").await;
     // THEN the labels come from information_schema and the documents are the same

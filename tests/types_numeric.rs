@@ -12,24 +12,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-/// The raw JSON text of field `name` in a `_source` as Elasticsearch returned it (the
-/// number's digits exactly as the daemon wrote them).
-fn raw_field<'a>(raw: &'a str, name: &str) -> &'a str {
-    let key = format!("\"{name}\"");
-    let at = raw
-        .find(&key)
-        .unwrap_or_else(|| panic!("no field {name} in {raw}"));
-    let rest = raw[at + key.len()..].trim_start();
-    let rest = rest
-        .strip_prefix(':')
-        .unwrap_or_else(|| panic!("no ':' after {name} in {raw}"))
-        .trim_start();
-    let end = rest
-        .find(|c: char| c == ',' || c == '}' || c.is_whitespace())
-        .unwrap_or(rest.len());
-    &rest[..end]
-}
-
 /// Waits for `expected.len()` documents and compares each with its expected `_source`.
 ///
 /// serde_json (without `float_roundtrip`) may read a number text into an f64 one unit in the

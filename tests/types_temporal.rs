@@ -9,19 +9,7 @@
 mod common;
 
 use common::*;
-use serde_json::{Value, json};
-
-/// Waits for `expected.len()` documents and compares each with its expected `_source`.
-async fn assert_docs(f: &mut Fixture, expected: &[(&str, Value)]) {
-    f.wait_for_count(expected.len() as u64).await;
-    for (id, want) in expected {
-        let doc = f
-            .doc(id)
-            .await
-            .unwrap_or_else(|| panic!("no document {id}"));
-        assert_fields(&doc, want, &format!("document {id}"));
-    }
-}
+use serde_json::json;
 
 const DATES: &str = "CREATE TABLE t (\
     id INT PRIMARY KEY, d DATE, \
@@ -74,12 +62,10 @@ async fn dates_and_datetimes_keep_their_range_and_fsp_digits() {
         json!({"id": id, "d": null, "dt0": null, "dt1": null, "dt2": null, "dt3": null,
                "dt4": null, "dt5": null, "dt6": null})
     };
-    assert_docs(
-        &mut f,
-        &[
-            (
-                "1",
-                json!({"id": 1, "d": "2024-02-29",
+    f.assert_docs(&[
+        (
+            "1",
+            json!({"id": 1, "d": "2024-02-29",
                        "dt0": "2024-02-29T13:45:01",
                        "dt1": "2024-02-29T13:45:01.1",
                        "dt2": "2024-02-29T13:45:01.12",
@@ -87,10 +73,10 @@ async fn dates_and_datetimes_keep_their_range_and_fsp_digits() {
                        "dt4": "2024-02-29T13:45:01.1234",
                        "dt5": "2024-02-29T13:45:01.12345",
                        "dt6": "2024-02-29T13:45:01.123456"}),
-            ),
-            (
-                "2",
-                json!({"id": 2, "d": "1000-01-01",
+        ),
+        (
+            "2",
+            json!({"id": 2, "d": "1000-01-01",
                        "dt0": "1000-01-01T00:00:00",
                        "dt1": "1000-01-01T00:00:00.0",
                        "dt2": "1000-01-01T00:00:00.00",
@@ -98,10 +84,10 @@ async fn dates_and_datetimes_keep_their_range_and_fsp_digits() {
                        "dt4": "1000-01-01T00:00:00.0000",
                        "dt5": "1000-01-01T00:00:00.00000",
                        "dt6": "1000-01-01T00:00:00.000000"}),
-            ),
-            (
-                "3",
-                json!({"id": 3, "d": "9999-12-31",
+        ),
+        (
+            "3",
+            json!({"id": 3, "d": "9999-12-31",
                        "dt0": "9999-12-31T23:59:59",
                        "dt1": "9999-12-31T23:59:59.9",
                        "dt2": "9999-12-31T23:59:59.99",
@@ -109,10 +95,10 @@ async fn dates_and_datetimes_keep_their_range_and_fsp_digits() {
                        "dt4": "9999-12-31T23:59:59.9999",
                        "dt5": "9999-12-31T23:59:59.99999",
                        "dt6": "9999-12-31T23:59:59.999999"}),
-            ),
-            (
-                "4",
-                json!({"id": 4, "d": "2000-01-01",
+        ),
+        (
+            "4",
+            json!({"id": 4, "d": "2000-01-01",
                        "dt0": "2000-01-01T00:00:00",
                        "dt1": "2000-01-01T00:00:00.0",
                        "dt2": "2000-01-01T00:00:00.01",
@@ -120,13 +106,12 @@ async fn dates_and_datetimes_keep_their_range_and_fsp_digits() {
                        "dt4": "2000-01-01T00:00:00.0001",
                        "dt5": "2000-01-01T00:00:00.00001",
                        "dt6": "2000-01-01T00:00:00.000001"}),
-            ),
-            ("5", nulls(5)),
-            ("6", nulls(6)),
-            ("7", nulls(7)),
-            ("8", nulls(8)),
-        ],
-    )
+        ),
+        ("5", nulls(5)),
+        ("6", nulls(6)),
+        ("7", nulls(7)),
+        ("8", nulls(8)),
+    ])
     .await;
     f.daemon.assert_running();
 }
@@ -163,47 +148,44 @@ async fn write_and_check_timestamps(f: &mut Fixture) {
     .await;
 
     // THEN each TIMESTAMP is the UTC instant with a `Z`, fsp digits, and zero → null
-    assert_docs(
-        f,
-        &[
-            (
-                "1",
-                json!({"id": 1, "ts0": "2024-02-29T21:00:00Z",
+    f.assert_docs(&[
+        (
+            "1",
+            json!({"id": 1, "ts0": "2024-02-29T21:00:00Z",
                        "ts3": "2024-02-29T21:00:00.500Z",
                        "ts6": "2024-02-29T21:00:00.123456Z",
                        "dt": "2024-03-01T02:00:00"}),
-            ),
-            (
-                "2",
-                json!({"id": 2, "ts0": "2024-03-01T00:45:01Z",
+        ),
+        (
+            "2",
+            json!({"id": 2, "ts0": "2024-03-01T00:45:01Z",
                        "ts3": "2024-03-01T00:45:01.250Z",
                        "ts6": "2024-03-01T00:45:01.000001Z",
                        "dt": "2024-02-29T16:45:01"}),
-            ),
-            (
-                "3",
-                json!({"id": 3, "ts0": "1970-01-01T00:00:01Z",
+        ),
+        (
+            "3",
+            json!({"id": 3, "ts0": "1970-01-01T00:00:01Z",
                        "ts3": "1970-01-01T00:00:01.000Z",
                        "ts6": "1970-01-01T00:00:01.000000Z",
                        "dt": "1970-01-01T00:00:01"}),
-            ),
-            (
-                "4",
-                json!({"id": 4, "ts0": "2038-01-19T03:14:07Z",
+        ),
+        (
+            "4",
+            json!({"id": 4, "ts0": "2038-01-19T03:14:07Z",
                        "ts3": "2038-01-19T03:14:07.999Z",
                        "ts6": "2038-01-19T03:14:07.999999Z",
                        "dt": "2038-01-19T03:14:07"}),
-            ),
-            (
-                "5",
-                json!({"id": 5, "ts0": null, "ts3": null, "ts6": null, "dt": null}),
-            ),
-            (
-                "6",
-                json!({"id": 6, "ts0": null, "ts3": null, "ts6": null, "dt": null}),
-            ),
-        ],
-    )
+        ),
+        (
+            "5",
+            json!({"id": 5, "ts0": null, "ts3": null, "ts6": null, "dt": null}),
+        ),
+        (
+            "6",
+            json!({"id": 6, "ts0": null, "ts3": null, "ts6": null, "dt": null}),
+        ),
+    ])
     .await;
     f.daemon.assert_running();
 }
@@ -220,22 +202,8 @@ async fn timestamps_are_utc_whatever_the_session_time_zone() {
 async fn timestamps_are_utc_whatever_the_server_time_zone() {
     // GIVEN a MariaDB whose own time zone is +09:00 (the daemon's session, too, defaults to
     // it), and a daemon streaming TIMESTAMP(0/3/6) columns from it
-    let env: &'static TestEnv = Box::leak(Box::new(TestEnv::dedicated(&[
-        "--default-time-zone=+09:00",
-    ])));
-    let (db, conn) = env.create_database_with(TIMESTAMPS).await;
-    let index = env.unique_index("tmp-ts-server");
-    let daemon = Daemon::builder(env)
-        .table(&format!("{db}.t"), &index)
-        .start()
-        .await;
-    let mut f = Fixture {
-        env,
-        db,
-        conn,
-        index,
-        daemon,
-    };
+    let env = TestEnv::dedicated_static(&["--default-time-zone=+09:00"]);
+    let mut f = Fixture::start_on(env, "tmp-ts-server", TIMESTAMPS, None, |b| b).await;
     // WHEN / THEN the documents are the same
     write_and_check_timestamps(&mut f).await;
 
@@ -277,40 +245,37 @@ async fn times_keep_sign_hours_and_fsp_digits() {
     .await;
 
     // THEN each document holds the text SELECT shows: sign, all hours, fsp digits
-    assert_docs(
-        &mut f,
-        &[
-            (
-                "1",
-                json!({"id": 1, "t": "-838:59:59", "t1": "-12:30:00.5",
+    f.assert_docs(&[
+        (
+            "1",
+            json!({"id": 1, "t": "-838:59:59", "t1": "-12:30:00.5",
                        "t3": "100:00:00.123", "t6": "-00:00:00.000001"}),
-            ),
-            (
-                "2",
-                json!({"id": 2, "t": "838:59:59", "t1": "838:59:59.9",
+        ),
+        (
+            "2",
+            json!({"id": 2, "t": "838:59:59", "t1": "838:59:59.9",
                        "t3": "838:59:59.999", "t6": "838:59:59.999999"}),
-            ),
-            (
-                "3",
-                json!({"id": 3, "t": "00:00:00", "t1": "00:00:00.0",
+        ),
+        (
+            "3",
+            json!({"id": 3, "t": "00:00:00", "t1": "00:00:00.0",
                        "t3": "00:00:00.000", "t6": "00:00:00.000000"}),
-            ),
-            (
-                "4",
-                json!({"id": 4, "t": "-00:00:01", "t1": "-00:00:00.1",
+        ),
+        (
+            "4",
+            json!({"id": 4, "t": "-00:00:01", "t1": "-00:00:00.1",
                        "t3": "-838:59:59.999", "t6": "-838:59:59.999999"}),
-            ),
-            (
-                "5",
-                json!({"id": 5, "t": "24:00:00", "t1": "23:59:59.9",
+        ),
+        (
+            "5",
+            json!({"id": 5, "t": "24:00:00", "t1": "23:59:59.9",
                        "t3": "26:03:04.000", "t6": "-24:00:00.500000"}),
-            ),
-            (
-                "6",
-                json!({"id": 6, "t": null, "t1": null, "t3": null, "t6": null}),
-            ),
-        ],
-    )
+        ),
+        (
+            "6",
+            json!({"id": 6, "t": null, "t1": null, "t3": null, "t6": null}),
+        ),
+    ])
     .await;
     f.daemon.assert_running();
 }

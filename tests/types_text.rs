@@ -11,19 +11,7 @@ mod common;
 
 use common::*;
 use mysql_async::prelude::Queryable;
-use serde_json::{Value, json};
-
-/// Waits for `expected.len()` documents and compares each with its expected `_source`.
-async fn assert_docs(f: &mut Fixture, expected: &[(&str, Value)]) {
-    f.wait_for_count(expected.len() as u64).await;
-    for (id, want) in expected {
-        let doc = f
-            .doc(id)
-            .await
-            .unwrap_or_else(|| panic!("no document {id}"));
-        assert_fields(&doc, want, &format!("document {id}"));
-    }
-}
+use serde_json::json;
 
 const CHARSETS: &str = "CREATE TABLE t (\
     id INT PRIMARY KEY, \
@@ -68,43 +56,40 @@ async fn strings_are_decoded_by_their_column_charset() {
     .await;
 
     // THEN each document holds the decoded strings (VARCHAR keeps a trailing space)
-    assert_docs(
-        &mut f,
-        &[
-            (
-                "1",
-                json!({"id": 1, "u4": "a😀b🦀 👨\u{200D}👩\u{200D}👧 end", "c3": "a😀b",
+    f.assert_docs(&[
+        (
+            "1",
+            json!({"id": 1, "u4": "a😀b🦀 👨\u{200D}👩\u{200D}👧 end", "c3": "a😀b",
                        "c63": emoji63, "c64": emoji64, "u3": "é€漢",
                        "l1": "€\u{81}‚ƒ„…†‡ˆ‰Š‹Œ\u{8D}Ž\u{8F}",
                        "a": "plain ascii ~!", "gr": "αβγΑΣ", "w": "ПриветЁё",
                        "k": "ПриветЁё", "l2": "ĄąŠš"}),
-            ),
-            (
-                "2",
-                json!({"id": 2, "u4": "漢字かな한글", "c3": "😀😀😀", "c63": "", "c64": "",
+        ),
+        (
+            "2",
+            json!({"id": 2, "u4": "漢字かな한글", "c3": "😀😀😀", "c63": "", "c64": "",
                        "u3": "e\u{0301}",
                        "l1": "\u{90}\u{2018}\u{2019}\u{201C}\u{201D}•–—˜™š›œ\u{9D}žŸ",
                        "a": "", "gr": "", "w": "", "k": "", "l2": ""}),
-            ),
-            (
-                "3",
-                json!({"id": 3, "u4": "e\u{0301} o\u{0308}\u{0301}", "c3": "𝄞",
+        ),
+        (
+            "3",
+            json!({"id": 3, "u4": "e\u{0301} o\u{0308}\u{0301}", "c3": "𝄞",
                        "c63": "x", "c64": "y", "u3": "", "l1": "é\u{A0}ÿ ",
                        "a": "tab\there", "gr": " ", "w": " ", "k": " ", "l2": " "}),
-            ),
-            (
-                "4",
-                json!({"id": 4, "u4": "", "c3": "", "c63": null, "c64": null, "u3": null,
+        ),
+        (
+            "4",
+            json!({"id": 4, "u4": "", "c3": "", "c63": null, "c64": null, "u3": null,
                        "l1": "", "a": null, "gr": null, "w": null, "k": null, "l2": null}),
-            ),
-            (
-                "5",
-                json!({"id": 5, "u4": null, "c3": null, "c63": null, "c64": null,
+        ),
+        (
+            "5",
+            json!({"id": 5, "u4": null, "c3": null, "c63": null, "c64": null,
                        "u3": null, "l1": null, "a": null, "gr": null, "w": null, "k": null,
                        "l2": null}),
-            ),
-        ],
-    )
+        ),
+    ])
     .await;
     f.daemon.assert_running();
 }
@@ -135,29 +120,26 @@ async fn char_loses_trailing_spaces_as_select_shows() {
 
     // THEN CHAR values lose their trailing spaces only (SPACE, not tab or NBSP), and VARCHAR
     // keeps them
-    assert_docs(
-        &mut f,
-        &[
-            ("1", json!({"id": 1, "c": "ab", "cl": "ab", "v": "ab   "})),
-            (
-                "2",
-                json!({"id": 2, "c": "  ab", "cl": "  ab", "v": "  ab"}),
-            ),
-            ("3", json!({"id": 3, "c": "", "cl": "", "v": "     "})),
-            (
-                "4",
-                json!({"id": 4, "c": "ab\t", "cl": "ab\t", "v": "ab\t"}),
-            ),
-            (
-                "5",
-                json!({"id": 5, "c": "é\u{A0}", "cl": "é\u{A0}", "v": "é\u{A0}"}),
-            ),
-            (
-                "6",
-                json!({"id": 6, "c": "😀 😀", "cl": "    A", "v": "😀 😀 "}),
-            ),
-        ],
-    )
+    f.assert_docs(&[
+        ("1", json!({"id": 1, "c": "ab", "cl": "ab", "v": "ab   "})),
+        (
+            "2",
+            json!({"id": 2, "c": "  ab", "cl": "  ab", "v": "  ab"}),
+        ),
+        ("3", json!({"id": 3, "c": "", "cl": "", "v": "     "})),
+        (
+            "4",
+            json!({"id": 4, "c": "ab\t", "cl": "ab\t", "v": "ab\t"}),
+        ),
+        (
+            "5",
+            json!({"id": 5, "c": "é\u{A0}", "cl": "é\u{A0}", "v": "é\u{A0}"}),
+        ),
+        (
+            "6",
+            json!({"id": 6, "c": "😀 😀", "cl": "    A", "v": "😀 😀 "}),
+        ),
+    ])
     .await;
 
     // AND they are what SELECT returns

@@ -88,6 +88,11 @@ impl TestEnv {
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
+    /// A [`TestEnv::dedicated`] that lives as long as the test binary (for fixtures).
+    pub fn dedicated_static(extra_args: &[&str]) -> &'static TestEnv {
+        Box::leak(Box::new(TestEnv::dedicated(extra_args)))
+    }
+
     /// The error log of a dedicated server (empty for shared or external servers).
     pub fn server_error_log(&self) -> String {
         self.server
@@ -222,7 +227,17 @@ impl Fixture {
         index_body: Option<serde_json::Value>,
         configure: impl FnOnce(DaemonBuilder) -> DaemonBuilder,
     ) -> Fixture {
-        let env = TestEnv::get();
+        Self::start_on(TestEnv::get(), prefix, ddl, index_body, configure).await
+    }
+
+    /// As [`Fixture::start_with`], on a given env (e.g. a leaked [`TestEnv::dedicated`]).
+    pub async fn start_on(
+        env: &'static TestEnv,
+        prefix: &str,
+        ddl: &str,
+        index_body: Option<serde_json::Value>,
+        configure: impl FnOnce(DaemonBuilder) -> DaemonBuilder,
+    ) -> Fixture {
         let (db, conn) = env.create_database_with(ddl).await;
         let index = env.unique_index(prefix);
         if let Some(body) = index_body {
@@ -236,6 +251,18 @@ impl Fixture {
             conn,
             index,
             daemon,
+        }
+    }
+
+    /// Waits for `expected.len()` documents and compares each with its expected `_source`.
+    pub async fn assert_docs(&mut self, expected: &[(&str, serde_json::Value)]) {
+        self.wait_for_count(expected.len() as u64).await;
+        for (id, want) in expected {
+            let doc = self
+                .doc(id)
+                .await
+                .unwrap_or_else(|| panic!("no document {id}"));
+            assert_fields(&doc, want, &format!("document {id}"));
         }
     }
 
@@ -324,4 +351,22 @@ impl Fixture {
         }
         panic!("unterminated _source in {raw}")
     }
+}
+
+/// The text of field `name` in a raw `_source` JSON object, exactly as sent (to check
+/// number digits that a parse would round).
+pub fn raw_field<'a>(raw: &'a str, name: &str) -> &'a str {
+    let key = format!("\"{name}\"");
+    let at = raw
+        .find(&key)
+        .unwrap_or_else(|| panic!("no field {name} in {raw}"));
+    let rest = raw[at + key.len()..].trim_start();
+    let rest = rest
+        .strip_prefix(':')
+        .unwrap_or_else(|| panic!("no ':' after {name} in {raw}"))
+        .trim_start();
+    let end = rest
+        .find(|c: char| c == ',' || c == '}' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
