@@ -16,15 +16,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/offline.rs"]
+mod offline;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
 
-use binlog2es::config::TableRule;
 use binlog2es::decode::RowDecoder;
 use binlog2es::decode::row::read_image;
-use binlog2es::reader::schema::{self, TableSchema};
+use binlog2es::reader::schema::TableSchema;
 use mysql_common::binlog::BinlogFileHeader;
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
@@ -59,10 +61,6 @@ fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/binlog-samples")
 }
 
-fn rule() -> TableRule {
-    serde_json::from_value(json!({"match": "*.*", "index": "{db}.{table}"})).unwrap()
-}
-
 struct Walker {
     reader: EventStreamReader,
     schemas: HashMap<u64, Result<TableSchema, String>>,
@@ -73,32 +71,7 @@ struct Walker {
 
 impl Walker {
     fn schema_for(tme: &TableMapEvent<'_>) -> Result<TableSchema, String> {
-        let mut map = schema::read_table_map(tme).map_err(|e| e.to_string())?;
-        if !map.has_names {
-            for (i, col) in map.columns.iter_mut().enumerate() {
-                col.name = format!("@{}", i + 1);
-            }
-            map.has_names = true;
-        }
-        if map.key.is_empty() {
-            map.key = vec![0];
-        }
-        // Without ENUM_STR_VALUE / SET_STR_VALUE the daemon reads the labels from
-        // information_schema, which an offline test does not have: stand-in labels `#1`, `#2`,
-        // … (as many as the value width allows) take the catalog's place.
-        for col in &mut map.columns {
-            if col.column_type.is_enum_or_set_type() && col.labels.is_empty() {
-                let n = match col.meta.get(1) {
-                    Some(1) if col.column_type.is_enum_type() => 255,
-                    Some(_) if col.column_type.is_enum_type() => 65535,
-                    Some(bytes) => usize::from(*bytes) * 8,
-                    None => 0,
-                };
-                col.labels = (1..=n).map(|i| format!("#{i}")).collect();
-            }
-        }
-        schema::build(&tme.database_name(), &tme.table_name(), &rule(), map)
-            .map_err(|e| e.to_string())
+        offline::offline_schema(tme)
     }
 
     fn handle(&mut self, event: &Event) {

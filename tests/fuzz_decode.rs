@@ -14,6 +14,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/offline.rs"]
+mod offline;
+
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -25,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use binlog2es::config::TableRule;
 use binlog2es::decode::RowDecoder;
 use binlog2es::decode::row::read_image;
 use binlog2es::decode::value::ColumnSpec;
@@ -41,7 +43,6 @@ use mysql_common::io::ParseBuf;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;
-use serde_json::json;
 
 /// Rows events larger than this are left out of the corpus (keeps each case fast).
 const MAX_ROWS_DATA: usize = 4096;
@@ -64,36 +65,6 @@ fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/binlog-samples")
 }
 
-fn rule() -> TableRule {
-    serde_json::from_value(json!({"match": "*.*", "index": "{db}.{table}"})).unwrap()
-}
-
-/// Same completion as tests/binlog_samples.rs: names, a synthetic key, stand-in labels.
-fn schema_for(tme: &TableMapEvent<'_>) -> Option<TableSchema> {
-    let mut map = schema::read_table_map(tme).ok()?;
-    if !map.has_names {
-        for (i, col) in map.columns.iter_mut().enumerate() {
-            col.name = format!("@{}", i + 1);
-        }
-        map.has_names = true;
-    }
-    if map.key.is_empty() {
-        map.key = vec![0];
-    }
-    for col in &mut map.columns {
-        if col.column_type.is_enum_or_set_type() && col.labels.is_empty() {
-            let n = match col.meta.get(1) {
-                Some(1) if col.column_type.is_enum_type() => 255,
-                Some(_) if col.column_type.is_enum_type() => 65535,
-                Some(bytes) => usize::from(*bytes) * 8,
-                None => 0,
-            };
-            col.labels = (1..=n).map(|i| format!("#{i}")).collect();
-        }
-    }
-    schema::build(&tme.database_name(), &tme.table_name(), &rule(), map).ok()
-}
-
 struct Collector {
     reader: EventStreamReader,
     schemas: HashMap<u64, TableSchema>,
@@ -106,7 +77,7 @@ impl Collector {
     fn handle(&mut self, event: &Event) {
         if event.header().event_type_raw() == EventType::TABLE_MAP_EVENT as u8 {
             if let Ok(tme) = event.read_event::<TableMapEvent<'_>>() {
-                match schema_for(&tme) {
+                match offline::offline_schema(&tme).ok() {
                     Some(s) => self.schemas.insert(tme.table_id(), s),
                     None => self.schemas.remove(&tme.table_id()),
                 };
@@ -511,7 +482,7 @@ fn fuzz_found_panics_are_located_errors() {
             has_names: true,
             key: vec![0],
         };
-        let schema = schema::build("fuzz", "t", &rule(), map).unwrap();
+        let schema = schema::build("fuzz", "t", &offline::rule(), map).unwrap();
         let mut data = vec![0x00];
         data.extend(value);
         let present = BitVec::<u8>::repeat(true, 1);
