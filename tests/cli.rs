@@ -71,6 +71,14 @@ async fn status_prints_the_checkpoint_after_a_run() {
         out.stdout.chars().any(|c| c.is_ascii_digit()),
         "no position: {out}"
     );
+    // AND the source server's position and the binlog distance to it
+    assert!(out.stdout.contains("source:"), "{out}");
+    let behind = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("behind:"))
+        .unwrap_or_else(|| panic!("no behind line: {out}"));
+    assert!(behind.trim().ends_with("bytes"), "{out}");
 }
 
 #[tokio::test]
