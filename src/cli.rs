@@ -24,6 +24,19 @@ pub enum Command {
     Status(ConfigArg),
     /// Compare every configured table with its index; `--repair` re-syncs the differences.
     Verify(VerifyArgs),
+    /// Ask the running daemon to copy one table again while it keeps streaming.
+    Resync(ResyncArgs),
+}
+
+/// `resync --config FILE --table db.table`.
+#[derive(Debug, clap::Args)]
+pub struct ResyncArgs {
+    /// Configuration file of the running daemon (TOML).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The table to copy again, as `db.table`.
+    #[arg(long, value_name = "DB.TABLE")]
+    pub table: String,
 }
 
 /// `verify --config FILE [--repair]`.

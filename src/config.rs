@@ -250,24 +250,45 @@ pub struct CheckpointConfig {
 }
 
 /// `[snapshot]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotConfig {
     /// Copy policy.
     #[serde(default)]
     pub mode: SnapshotMode,
+    /// Rows per chunk (one keyset-paginated SELECT).
+    #[serde(default = "d_chunk_size")]
+    pub chunk_size: usize,
+    /// Tables copied at the same time, each on its own connection.
+    #[serde(default = "d_parallelism")]
+    pub parallelism: usize,
+    /// How long one consistent snapshot (one read view on the server) is used before the
+    /// next chunk takes a new one.
+    #[serde(default = "d_snapshot_refresh", deserialize_with = "duration")]
+    pub snapshot_refresh: Duration,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self {
+            mode: SnapshotMode::default(),
+            chunk_size: d_chunk_size(),
+            parallelism: d_parallelism(),
+            snapshot_refresh: d_snapshot_refresh(),
+        }
+    }
 }
 
 /// When the initial copy runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SnapshotMode {
-    /// Copy first when there is no checkpoint (not available yet).
+    /// Copy first when there is no checkpoint.
     Initial,
     /// Never copy; without a checkpoint start at the binlog's end.
     #[default]
     Never,
-    /// As initial, and re-copy when the checkpoint was purged (not available yet).
+    /// As initial, and copy again when the checkpoint's binlog file was purged.
     WhenNeeded,
 }
 
@@ -578,14 +599,12 @@ impl Config {
         if self.checkpoint.path.as_os_str().is_empty() {
             return Err(ConfigError::invalid("checkpoint.path", "must not be empty"));
         }
-        match self.snapshot.mode {
-            SnapshotMode::Never => {}
-            SnapshotMode::Initial | SnapshotMode::WhenNeeded => {
-                return Err(ConfigError::invalid(
-                    "snapshot.mode",
-                    "the initial copy is not available in this version; set mode = \"never\" \
-                     (streaming starts at the binlog's current end)",
-                ));
+        for (key, v) in [
+            ("snapshot.chunk_size", self.snapshot.chunk_size),
+            ("snapshot.parallelism", self.snapshot.parallelism),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
             }
         }
         let w = &self.writer;
@@ -839,6 +858,15 @@ fn d_index() -> String {
 fn d_true() -> bool {
     true
 }
+fn d_chunk_size() -> usize {
+    1000
+}
+fn d_parallelism() -> usize {
+    2
+}
+fn d_snapshot_refresh() -> Duration {
+    Duration::from_secs(5)
+}
 
 #[cfg(test)]
 mod tests {
@@ -909,11 +937,13 @@ match = "shop.*"
         );
         let mut c = load_str(MINIMAL).unwrap();
         c.snapshot.mode = SnapshotMode::Initial;
+        c.validate().unwrap();
+        c.snapshot.chunk_size = 0;
         assert!(
             c.validate()
                 .unwrap_err()
                 .to_string()
-                .contains("snapshot.mode")
+                .contains("snapshot.chunk_size")
         );
     }
 

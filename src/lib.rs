@@ -16,6 +16,7 @@
 //! | [`ordering`] | per-document lanes and coalescing |
 //! | [`writer`] | batching, `_bulk`, retries, dead-letter |
 //! | [`checkpoint`] | ordered acknowledgements → committed position on disk |
+//! | [`snapshot`] | initial copy and re-sync, merged into the stream by the reader |
 //! | [`shutdown`] | signals and drain |
 //! | [`telemetry`] | logs and metrics |
 
@@ -27,7 +28,9 @@ pub mod decode;
 pub mod ordering;
 pub mod position;
 pub mod reader;
+mod scan;
 pub mod shutdown;
+pub mod snapshot;
 pub mod telemetry;
 pub mod verify;
 pub mod writer;
@@ -57,6 +60,9 @@ pub enum Error {
     /// Checkpoint file.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A table cannot be copied.
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
     /// A server unreachable for the whole start-up window.
     #[error("cannot reach {what} at {host} within {seconds}s: {message}")]
     Unreachable {

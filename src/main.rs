@@ -17,7 +17,8 @@ fn main() -> ExitCode {
     let (Command::Run(arg)
     | Command::Check(arg)
     | Command::Status(arg)
-    | Command::Verify(cli::VerifyArgs { config: arg, .. })) = &cli.command;
+    | Command::Verify(cli::VerifyArgs { config: arg, .. })
+    | Command::Resync(cli::ResyncArgs { config: arg, .. })) = &cli.command;
     let config = match Config::load(&arg.config).and_then(|c| c.validate().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
@@ -79,6 +80,18 @@ fn main() -> ExitCode {
                 ExitCode::from(e.exit_code())
             }
         },
+        Command::Resync(args) => {
+            match runtime.block_on(binlog2es::snapshot::request_resync(&config, &args.table)) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Verify(args) => {
             logging::init(LogFormat::Text, "error");
             match runtime.block_on(binlog2es::verify(&config, args.repair)) {

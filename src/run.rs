@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::Error;
+use crate::checkpoint::TableCopy;
 use crate::checkpoint::store::age;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, TrackerExit};
-use crate::config::{Config, TlsMode, read_secret};
+use crate::config::{Config, SnapshotMode, TlsMode, read_secret};
 use crate::ordering::Router;
 use crate::position::Version;
 use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
@@ -23,6 +24,9 @@ use crate::reader::{Reader, ReaderSetup, StartMode, StreamState};
 use crate::telemetry::metrics;
 use crate::writer::dead_letter::DeadLetter;
 use crate::writer::{EsClient, Lane, LaneContext};
+
+/// Copy requests queued for the reader: each worker has at most one chunk in flight.
+const COPY_QUEUE: usize = 64;
 
 /// Tickets queued for the tracker: enough to cover many small transactions while
 /// the oldest one waits for its batch, bounded so the reader feels backpressure.
@@ -182,19 +186,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let http_stop = CancellationToken::new();
     // Drop guard: the endpoint stops with `run`, whichever way it returns.
     let _http_guard = http_stop.clone().drop_guard();
+    let (resync_tx, resync_rx) = mpsc::channel(16);
     if config.http.enabled {
         let silence = config.mysql.heartbeat_interval * 3 + Duration::from_secs(1);
+        let endpoint = crate::telemetry::http::Endpoint {
+            progress: Arc::clone(&progress),
+            ready_max_lag: config.http.ready_max_lag,
+            silence,
+            resync: Some(resync_tx),
+        };
         let (addr, _task) = crate::telemetry::http::bind(
             config.http.listen,
             prometheus,
-            Arc::clone(&progress),
-            config.http.ready_max_lag,
-            silence,
+            endpoint,
             http_stop.clone(),
         )
         .await
         .map_err(|e| Error::Prerequisites(e.to_string()))?;
-        info!(%addr, "Serving /metrics, /healthz and /readyz.");
+        info!(%addr, "Serving /metrics, /healthz, /readyz and /resync.");
+    } else {
+        drop(resync_tx);
     }
     let store = CheckpointStore::new(config.checkpoint.path.clone());
     store.ensure_writable()?;
@@ -224,8 +235,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (start, mode) = match saved {
         Some(c) if c.server == facts.identity => {
-            info!(position = %c.position, gtid = %c.gtid, "Resuming from checkpoint.");
-            (c, StartMode::Position)
+            let files = prerequisites::binlog_file_sizes(&mut conn)
+                .await
+                .map_err(conn_err)?;
+            if files.iter().any(|(f, _)| *f == c.position.file) {
+                info!(position = %c.position, gtid = %c.gtid, copies = c.copies.len(), "Resuming from checkpoint.");
+                (c, StartMode::Position)
+            } else if config.snapshot.mode == SnapshotMode::WhenNeeded {
+                warn!(position = %c.position, "The checkpoint's binlog file was purged from the server; copying the tables again (snapshot.mode = \"when_needed\").");
+                let c = copy_start(&config, &mut conn, &facts.identity, c.version)
+                    .await
+                    .map_err(conn_err)?;
+                store.save(&c)?;
+                (c, StartMode::Position)
+            } else {
+                return Err(Error::Prerequisites(format!(
+                    "the checkpoint's binlog position {} is no longer on the server (its file \
+                     was purged), so the changes since then cannot be streamed; set \
+                     snapshot.mode = \"when_needed\" to copy the tables again and continue, or \
+                     delete {} to start over",
+                    c.position,
+                    store.path().display()
+                )));
+            }
         }
         Some(c) if !c.gtid.is_none() && c.server.flavor == facts.identity.flavor => {
             warn!(checkpoint_server = %c.server, server = %facts.identity, gtid = %c.gtid, "Checkpoint is from another server; resuming by GTID.");
@@ -238,6 +270,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 actual: facts.identity.to_string(),
             }
             .into());
+        }
+        None if config.snapshot.mode != SnapshotMode::Never => {
+            let c = copy_start(&config, &mut conn, &facts.identity, Version(0))
+                .await
+                .map_err(conn_err)?;
+            // Persist the starting point and the tables to copy now: a restart resumes both.
+            store.save(&c)?;
+            info!(position = %c.position, gtid = %c.gtid, tables = c.copies.len(), "No checkpoint: copying the tables, streaming from the snapshot's position.");
+            (c, StartMode::Position)
         }
         None => {
             let (position, gtid) = prerequisites::binlog_head(&mut conn, facts.identity.flavor)
@@ -254,6 +295,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 gtid,
                 version: Version(0),
                 updated_at: SystemTime::now(),
+                copies: Vec::new(),
             };
             // Persist the starting point now, so a restart resumes here rather than at
             // a later end of the binlog (which would skip the changes in between).
@@ -295,6 +337,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (ckpt_tx, ckpt_rx) = watch::channel(start.clone());
     let committed = ckpt_rx.clone();
     let ckpt_rx_for_head = ckpt_rx.clone();
+    let ckpt_rx_for_copier = ckpt_rx.clone();
+    // Copy workers ask the reader to merge their chunks; a few in flight is plenty.
+    let (copy_tx, copy_rx) = mpsc::channel(COPY_QUEUE);
     let tracker = tokio::spawn(
         Tracker::new(start.clone())
             .with_progress(Arc::clone(&progress))
@@ -323,8 +368,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         es: es_client,
         committed,
         progress: Arc::clone(&progress),
+        copies: Some(copy_rx),
     });
     let mut reader = tokio::spawn(reader.run());
+    let mut copier = tokio::spawn(crate::snapshot::run(crate::snapshot::CopySetup {
+        config: Arc::clone(&config),
+        opts: mysql_opts(&config)?.0,
+        flavor: start.server.flavor,
+        es: client.clone(),
+        reader: copy_tx,
+        committed: ckpt_rx_for_copier,
+        pending: start.copies.clone(),
+        resync: resync_rx,
+        stop: stop_reading.clone(),
+    }));
     if config.http.enabled {
         tokio::spawn(poll_head(
             mysql_opts(&config)?.0,
@@ -338,21 +395,39 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut failure: Option<Error> = None;
     tokio::pin!(shutdown);
     let mut reader_done = false;
-    tokio::select! {
-        _ = &mut shutdown => info!("Shutting down: draining in-flight batches."),
-        r = &mut reader => {
-            reader_done = true;
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failure = Some(e.into()),
-                Err(e) => failure = Some(Error::Internal(format!("reader task: {e}"))),
+    let mut copier_done = false;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                info!("Shutting down: draining in-flight batches.");
+                break;
             }
-        }
-        Some(r) = lanes.join_next() => {
-            // A lane ending cleanly only means the reader dropped its queues; the
-            // reader's own result (awaited below) says why.
-            if !matches!(r, Ok(Ok(()))) {
-                failure = Some(lane_failure(r));
+            r = &mut reader => {
+                reader_done = true;
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failure = Some(e.into()),
+                    Err(e) => failure = Some(Error::Internal(format!("reader task: {e}"))),
+                }
+                break;
+            }
+            Some(r) = lanes.join_next() => {
+                // A lane ending cleanly only means the reader dropped its queues; the
+                // reader's own result (awaited below) says why.
+                if !matches!(r, Ok(Ok(()))) {
+                    failure = Some(lane_failure(r));
+                }
+                break;
+            }
+            r = &mut copier, if !copier_done => {
+                copier_done = true;
+                match r {
+                    // Copies done and no re-sync can come: keep streaming.
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => failure = Some(e.into()),
+                    Err(e) => failure = Some(Error::Internal(format!("copy task: {e}"))),
+                }
+                break;
             }
         }
     }
@@ -418,6 +493,51 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Err(Error::Incomplete { position: at })
         }
     }
+}
+
+/// The start of a full copy: a consistent snapshot's binlog position (where the stream
+/// starts) and every table the rules match, to be copied. The version starts at the clock
+/// (and above `floor`), so copied documents replace any older ones already indexed.
+async fn copy_start(
+    config: &Config,
+    conn: &mut Conn,
+    server: &crate::checkpoint::ServerIdentity,
+    floor: Version,
+) -> Result<Checkpoint, mysql_async::Error> {
+    let (position, gtid) = crate::snapshot::consistent::open(conn, server.flavor, true).await?;
+    conn.query_drop("COMMIT").await?;
+    let tables: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
+             ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0);
+    let version = floor.next(now);
+    let copies = tables
+        .into_iter()
+        .filter(|(db, t)| config.rule_for(db, t).is_some())
+        .map(|(db, table)| TableCopy {
+            db,
+            table,
+            after: None,
+            rows: 0,
+            since: version,
+        })
+        .collect();
+    Ok(Checkpoint {
+        server: server.clone(),
+        position,
+        gtid,
+        version,
+        updated_at: SystemTime::now(),
+        copies,
+    })
 }
 
 fn lane_failure(

@@ -19,14 +19,15 @@ use bytes::Bytes;
 use elasticsearch::http::Method;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
-use mysql_common::binlog::value::BinlogValue;
-use mysql_common::constants::ColumnType;
 use serde_json::{Map, Value as Json, json};
 
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, TableRule};
-use crate::decode::value::{ColumnSpec, FieldValue, decode_value, doc_id};
-use crate::reader::schema::{self, MapInfo, TableSchema};
+use crate::decode::RowDecoder;
+use crate::reader::schema::TableSchema;
+use crate::scan::{
+    SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list, table_schema,
+};
 use crate::writer::client::EsClient;
 
 /// Rows per MySQL chunk and ids per `_mget`.
@@ -35,10 +36,6 @@ const CHUNK: usize = 1000;
 const LOOKUP: usize = 200;
 /// Example ids shown per kind of difference.
 const EXAMPLES: usize = 5;
-/// The utf8mb4 collation the connection uses (`SET NAMES utf8mb4`).
-const UTF8MB4: u16 = 45;
-/// The `binary` collation.
-const BINARY: u16 = 63;
 
 /// Why verification could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -211,9 +208,7 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     };
     let (opts, _host) = crate::run::mysql_opts(config)?;
     let mut conn = Conn::new(opts).await.map_err(my)?;
-    conn.query_drop("SET NAMES utf8mb4; SET time_zone = '+00:00'")
-        .await
-        .map_err(my)?;
+    conn.query_drop(SESSION_SETUP).await.map_err(my)?;
     let client = EsClient::new(&config.elasticsearch).map_err(crate::Error::from)?;
     let settle = Duration::from_millis(config.writer.max_delay_ms.saturating_mul(3))
         + Duration::from_secs(2);
@@ -268,7 +263,9 @@ async fn verify_table(
     // 1. Every row against its document, chunk by chunk in key order.
     let mut after: Option<Vec<Value>> = None;
     loop {
-        let rows = read_chunk(conn, &schema, after.as_deref()).await?;
+        let rows = read_chunk(conn, &schema, after.as_deref(), CHUNK)
+            .await
+            .map_err(my)?;
         let Some(last) = rows.last() else { break };
         after = Some(schema.key.iter().map(|&k| last[k].clone()).collect());
         let full = rows.len() == CHUNK;
@@ -373,190 +370,6 @@ async fn classify(
     Ok(differing)
 }
 
-/// Builds the table's schema from the catalog, with the table-map types and metadata
-/// bytes the binary-protocol values are converted for.
-async fn table_schema(
-    conn: &mut Conn,
-    rule: &TableRule,
-    db: &str,
-    table: &str,
-) -> Result<TableSchema, String> {
-    type ColumnRow = (
-        String,
-        String,
-        Option<u64>,
-        Option<u64>,
-        Option<u64>,
-        Option<u64>,
-    );
-    let rows: Vec<ColumnRow> = conn
-        .exec(
-            "SELECT DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, \
-             DATETIME_PRECISION, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            (db, table),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let catalog = schema::read_catalog(conn, db, table)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut columns = Vec::with_capacity(rows.len());
-    for (i, (data_type, column_type, precision, scale, fsp, octets)) in rows.iter().enumerate() {
-        let data_type = data_type.to_ascii_lowercase();
-        let binary = catalog.collations.get(i) == Some(&BINARY);
-        let (ty, meta, text) =
-            wire_type(&data_type, *precision, *scale, *fsp).ok_or_else(|| {
-                format!(
-                    "column `{}` has type {column_type}, which verify does not support",
-                    catalog.names.get(i).map(String::as_str).unwrap_or("?")
-                )
-            })?;
-        let meta = if ty == ColumnType::MYSQL_TYPE_STRING && binary {
-            string_meta(octets.unwrap_or(0))
-        } else {
-            meta
-        };
-        columns.push(ColumnSpec {
-            name: String::new(),
-            column_type: ty,
-            meta,
-            unsigned: false,
-            // The connection is utf8mb4: every text value arrives as UTF-8.
-            collation: if binary {
-                BINARY
-            } else if text {
-                UTF8MB4
-            } else {
-                0
-            },
-            labels: Vec::new(),
-            json_text: data_type == "json",
-        });
-    }
-    let mut map = MapInfo {
-        columns,
-        has_names: false,
-        key: Vec::new(),
-    };
-    schema::merge_catalog(db, table, &mut map, &catalog).map_err(|e| e.to_string())?;
-    if map.has_text_blobs() {
-        // MariaDB's JSON alias; MySQL's CHECK_CONSTRAINTS has no TABLE_NAME (query fails).
-        if let Ok(json_columns) = schema::read_json_columns(conn, db, table).await {
-            schema::mark_json_columns(&mut map, &json_columns);
-        }
-    }
-    schema::build(db, table, rule, map).map_err(|e| e.to_string())
-}
-
-/// Table-map type and metadata for an information_schema DATA_TYPE, and whether values are
-/// text in the connection character set.
-fn wire_type(
-    data_type: &str,
-    precision: Option<u64>,
-    scale: Option<u64>,
-    fsp: Option<u64>,
-) -> Option<(ColumnType, Vec<u8>, bool)> {
-    use ColumnType::*;
-    let fsp = vec![u8::try_from(fsp.unwrap_or(0)).unwrap_or(0)];
-    let narrow = |v: Option<u64>| u8::try_from(v.unwrap_or(0)).unwrap_or(0);
-    Some(match data_type {
-        "tinyint" | "bool" | "boolean" => (MYSQL_TYPE_TINY, vec![], false),
-        "smallint" => (MYSQL_TYPE_SHORT, vec![], false),
-        "mediumint" => (MYSQL_TYPE_INT24, vec![], false),
-        "int" | "integer" => (MYSQL_TYPE_LONG, vec![], false),
-        "bigint" => (MYSQL_TYPE_LONGLONG, vec![], false),
-        "float" => (MYSQL_TYPE_FLOAT, vec![4], false),
-        "double" | "real" | "double precision" => (MYSQL_TYPE_DOUBLE, vec![8], false),
-        "decimal" | "numeric" => (
-            MYSQL_TYPE_NEWDECIMAL,
-            vec![narrow(precision), narrow(scale)],
-            false,
-        ),
-        "bit" => {
-            let bits = precision.unwrap_or(1);
-            (
-                MYSQL_TYPE_BIT,
-                vec![(bits % 8) as u8, (bits / 8) as u8],
-                false,
-            )
-        }
-        "year" => (MYSQL_TYPE_YEAR, vec![], false),
-        "date" => (MYSQL_TYPE_NEWDATE, vec![], false),
-        "datetime" => (MYSQL_TYPE_DATETIME2, fsp, false),
-        "timestamp" => (MYSQL_TYPE_TIMESTAMP2, fsp, false),
-        "time" => (MYSQL_TYPE_TIME2, fsp, false),
-        "char" | "binary" => (MYSQL_TYPE_STRING, string_meta(0), true),
-        "varchar" | "varbinary" => (MYSQL_TYPE_VARCHAR, vec![0, 0], true),
-        "tinytext" | "text" | "mediumtext" | "longtext" | "tinyblob" | "blob" | "mediumblob"
-        | "longblob" | "json" => (MYSQL_TYPE_BLOB, vec![4], true),
-        "enum" => (MYSQL_TYPE_ENUM, vec![], false),
-        "set" => (MYSQL_TYPE_SET, vec![], false),
-        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
-        | "multipolygon" | "geometrycollection" | "geomcollection" => {
-            (MYSQL_TYPE_GEOMETRY, vec![4], false)
-        }
-        "vector" => (MYSQL_TYPE_VECTOR, vec![4], false),
-        _ => return None,
-    })
-}
-
-/// MYSQL_TYPE_STRING metadata for a maximum byte length, encoded as the table map does
-/// (the two high bits of the length XOR-ed into the real-type byte).
-fn string_meta(len: u64) -> Vec<u8> {
-    let high = ((len >> 8) & 0x3) as u8;
-    vec![0xfe ^ (high << 4), (len & 0xff) as u8]
-}
-
-fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
-}
-
-fn select_list(schema: &TableSchema) -> String {
-    let cols: Vec<String> = schema.columns.iter().map(|c| quote(&c.name)).collect();
-    format!(
-        "SELECT {} FROM {}.{}",
-        cols.join(", "),
-        quote(&schema.db),
-        quote(&schema.table)
-    )
-}
-
-fn key_list(schema: &TableSchema) -> String {
-    let keys: Vec<String> = schema
-        .key
-        .iter()
-        .map(|&k| quote(&schema.columns[k].name))
-        .collect();
-    keys.join(", ")
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
-/// The next chunk of rows in key order after `after` (the last key values seen).
-async fn read_chunk(
-    conn: &mut Conn,
-    schema: &TableSchema,
-    after: Option<&[Value]>,
-) -> Result<Vec<Vec<Value>>, VerifyError> {
-    let keys = key_list(schema);
-    let (filter, params) = match after {
-        Some(values) => (
-            format!(" WHERE ({keys}) > ({})", placeholders(values.len())),
-            values.to_vec(),
-        ),
-        None => (String::new(), Vec::new()),
-    };
-    let sql = format!(
-        "{}{filter} ORDER BY {keys} LIMIT {CHUNK}",
-        select_list(schema)
-    );
-    let rows: Vec<Row> = conn.exec(sql, params).await.map_err(my)?;
-    Ok(rows.into_iter().map(Row::unwrap).collect())
-}
-
 /// Splits a document id back into its key values (SPEC §5 escaping).
 fn split_id(id: &str, parts: usize) -> Option<Vec<String>> {
     if parts == 1 {
@@ -613,89 +426,15 @@ async fn lookup(
     Ok(found)
 }
 
-/// A row as its `_id` and `_source` (SPEC §5/§6).
+/// A row as its `_id` and `_source` (SPEC §5/§6), decoded as the stream decodes it.
 fn row_doc(schema: &TableSchema, row: &[Value]) -> Result<(String, Map<String, Json>), String> {
-    let mut fields = Vec::with_capacity(schema.columns.len());
-    let mut source = Map::new();
-    for (col, value) in schema.columns.iter().zip(row) {
-        let binlog = wire_to_binlog(col, value)
-            .map_err(|e| format!("{}.{}: {e}", schema.qualified(), col.name))?;
-        let field = decode_value(col, Some(&BinlogValue::Value(binlog)))
-            .map_err(|e| format!("{}.{}: {e}", schema.qualified(), col.name))?;
-        let mut text = Vec::new();
-        field.write_json(&mut text);
-        let json: Json = serde_json::from_slice(&text)
-            .map_err(|e| format!("{}.{}: {e}", schema.qualified(), col.name))?;
-        source.insert(col.name.clone(), json);
-        fields.push(field);
-    }
-    let parts: Vec<&FieldValue> = schema.key.iter().filter_map(|&k| fields.get(k)).collect();
-    Ok((doc_id(&parts), source))
-}
-
-/// A binary-protocol value as the binlog would carry it for this column.
-fn wire_to_binlog(col: &ColumnSpec, value: &Value) -> Result<Value, String> {
-    use ColumnType::*;
-    if *value == Value::NULL {
-        return Ok(Value::NULL);
-    }
-    Ok(match (col.column_type, value) {
-        (MYSQL_TYPE_YEAR, Value::Int(y)) => Value::Bytes(y.to_string().into_bytes()),
-        (MYSQL_TYPE_YEAR, Value::UInt(y)) => Value::Bytes(y.to_string().into_bytes()),
-        (MYSQL_TYPE_TIMESTAMP2, Value::Date(y, mo, d, h, mi, s, us)) => {
-            if *mo == 0 || *d == 0 {
-                Value::Bytes(b"0".to_vec())
-            } else {
-                let days = days_from_civil(i64::from(*y), i64::from(*mo), i64::from(*d));
-                let secs =
-                    days * 86_400 + i64::from(*h) * 3600 + i64::from(*mi) * 60 + i64::from(*s);
-                let text = if *us > 0 {
-                    format!("{secs}.{us:06}")
-                } else {
-                    secs.to_string()
-                };
-                Value::Bytes(text.into_bytes())
-            }
-        }
-        (MYSQL_TYPE_ENUM, Value::Bytes(label)) => {
-            let label = String::from_utf8_lossy(label);
-            if label.is_empty() {
-                Value::UInt(0)
-            } else {
-                let i = col
-                    .labels
-                    .iter()
-                    .position(|l| *l == label)
-                    .ok_or_else(|| format!("ENUM label {label:?} unknown"))?;
-                Value::UInt(i as u64 + 1)
-            }
-        }
-        (MYSQL_TYPE_SET, Value::Bytes(text)) => {
-            let text = String::from_utf8_lossy(text);
-            let mut bitmap = vec![0u8; col.labels.len().div_ceil(8).max(1)];
-            for label in text.split(',').filter(|l| !l.is_empty()) {
-                let i = col
-                    .labels
-                    .iter()
-                    .position(|l| l == label)
-                    .ok_or_else(|| format!("SET label {label:?} unknown"))?;
-                bitmap[i / 8] |= 1 << (i % 8);
-            }
-            Value::Bytes(bitmap)
-        }
-        (_, other) => other.clone(),
-    })
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let image = row_image(schema, row)?;
+    let doc = RowDecoder::default()
+        .decode_row(schema, &image, None)
+        .map_err(|e| e.to_string())?;
+    let source: Map<String, Json> =
+        serde_json::from_slice(&doc.source).map_err(|e| format!("{}: {e}", schema.qualified()))?;
+    Ok((doc.id, source))
 }
 
 /// JSON equality with numbers compared by value.
@@ -765,55 +504,19 @@ async fn mget(
 
 /// Every document id of the index (after a refresh, so recent writes are seen).
 async fn scroll_ids(client: &EsClient, index: &str) -> Result<Vec<String>, VerifyError> {
-    let (status, _) = client
-        .json(Method::Post, &format!("/{index}/_refresh"), None)
-        .await
-        .map_err(es)?;
-    if status == 404 {
-        return Ok(Vec::new());
-    }
-    let (status, mut body) = client
-        .json(
-            Method::Post,
-            &format!("/{index}/_search?scroll=1m"),
-            Some(&json!({ "size": CHUNK, "_source": false, "sort": ["_doc"] })),
+    let mut ids = Vec::new();
+    client
+        .scroll(
+            index,
+            json!({ "_source": false, "sort": ["_doc"] }),
+            |hit| {
+                if let Some(id) = hit["_id"].as_str() {
+                    ids.push(id.to_owned());
+                }
+            },
         )
         .await
-        .map_err(es)?;
-    if status == 404 {
-        return Ok(Vec::new());
-    }
-    check_status(status, &body, "_search")?;
-    let mut ids = Vec::new();
-    loop {
-        let hits = body["hits"]["hits"].as_array().cloned().unwrap_or_default();
-        ids.extend(
-            hits.iter()
-                .filter_map(|h| h["_id"].as_str().map(str::to_owned)),
-        );
-        let scroll_id = body["_scroll_id"].as_str().map(str::to_owned);
-        let Some(scroll_id) = scroll_id else { break };
-        if hits.is_empty() {
-            let _ = client
-                .json(
-                    Method::Delete,
-                    "/_search/scroll",
-                    Some(&json!({ "scroll_id": scroll_id })),
-                )
-                .await;
-            break;
-        }
-        let (status, next) = client
-            .json(
-                Method::Post,
-                "/_search/scroll",
-                Some(&json!({ "scroll": "1m", "scroll_id": scroll_id })),
-            )
-            .await
-            .map_err(es)?;
-        check_status(status, &next, "scroll")?;
-        body = next;
-    }
+        .map_err(VerifyError::Es)?;
     Ok(ids)
 }
 
@@ -882,31 +585,11 @@ mod tests {
     }
 
     #[test]
-    fn civil_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2024, 2, 29), 19_782);
-    }
-
-    #[test]
     fn numbers_compare_by_value() {
         let a: Json = serde_json::from_str(r#"{"x":[1,2.5],"y":null}"#).unwrap();
         let b: Json = serde_json::from_str(r#"{"y":null,"x":[1.0,2.5]}"#).unwrap();
         assert!(json_eq(&a, &b));
         let c: Json = serde_json::from_str(r#"{"x":[1,2.6],"y":null}"#).unwrap();
         assert!(!json_eq(&a, &c));
-    }
-
-    #[test]
-    fn long_char_metadata_round_trips() {
-        for len in [0u64, 1, 255, 256, 765, 1020] {
-            let meta = string_meta(len);
-            let (b0, b1) = (u64::from(meta[0]), u64::from(meta[1]));
-            let decoded = if b0 & 0x30 != 0x30 {
-                b1 | (((b0 & 0x30) ^ 0x30) << 4)
-            } else {
-                b1
-            };
-            assert_eq!(decoded, len);
-        }
     }
 }

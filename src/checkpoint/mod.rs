@@ -4,9 +4,11 @@
 //! acknowledged (or that was not dead-lettered). Positions only ever land on
 //! transaction boundaries.
 pub mod ack;
+pub mod copy;
 pub mod store;
 pub mod tracker;
 
 pub use ack::{AckToken, TxnStatus};
+pub use copy::{CopyMark, KeyValue, TableCopy};
 pub use store::{Checkpoint, CheckpointError, CheckpointStore, Flavor, ServerIdentity};
 pub use tracker::{Tracker, TrackerExit, TxnGtid, TxnTicket};

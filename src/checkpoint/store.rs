@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::copy::TableCopy;
 use crate::position::{BinlogPosition, GtidState, Version};
 
 /// Current file format; older formats must keep loading.
@@ -88,7 +89,7 @@ impl std::fmt::Display for ServerIdentity {
 }
 
 /// Everything needed to resume: the end of the last fully acknowledged transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
     /// Server the position belongs to.
     pub server: ServerIdentity,
@@ -100,6 +101,8 @@ pub struct Checkpoint {
     pub version: Version,
     /// When this state was written.
     pub updated_at: SystemTime,
+    /// Tables whose copy (snapshot or re-sync) is not finished, with their progress.
+    pub copies: Vec<TableCopy>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -111,6 +114,8 @@ struct FileV1 {
     gtid: Option<String>,
     version: Version,
     updated_at: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    copies: Vec<TableCopy>,
 }
 
 impl Checkpoint {
@@ -124,6 +129,7 @@ impl Checkpoint {
             gtid,
             version: self.version,
             updated_at: humantime::format_rfc3339_seconds(self.updated_at).to_string(),
+            copies: self.copies.clone(),
         };
         // Serializing plain structs of strings and integers cannot fail.
         serde_json::to_string_pretty(&file).unwrap_or_default() + "\n"
@@ -154,6 +160,7 @@ impl Checkpoint {
             gtid,
             version: file.version,
             updated_at,
+            copies: file.copies,
         })
     }
 }
@@ -271,6 +278,7 @@ mod tests {
             gtid: GtidState::parse_mariadb("0-1-42").unwrap(),
             version: Version(1_782_200_000_000_000),
             updated_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            copies: Vec::new(),
         }
     }
 
@@ -306,6 +314,24 @@ mod tests {
         c.gtid = GtidState::None;
         assert!(c.encode().contains("\"gtid\": null"));
         assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn copy_progress_round_trips_and_old_files_load() {
+        use crate::checkpoint::copy::KeyValue;
+        let mut c = sample();
+        c.copies.push(TableCopy {
+            db: "shop".into(),
+            table: "orders".into(),
+            after: Some(vec![KeyValue::Uint(42), KeyValue::Bytes("YQ==".into())]),
+            rows: 1000,
+            since: Version(7),
+        });
+        let text = c.encode();
+        assert!(text.contains("\"copies\""), "{text}");
+        assert_eq!(Checkpoint::decode(&text).unwrap(), c);
+        // Files without the field (no copy running, or written before it existed) load.
+        assert!(Checkpoint::decode(GOLDEN_V1).unwrap().copies.is_empty());
     }
 
     #[test]

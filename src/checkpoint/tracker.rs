@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ack::TxnStatus;
+use super::copy::CopyMark;
 use super::store::{Checkpoint, CheckpointError, CheckpointStore, ServerIdentity};
 use crate::position::{BinlogPosition, MariaGtid, Version};
 use crate::telemetry::progress::Progress;
@@ -46,6 +47,8 @@ pub struct TxnTicket {
     pub server: Arc<ServerIdentity>,
     /// Server timestamp of the transaction (for lag).
     pub timestamp: u32,
+    /// Snapshot progress this ticket completes (a copied chunk rides on a ticket of its own).
+    pub copy: Option<CopyMark>,
 }
 
 /// Why the tracker stopped.
@@ -105,6 +108,9 @@ impl Tracker {
                 TxnGtid::MariaDb(g) => c.gtid.add_mariadb(g),
                 TxnGtid::MySql { sid, gno } => c.gtid.add_mysql(&sid, gno),
             }
+            if let Some(mark) = ticket.copy {
+                super::copy::apply(&mut c.copies, mark);
+            }
             if c.server != *ticket.server {
                 c.server = (*ticket.server).clone();
             }
@@ -163,6 +169,7 @@ mod tests {
             gtid: GtidState::None,
             version: Version(0),
             updated_at: SystemTime::UNIX_EPOCH,
+            copies: Vec::new(),
         }
     }
 
@@ -189,6 +196,7 @@ mod tests {
                 done: r,
                 server: Arc::new(start().server),
                 timestamp: 0,
+                copy: None,
             })
             .await
             .unwrap();
@@ -259,6 +267,7 @@ mod tests {
                         done,
                         server: Arc::new(start().server),
                         timestamp: 0,
+                        copy: None,
                     }).await.unwrap();
                 }
                 drop(tx);

@@ -13,6 +13,7 @@
 
 pub mod ddl;
 pub mod events;
+pub mod merge;
 pub mod prerequisites;
 pub mod schema;
 
@@ -42,6 +43,7 @@ use crate::telemetry::progress::Progress;
 use crate::writer::EsClient;
 use crate::writer::index::IndexManager;
 use events::QueryKind;
+use merge::{ChunkOutcome, CopyRequest, Merge, Opened};
 use mysql_common::io::ParseBuf;
 use prerequisites::is_privilege_error;
 use schema::{SchemaError, TableSchema};
@@ -199,6 +201,12 @@ pub struct Reader {
     txn: Option<OpenTxn>,
     /// Set once a stream was established since the last reconnect.
     streamed: bool,
+    /// Requests of the copy workers (snapshot, re-sync).
+    copy_rx: Option<mpsc::Receiver<CopyRequest>>,
+    /// Open copy windows and chunks waiting for their place in the stream.
+    merge: Merge,
+    /// Origin of copied documents in dead-letter entries.
+    copy_origin: Arc<str>,
 }
 
 /// Inputs of a reader.
@@ -229,6 +237,8 @@ pub struct ReaderSetup {
     pub committed: watch::Receiver<Checkpoint>,
     /// Shared progress for lag and readiness.
     pub progress: Arc<Progress>,
+    /// Requests of the copy workers; `None` when nothing is ever copied.
+    pub copies: Option<mpsc::Receiver<CopyRequest>>,
 }
 
 impl Reader {
@@ -256,6 +266,9 @@ impl Reader {
             file,
             txn: None,
             streamed: false,
+            copy_rx: setup.copies,
+            merge: Merge::default(),
+            copy_origin: "snapshot".into(),
         }
     }
 
@@ -320,6 +333,9 @@ impl Reader {
             self.identity = Arc::new(facts.identity.clone());
             self.mode = StartMode::Gtid;
             self.tables.clear();
+            // Snapshot positions of the old server mean nothing on the new one.
+            self.merge.invalidate_all();
+            self.emit_ready().await?;
         }
         let heartbeat = self.config.mysql.heartbeat_interval;
         let ns = heartbeat.as_nanos().min(u128::from(u64::MAX));
@@ -368,9 +384,14 @@ impl Reader {
         self.streamed = true;
         let silence = heartbeat * 3 + Duration::from_secs(1);
         loop {
+            let between = self.txn.is_none();
             let next = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => return Ok(()),
+                Some(req) = recv_copy(&mut self.copy_rx), if between => {
+                    self.on_copy(req).await?;
+                    continue;
+                }
                 n = tokio::time::timeout(silence, stream.next()) => n,
             };
             let event = match next {
@@ -394,7 +415,84 @@ impl Reader {
             };
             self.progress.touch();
             self.handle(&event).await?;
+            if self.txn.is_none() && !self.merge.is_idle() {
+                self.emit_ready().await?;
+            }
         }
+    }
+
+    /// Where the stream is between transactions: the end of the last event read.
+    fn reading_position(&self) -> BinlogPosition {
+        BinlogPosition::new(self.file.as_ref(), self.outer_end)
+    }
+
+    async fn on_copy(&mut self, req: CopyRequest) -> Result<(), ReaderError> {
+        match req {
+            CopyRequest::Open { db, table, reply } => {
+                let window = self.merge.open(db, table);
+                let _ = reply.send(Opened {
+                    window,
+                    position: self.reading_position(),
+                    version: self.state.version,
+                });
+            }
+            CopyRequest::Chunk(chunk) => {
+                self.merge.push(chunk);
+                self.emit_ready().await?;
+            }
+            CopyRequest::Close(window) => self.merge.close(window),
+        }
+        Ok(())
+    }
+
+    /// Emits the copied chunks whose snapshot position the stream has reached, each as a
+    /// ticket of its own at the current position and version (see [`merge`]).
+    async fn emit_ready(&mut self) -> Result<(), ReaderError> {
+        if self.txn.is_some() {
+            return Ok(());
+        }
+        let here = self.reading_position();
+        for mut chunk in self.merge.ready(&here) {
+            let Some(skipped) = self.merge.filter(&mut chunk) else {
+                let _ = chunk.reply.send(ChunkOutcome::Invalidated);
+                continue;
+            };
+            let routed = chunk.docs.len();
+            let (token, done) = AckToken::open();
+            let origin = Origin {
+                file: Arc::clone(&self.copy_origin),
+                pos: 0,
+            };
+            for (id, op) in chunk.docs.drain(..) {
+                let change = Change {
+                    key: DocKey {
+                        index: Arc::clone(&chunk.index),
+                        id,
+                    },
+                    op,
+                    version: self.state.version,
+                    origin: origin.clone(),
+                    ack: token.clone(),
+                };
+                if self.router.route(change).await.is_err() {
+                    self.stop.cancel();
+                    return Ok(());
+                }
+            }
+            token.resolve(TxnStatus::Delivered);
+            let ticket = TxnTicket {
+                end: self.state.position.clone(),
+                gtid: TxnGtid::None,
+                version: self.state.version,
+                done: Some(done),
+                server: Arc::clone(&self.identity),
+                timestamp: 0,
+                copy: chunk.mark.take(),
+            };
+            let _ = self.tickets.send(ticket).await;
+            let _ = chunk.reply.send(ChunkOutcome::Emitted { routed, skipped });
+        }
+        Ok(())
     }
 
     fn refused_or_conn(&self, e: mysql_async::Error) -> ReaderError {
@@ -557,6 +655,9 @@ impl Reader {
                 return Ok(true);
             }
         };
+        for (db, t) in &tables {
+            self.merge.invalidate(db, t);
+        }
         let targets: Vec<(String, String, bool)> = tables
             .iter()
             .filter_map(|(db, t)| {
@@ -681,6 +782,7 @@ impl Reader {
             done,
             server: Arc::clone(&self.identity),
             timestamp: txn.timestamp,
+            copy: None,
         };
         self.progress.read(txn.version.0, txn.timestamp);
         // The tracker only stops at shutdown; then the ticket does not matter.
@@ -825,6 +927,13 @@ impl Reader {
             out.push((doc.id, Op::Index(doc.source)));
         }
         metrics::changes(op_name, out.len() as u64);
+        if !self.merge.is_idle() {
+            self.merge.record(
+                &schema.db,
+                &schema.table,
+                out.iter().map(|(id, _)| id.as_str()),
+            );
+        }
         let Some(txn) = self.txn.as_mut() else {
             return Ok(());
         };
@@ -847,6 +956,20 @@ impl Reader {
             }
         }
         Ok(())
+    }
+}
+
+/// The next copy request, or never when there is no copy channel (or it closed).
+async fn recv_copy(rx: &mut Option<mpsc::Receiver<CopyRequest>>) -> Option<CopyRequest> {
+    match rx {
+        Some(r) => match r.recv().await {
+            Some(req) => Some(req),
+            None => {
+                *rx = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -75,6 +75,11 @@ pub fn behind_bytes(bytes: u64) {
     metrics::gauge!(BEHIND_BYTES).set(bytes as f64);
 }
 
+/// Counts `n` rows copied by a snapshot or re-sync.
+pub fn snapshot_rows(n: u64) {
+    metrics::counter!(SNAPSHOT_ROWS_TOTAL).increment(n);
+}
+
 /// Sets the current lag.
 pub fn lag(seconds: f64) {
     metrics::gauge!(LAG_SECONDS).set(seconds);

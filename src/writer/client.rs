@@ -195,6 +195,73 @@ impl EsClient {
         Ok((status, serde_json::from_slice(&bytes).unwrap_or_default()))
     }
 
+    /// Scrolls every hit of `index` for `query` (a search body without `size`), calling
+    /// `on_hit` for each. A missing index has no hits.
+    ///
+    /// # Errors
+    /// Transport failures and refused requests, as text.
+    pub async fn scroll(
+        &self,
+        index: &str,
+        mut query: serde_json::Value,
+        mut on_hit: impl FnMut(&serde_json::Value),
+    ) -> Result<(), String> {
+        let refused = |what: &str, status: u16, body: &serde_json::Value| {
+            format!("{what} on `{index}` answered HTTP {status}: {body}")
+        };
+        let (status, _) = self
+            .json(Method::Post, &format!("/{index}/_refresh"), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if status == 404 {
+            return Ok(());
+        }
+        query["size"] = serde_json::json!(1000);
+        let (status, mut body) = self
+            .json(
+                Method::Post,
+                &format!("/{index}/_search?scroll=1m"),
+                Some(&query),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if status == 404 {
+            return Ok(());
+        }
+        if !(200..300).contains(&status) {
+            return Err(refused("_search", status, &body));
+        }
+        loop {
+            let hits = body["hits"]["hits"].as_array().cloned().unwrap_or_default();
+            hits.iter().for_each(&mut on_hit);
+            let Some(scroll_id) = body["_scroll_id"].as_str().map(str::to_owned) else {
+                return Ok(());
+            };
+            if hits.is_empty() {
+                let _ = self
+                    .json(
+                        Method::Delete,
+                        "/_search/scroll",
+                        Some(&serde_json::json!({ "scroll_id": scroll_id })),
+                    )
+                    .await;
+                return Ok(());
+            }
+            let (status, next) = self
+                .json(
+                    Method::Post,
+                    "/_search/scroll",
+                    Some(&serde_json::json!({ "scroll": "1m", "scroll_id": scroll_id })),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if !(200..300).contains(&status) {
+                return Err(refused("scroll", status, &next));
+            }
+            body = next;
+        }
+    }
+
     /// `POST /_bulk` with an NDJSON body; returns the (filtered) response body.
     ///
     /// # Errors

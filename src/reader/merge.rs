@@ -1,0 +1,276 @@
+//! Merging copied rows into the stream without locks (the watermark technique, with binlog
+//! positions as the watermarks).
+//!
+//! A copy worker first opens a *window* on a table at the reader: from then on the reader
+//! records the `_id` of every change the stream makes to that table. The worker then reads a
+//! chunk inside a consistent snapshot whose binlog position `at` is known, and hands the
+//! chunk to the reader. The reader emits it once the stream has reached `at`, between two
+//! transactions, dropping every row whose id the stream touched since the window opened:
+//! the stream carries (or already carried) the newer state of those rows. Every other row has
+//! had the same value from the snapshot until now, so it is emitted as of this point in the
+//! stream, with the current version, through the same lanes: a copied row can neither
+//! overwrite a newer streamed change nor bring back a row deleted later.
+//!
+//! The window must open at or before the snapshot (`at` ≥ the reader's position when it
+//! opened), or changes between the two would be neither in the snapshot nor recorded; the
+//! worker checks this and takes a new snapshot otherwise.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::checkpoint::CopyMark;
+use crate::ordering::Op;
+use crate::position::{BinlogPosition, Version};
+
+/// Identifies an open window.
+pub type WindowId = u64;
+
+/// What a copy worker asks of the reader.
+#[derive(Debug)]
+pub enum CopyRequest {
+    /// Start recording changes to `db.table`; the reply is the window and the reader's
+    /// position and version when it opened.
+    Open {
+        /// Database.
+        db: String,
+        /// Table.
+        table: String,
+        /// Window, position, version.
+        reply: oneshot::Sender<Opened>,
+    },
+    /// Emit these documents once the stream has reached `chunk.at`.
+    Chunk(CopyChunk),
+    /// Forget a window (the worker gave up on it).
+    Close(WindowId),
+}
+
+/// A window as opened.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The window.
+    pub window: WindowId,
+    /// The reader's position when it opened (the low watermark).
+    pub position: BinlogPosition,
+    /// The version of the last transaction read then.
+    pub version: Version,
+}
+
+/// Copied documents waiting for their place in the stream.
+#[derive(Debug)]
+pub struct CopyChunk {
+    /// The window the rows were read under.
+    pub window: WindowId,
+    /// The snapshot's binlog position (the high watermark).
+    pub at: BinlogPosition,
+    /// Target index.
+    pub index: Arc<str>,
+    /// Documents by `_id`.
+    pub docs: Vec<(String, Op)>,
+    /// Progress committed with the chunk.
+    pub mark: Option<CopyMark>,
+    /// Close the window after this chunk.
+    pub last: bool,
+    /// Told how the chunk went.
+    pub reply: oneshot::Sender<ChunkOutcome>,
+}
+
+/// What became of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// Routed to the lanes; `skipped` rows were left to the stream.
+    Emitted {
+        /// Rows routed.
+        routed: usize,
+        /// Rows the stream changed since the window opened.
+        skipped: usize,
+    },
+    /// A TRUNCATE/DROP of the table (or an unknown window) made the rows meaningless;
+    /// read them again under a new window.
+    Invalidated,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    db: String,
+    table: String,
+    touched: HashSet<String>,
+    invalid: bool,
+}
+
+/// Open windows and the chunks waiting for the stream to reach their position.
+#[derive(Debug, Default)]
+pub struct Merge {
+    next_id: WindowId,
+    windows: HashMap<WindowId, Window>,
+    pending: Vec<CopyChunk>,
+}
+
+impl Merge {
+    /// Whether no window is open (the stream then records nothing).
+    pub fn is_idle(&self) -> bool {
+        self.windows.is_empty() && self.pending.is_empty()
+    }
+
+    /// Opens a window on `db.table`.
+    pub fn open(&mut self, db: String, table: String) -> WindowId {
+        self.next_id += 1;
+        self.windows.insert(
+            self.next_id,
+            Window {
+                db,
+                table,
+                ..Window::default()
+            },
+        );
+        self.next_id
+    }
+
+    /// Forgets a window and any chunk still waiting in it.
+    pub fn close(&mut self, id: WindowId) {
+        self.windows.remove(&id);
+        self.pending.retain(|c| c.window != id);
+    }
+
+    /// Records ids the stream changed in `db.table`.
+    pub fn record<'a>(
+        &mut self,
+        db: &str,
+        table: &str,
+        ids: impl Iterator<Item = &'a str> + Clone,
+    ) {
+        for w in self.windows.values_mut() {
+            if w.db == db && w.table == table {
+                w.touched.extend(ids.clone().map(str::to_owned));
+            }
+        }
+    }
+
+    /// Marks the windows of `db.table` invalid (its rows were all removed).
+    pub fn invalidate(&mut self, db: &str, table: &str) {
+        for w in self.windows.values_mut() {
+            if w.db == db && w.table == table {
+                w.invalid = true;
+            }
+        }
+    }
+
+    /// Marks every window invalid (the stream moved to another server).
+    pub fn invalidate_all(&mut self) {
+        for w in self.windows.values_mut() {
+            w.invalid = true;
+        }
+        for c in &mut self.pending {
+            c.at = BinlogPosition::new("", 0);
+        }
+    }
+
+    /// Queues a chunk until the stream reaches its position.
+    pub fn push(&mut self, chunk: CopyChunk) {
+        self.pending.push(chunk);
+    }
+
+    /// Takes the chunks whose position the stream has reached (`here`), in arrival order.
+    pub fn ready(&mut self, here: &BinlogPosition) -> Vec<CopyChunk> {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|c| reached(here, &c.at));
+        self.pending = waiting;
+        ready
+    }
+
+    /// Filters a ready chunk against its window: the documents to emit and how many were
+    /// skipped, or `None` when the window is gone or invalid. Closes the window after the
+    /// chunk marked last.
+    pub fn filter(&mut self, chunk: &mut CopyChunk) -> Option<usize> {
+        let window = self.windows.get(&chunk.window)?;
+        if window.invalid {
+            self.windows.remove(&chunk.window);
+            return None;
+        }
+        let before = chunk.docs.len();
+        chunk.docs.retain(|(id, _)| !window.touched.contains(id));
+        let skipped = before - chunk.docs.len();
+        if chunk.last {
+            self.windows.remove(&chunk.window);
+        }
+        Some(skipped)
+    }
+}
+
+/// Whether the stream at `here` has read everything up to `at`. Positions of different
+/// binlog base names never compare (another server): such a chunk is never emitted, and the
+/// worker's window is invalidated by the reconnect instead.
+pub fn reached(here: &BinlogPosition, at: &BinlogPosition) -> bool {
+    // An emptied position (see `invalidate_all`) is due at once, to be refused.
+    at.file.is_empty()
+        || matches!(
+            here.partial_cmp(at),
+            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn chunk(window: WindowId, at: u64, ids: &[&str], last: bool) -> CopyChunk {
+        CopyChunk {
+            window,
+            at: BinlogPosition::new("b.000001", at),
+            index: "i".into(),
+            docs: ids
+                .iter()
+                .map(|id| ((*id).to_owned(), Op::Index(Bytes::from_static(b"{}"))))
+                .collect(),
+            mark: None,
+            last,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn rows_the_stream_touched_are_left_to_the_stream() {
+        let mut m = Merge::default();
+        let w = m.open("d".into(), "t".into());
+        let other = m.open("d".into(), "u".into());
+        m.record("d", "t", ["2", "9"].into_iter());
+        m.record("d", "u", ["1"].into_iter());
+        let mut c = chunk(w, 100, &["1", "2", "3"], true);
+        assert_eq!(m.filter(&mut c), Some(1));
+        let ids: Vec<&str> = c.docs.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["1", "3"]);
+        // The last chunk closed its window; the other window is untouched.
+        assert!(m.filter(&mut chunk(w, 100, &["1"], false)).is_none());
+        assert_eq!(m.filter(&mut chunk(other, 1, &["1", "2"], false)), Some(1));
+    }
+
+    #[test]
+    fn chunks_wait_for_their_position() {
+        let mut m = Merge::default();
+        let w = m.open("d".into(), "t".into());
+        m.push(chunk(w, 500, &["1"], false));
+        m.push(chunk(w, 300, &["2"], false));
+        assert!(m.ready(&BinlogPosition::new("b.000001", 200)).is_empty());
+        let r = m.ready(&BinlogPosition::new("b.000001", 300));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].docs[0].0, "2");
+        // A later file is past every position of an earlier one.
+        assert_eq!(m.ready(&BinlogPosition::new("b.000002", 4)).len(), 1);
+        assert!(m.is_idle() || !m.windows.is_empty());
+    }
+
+    #[test]
+    fn truncate_invalidates_and_close_forgets() {
+        let mut m = Merge::default();
+        let w = m.open("d".into(), "t".into());
+        m.invalidate("d", "t");
+        assert!(m.filter(&mut chunk(w, 1, &["1"], false)).is_none());
+        let w2 = m.open("d".into(), "t".into());
+        m.push(chunk(w2, 9, &["1"], false));
+        m.close(w2);
+        assert!(m.is_idle());
+    }
+}

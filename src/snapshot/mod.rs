@@ -1,0 +1,644 @@
+//! Copies existing rows (the initial snapshot, and on-line re-syncs of one table) while the
+//! stream keeps running, without locks on MariaDB and without loss or regression.
+//!
+//! Each table is read in primary-key order in chunks (keyset pagination) inside short
+//! consistent snapshots whose binlog positions are known ([`consistent`]); the chunks are
+//! merged into the stream by the reader (see [`crate::reader::merge`]), so they go through
+//! the same lanes, versions and checkpoint as streamed changes. Progress (the last key of the
+//! last acknowledged chunk) is committed in the checkpoint with the chunk, so a restart
+//! resumes after it; a chunk in flight at a crash is read and sent again, idempotently
+//! (same `_id`, a version no older than what it may overwrite).
+//!
+//! When a table's copy ends and its index holds only that table's documents, documents older
+//! than the copy's start version that neither the copy nor the stream wrote are deleted: their
+//! rows no longer exist (deleted while binlog2es was away, e.g. behind a purged binlog).
+
+pub mod consistent;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use elasticsearch::http::Method;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, Value};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::checkpoint::{Checkpoint, CopyMark, Flavor, KeyValue, TableCopy};
+use crate::config::Config;
+use crate::decode::RowDecoder;
+use crate::ordering::Op;
+use crate::position::{BinlogPosition, Version};
+use crate::reader::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened, reached};
+use crate::reader::schema::TableSchema;
+use crate::scan;
+use crate::telemetry::metrics;
+use crate::writer::EsClient;
+use crate::writer::index::IndexManager;
+
+/// Errors that stop a copy (and the daemon): a table binlog2es cannot read or decode.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The table's columns or rows cannot be turned into documents.
+    #[error("cannot copy `{table}`: {message}")]
+    Table {
+        /// `db.table`.
+        table: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The target index cannot be prepared.
+    #[error("cannot copy `{table}`: {source}")]
+    Index {
+        /// `db.table`.
+        table: String,
+        /// Why.
+        source: Box<crate::writer::WriterError>,
+    },
+}
+
+/// A re-sync asked for while running (`binlog2es resync`, `POST /resync`).
+#[derive(Debug)]
+pub struct ResyncRequest {
+    /// Database.
+    pub db: String,
+    /// Table.
+    pub table: String,
+    /// Accepted, or why not.
+    pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+/// What the copy coordinator needs.
+pub struct CopySetup {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Connection options for the copy connections.
+    pub opts: Opts,
+    /// Server flavour (decides how a snapshot is opened).
+    pub flavor: Flavor,
+    /// Sink client (index creation, the final sweep).
+    pub es: EsClient,
+    /// Requests to the reader.
+    pub reader: mpsc::Sender<CopyRequest>,
+    /// The committed checkpoint (copies resume from it; the sweep waits on it).
+    pub committed: watch::Receiver<Checkpoint>,
+    /// Tables whose copy is pending at start-up.
+    pub pending: Vec<TableCopy>,
+    /// Re-sync requests.
+    pub resync: mpsc::Receiver<ResyncRequest>,
+    /// Stops the copy.
+    pub stop: CancellationToken,
+}
+
+/// Rows copied and expected, for the progress log.
+#[derive(Default)]
+struct Counters {
+    done: AtomicU64,
+    expected: AtomicU64,
+}
+
+/// Runs pending copies and re-sync requests, `snapshot.parallelism` tables at a time, until
+/// `stop` fires or the reader goes away.
+///
+/// # Errors
+/// A table that cannot be copied (unsupported column, undecodable value, index refused).
+pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
+    let counters = Arc::new(Counters::default());
+    let mut queue: std::collections::VecDeque<(TableCopy, bool)> =
+        setup.pending.drain(..).map(|t| (t, false)).collect();
+    let mut active: HashSet<(String, String)> = HashSet::new();
+    let mut workers: JoinSet<Result<(String, String), SnapshotError>> = JoinSet::new();
+    let mut log_tick = tokio::time::interval(Duration::from_secs(5));
+    log_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_log = (Instant::now(), 0u64);
+    let mut resync_open = true;
+    loop {
+        while workers.len() < setup.config.snapshot.parallelism {
+            let Some((copy, announce)) = queue.pop_front() else {
+                break;
+            };
+            active.insert((copy.db.clone(), copy.table.clone()));
+            let worker = Worker::new(&setup, Arc::clone(&counters));
+            workers.spawn(worker.copy_table(copy, announce));
+        }
+        if workers.is_empty() && queue.is_empty() && !resync_open {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = setup.stop.cancelled() => return Ok(()),
+            Some(done) = workers.join_next(), if !workers.is_empty() => {
+                match done {
+                    Ok(Ok(key)) => {
+                        active.remove(&key);
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => {
+                        return Err(SnapshotError::Table {
+                            table: "?".into(),
+                            message: format!("copy task failed: {e}"),
+                        });
+                    }
+                }
+                if workers.is_empty() && queue.is_empty() {
+                    let total = counters.done.load(Ordering::Relaxed);
+                    info!(rows = total, "Copy finished; streaming continues.");
+                }
+            }
+            req = setup.resync.recv(), if resync_open => {
+                let Some(req) = req else {
+                    resync_open = false;
+                    continue;
+                };
+                let key = (req.db.clone(), req.table.clone());
+                let answer = if active.contains(&key) || queue.iter().any(|(c, _)| (c.db.clone(), c.table.clone()) == key) {
+                    Err(format!("`{}.{}` is already being copied", req.db, req.table))
+                } else if setup.config.rule_for(&req.db, &req.table).is_none() {
+                    Err(format!("`{}.{}` matches no [[tables]] rule", req.db, req.table))
+                } else {
+                    queue.push_back((
+                        TableCopy {
+                            db: req.db.clone(),
+                            table: req.table.clone(),
+                            after: None,
+                            rows: 0,
+                            since: Version(0),
+                        },
+                        true,
+                    ));
+                    info!(table = %format!("{}.{}", req.db, req.table), "Re-sync requested.");
+                    Ok(format!("re-sync of `{}.{}` started", req.db, req.table))
+                };
+                let _ = req.reply.send(answer);
+            }
+            _ = log_tick.tick() => {
+                if !workers.is_empty() {
+                    last_log = log_progress(&counters, last_log);
+                }
+            }
+        }
+    }
+}
+
+/// Logs rows done, rate since the last line and the estimated time left.
+fn log_progress(counters: &Counters, (at, before): (Instant, u64)) -> (Instant, u64) {
+    let done = counters.done.load(Ordering::Relaxed);
+    let expected = counters.expected.load(Ordering::Relaxed).max(done);
+    let secs = at.elapsed().as_secs_f64().max(0.001);
+    let rate = (done.saturating_sub(before)) as f64 / secs;
+    let left = if rate > 0.0 {
+        humantime::format_duration(Duration::from_secs(
+            ((expected - done) as f64 / rate) as u64,
+        ))
+        .to_string()
+    } else {
+        "unknown".into()
+    };
+    info!(
+        rows_done = done,
+        rows_expected = expected,
+        rows_per_second = rate.round() as u64,
+        time_left = %left,
+        "Copy progress."
+    );
+    (Instant::now(), done)
+}
+
+/// The connection to MySQL is gone or the reader stopped: try the table again later
+/// (transient) or give up quietly (stopped).
+enum Interrupt {
+    Stopped,
+    Transient(String),
+    Fatal(SnapshotError),
+}
+
+impl From<mysql_async::Error> for Interrupt {
+    fn from(e: mysql_async::Error) -> Self {
+        Interrupt::Transient(e.to_string())
+    }
+}
+
+/// Copies one table.
+struct Worker {
+    config: Arc<Config>,
+    opts: Opts,
+    flavor: Flavor,
+    es: EsClient,
+    reader: mpsc::Sender<CopyRequest>,
+    committed: watch::Receiver<Checkpoint>,
+    stop: CancellationToken,
+    counters: Arc<Counters>,
+}
+
+impl Worker {
+    fn new(setup: &CopySetup, counters: Arc<Counters>) -> Self {
+        Self {
+            config: Arc::clone(&setup.config),
+            opts: setup.opts.clone(),
+            flavor: setup.flavor,
+            es: setup.es.clone(),
+            reader: setup.reader.clone(),
+            committed: setup.committed.clone(),
+            stop: setup.stop.clone(),
+            counters,
+        }
+    }
+
+    /// Copies `copy`'s table from its saved key to the end, then sweeps; `announce` records
+    /// the start in the checkpoint first (a re-sync).
+    async fn copy_table(
+        mut self,
+        mut copy: TableCopy,
+        announce: bool,
+    ) -> Result<(String, String), SnapshotError> {
+        let key = (copy.db.clone(), copy.table.clone());
+        let name = format!("{}.{}", copy.db, copy.table);
+        let mut backoff = crate::writer::retry::Backoff::new(200, 30_000);
+        let mut announced = !announce;
+        loop {
+            let attempt = async {
+                if !announced {
+                    copy.since = self.announce(&copy).await?;
+                    announced = true;
+                }
+                self.copy_once(&mut copy).await
+            }
+            .await;
+            match attempt {
+                Ok(()) => return Ok(key),
+                Err(Interrupt::Stopped) => return Ok(key),
+                Err(Interrupt::Fatal(e)) => return Err(e),
+                Err(Interrupt::Transient(e)) => {
+                    let delay = backoff.next_delay();
+                    warn!(table = %name, error = %e, retry_in = ?delay, "Copy interrupted, resuming after the last copied key.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.stop.cancelled() => return Ok(key),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a (re-)start of the table's copy in the checkpoint; returns its version.
+    async fn announce(&mut self, copy: &TableCopy) -> Result<Version, Interrupt> {
+        let opened = self.open_window(&copy.db, &copy.table).await?;
+        let mark = CopyMark::Start {
+            db: copy.db.clone(),
+            table: copy.table.clone(),
+            since: opened.version,
+        };
+        self.send_chunk(
+            &opened,
+            opened.position.clone(),
+            "".into(),
+            Vec::new(),
+            Some(mark),
+            true,
+        )
+        .await?;
+        Ok(opened.version)
+    }
+
+    async fn open_window(&self, db: &str, table: &str) -> Result<Opened, Interrupt> {
+        let (reply, rx) = oneshot::channel();
+        self.reader
+            .send(CopyRequest::Open {
+                db: db.to_owned(),
+                table: table.to_owned(),
+                reply,
+            })
+            .await
+            .map_err(|_| Interrupt::Stopped)?;
+        tokio::select! {
+            r = rx => r.map_err(|_| Interrupt::Stopped),
+            _ = self.stop.cancelled() => Err(Interrupt::Stopped),
+        }
+    }
+
+    /// Hands a chunk to the reader and waits until it was emitted (or refused).
+    async fn send_chunk(
+        &self,
+        opened: &Opened,
+        at: BinlogPosition,
+        index: Arc<str>,
+        docs: Vec<(String, Op)>,
+        mark: Option<CopyMark>,
+        last: bool,
+    ) -> Result<ChunkOutcome, Interrupt> {
+        let (reply, rx) = oneshot::channel();
+        self.reader
+            .send(CopyRequest::Chunk(CopyChunk {
+                window: opened.window,
+                at,
+                index,
+                docs,
+                mark,
+                last,
+                reply,
+            }))
+            .await
+            .map_err(|_| Interrupt::Stopped)?;
+        tokio::select! {
+            r = rx => r.map_err(|_| Interrupt::Stopped),
+            _ = self.stop.cancelled() => Err(Interrupt::Stopped),
+        }
+    }
+
+    async fn copy_once(&mut self, copy: &mut TableCopy) -> Result<(), Interrupt> {
+        let name = format!("{}.{}", copy.db, copy.table);
+        let fatal = |message: String| {
+            Interrupt::Fatal(SnapshotError::Table {
+                table: name.clone(),
+                message,
+            })
+        };
+        let Some(rule) = self.config.rule_for(&copy.db, &copy.table).cloned() else {
+            // The rule was removed since the copy began: nothing to copy any more.
+            self.finish(copy, None).await?;
+            return Ok(());
+        };
+        let mut conn = Conn::new(self.opts.clone()).await?;
+        conn.query_drop(scan::SESSION_SETUP).await?;
+        if !table_exists(&mut conn, &copy.db, &copy.table).await? {
+            info!(table = %name, "Table no longer exists; nothing to copy.");
+            self.finish(copy, None).await?;
+            return Ok(());
+        }
+        let schema = scan::table_schema(&mut conn, &rule, &copy.db, &copy.table)
+            .await
+            .map_err(fatal)?;
+        IndexManager::new(self.es.clone(), Arc::clone(&self.config))
+            .with_stop(self.stop.clone())
+            .ensure(&schema)
+            .await
+            .map_err(|source| {
+                if self.stop.is_cancelled() {
+                    Interrupt::Stopped
+                } else {
+                    Interrupt::Fatal(SnapshotError::Index {
+                        table: name.clone(),
+                        source: Box::new(source),
+                    })
+                }
+            })?;
+        let estimate: Option<u64> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&copy.db, &copy.table),
+            )
+            .await?
+            .flatten();
+        let estimate = estimate.unwrap_or(0).saturating_sub(copy.rows);
+        self.counters
+            .expected
+            .fetch_add(estimate, Ordering::Relaxed);
+        info!(table = %name, index = %schema.index, rows_estimated = estimate, rows_done_before = copy.rows, "Copying table.");
+        let mut after: Option<Vec<Value>> = match &copy.after {
+            None => None,
+            Some(keys) => Some(
+                keys.iter()
+                    .map(KeyValue::to_value)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| fatal(format!("the checkpoint's resume key is unusable: {e}")))?,
+            ),
+        };
+        let mut decoder = RowDecoder::default();
+        let chunk_size = self.config.snapshot.chunk_size;
+        'windows: loop {
+            let opened = self.open_window(&copy.db, &copy.table).await?;
+            let (at, _) = consistent::open(&mut conn, self.flavor, false).await?;
+            if !reached(&at, &opened.position) {
+                // The read view is older than the window's start: changes in between would be
+                // in neither. Take a new one.
+                conn.query_drop("ROLLBACK").await?;
+                let _ = self.reader.send(CopyRequest::Close(opened.window)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let started = Instant::now();
+            loop {
+                let rows =
+                    scan::read_chunk(&mut conn, &schema, after.as_deref(), chunk_size).await?;
+                let full = rows.len() == chunk_size;
+                let refresh = started.elapsed() >= self.config.snapshot.snapshot_refresh;
+                let Some(last_row) = rows.last() else {
+                    conn.query_drop("COMMIT").await?;
+                    let _ = self.reader.send(CopyRequest::Close(opened.window)).await;
+                    break 'windows;
+                };
+                let last_key: Vec<Value> =
+                    schema.key.iter().map(|&k| last_row[k].clone()).collect();
+                let docs = decode_rows(&mut decoder, &schema, &rows).map_err(fatal)?;
+                let n = docs.len() as u64;
+                let mark = CopyMark::Chunk {
+                    db: copy.db.clone(),
+                    table: copy.table.clone(),
+                    after: last_key.iter().map(KeyValue::from).collect(),
+                    rows: n,
+                };
+                let close = !full || refresh;
+                match self
+                    .send_chunk(
+                        &opened,
+                        at.clone(),
+                        Arc::clone(&schema.index),
+                        docs,
+                        Some(mark),
+                        close,
+                    )
+                    .await?
+                {
+                    ChunkOutcome::Invalidated => {
+                        // A TRUNCATE/DROP came between: read again from the same key.
+                        conn.query_drop("COMMIT").await?;
+                        continue 'windows;
+                    }
+                    ChunkOutcome::Emitted { .. } => {
+                        after = Some(last_key);
+                        copy.rows += n;
+                        self.counters.done.fetch_add(n, Ordering::Relaxed);
+                        metrics::snapshot_rows(n);
+                    }
+                }
+                if !full {
+                    conn.query_drop("COMMIT").await?;
+                    break 'windows;
+                }
+                if refresh {
+                    conn.query_drop("COMMIT").await?;
+                    continue 'windows;
+                }
+            }
+        }
+        let _ = conn.disconnect().await;
+        let last = after.map(|k| k.iter().map(KeyValue::from).collect::<Vec<_>>());
+        let per_table = crate::reader::ddl::index_is_per_table(&self.config, &rule);
+        self.finish(copy, per_table.then(|| (Arc::clone(&schema.index), last)))
+            .await?;
+        info!(table = %name, rows = copy.rows, "Table copied.");
+        Ok(())
+    }
+
+    /// Ends a table's copy: with `sweep` (its own index and the copy's last key), deletes
+    /// documents the copy and the stream did not write, then records the end.
+    async fn finish(
+        &mut self,
+        copy: &TableCopy,
+        sweep: Option<(Arc<str>, Option<Vec<KeyValue>>)>,
+    ) -> Result<(), Interrupt> {
+        let opened = self.open_window(&copy.db, &copy.table).await?;
+        if let Some((index, last)) = sweep {
+            self.sweep(copy, &opened, index, last).await?;
+        }
+        let mark = CopyMark::Done {
+            db: copy.db.clone(),
+            table: copy.table.clone(),
+        };
+        self.send_chunk(
+            &opened,
+            opened.position.clone(),
+            "".into(),
+            Vec::new(),
+            Some(mark),
+            true,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes documents of `index` older than the copy's start version. They were neither
+    /// copied nor streamed since, so their row did not exist when the window opened — unless
+    /// the stream touched them since, which the window filters out.
+    async fn sweep(
+        &mut self,
+        copy: &TableCopy,
+        opened: &Opened,
+        index: Arc<str>,
+        last: Option<Vec<KeyValue>>,
+    ) -> Result<(), Interrupt> {
+        // Every copied chunk, and everything read before the window, must be in the index
+        // first, or a document on its way would look stale.
+        let (db, table) = (copy.db.clone(), copy.table.clone());
+        let wanted = opened.version;
+        let stop = self.stop.clone();
+        tokio::select! {
+            r = self.committed.wait_for(|c| {
+                c.version >= wanted
+                    && c.copies.iter().any(|t| t.db == db && t.table == table && t.after == last)
+            }) => { r.map_err(|_| Interrupt::Stopped)?; }
+            _ = stop.cancelled() => return Err(Interrupt::Stopped),
+        }
+        let stale = stale_ids(&self.es, &index, copy.since)
+            .await
+            .map_err(Interrupt::Transient)?;
+        if stale.is_empty() {
+            return Ok(());
+        }
+        info!(table = %format!("{db}.{table}"), index = %index, documents = stale.len(), "Deleting documents whose rows no longer exist.");
+        for ids in stale.chunks(self.config.snapshot.chunk_size) {
+            let docs = ids.iter().map(|id| (id.clone(), Op::Delete)).collect();
+            if let ChunkOutcome::Invalidated = self
+                .send_chunk(
+                    opened,
+                    opened.position.clone(),
+                    Arc::clone(&index),
+                    docs,
+                    None,
+                    false,
+                )
+                .await?
+            {
+                // The table was truncated or dropped: its documents are gone anyway.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes SQL rows into documents with the stream's value mapping.
+fn decode_rows(
+    decoder: &mut RowDecoder,
+    schema: &TableSchema,
+    rows: &[Vec<Value>],
+) -> Result<Vec<(String, Op)>, String> {
+    let mut docs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let image = scan::row_image(schema, row)?;
+        let doc = decoder
+            .decode_row(schema, &image, None)
+            .map_err(|e| e.to_string())?;
+        docs.push((doc.id, Op::Index(doc.source)));
+    }
+    Ok(docs)
+}
+
+async fn table_exists(conn: &mut Conn, db: &str, table: &str) -> Result<bool, mysql_async::Error> {
+    let n: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .await?;
+    Ok(n.unwrap_or(0) > 0)
+}
+
+/// Ids of documents in `index` whose version is below `since`.
+async fn stale_ids(client: &EsClient, index: &str, since: Version) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    let query = json!({ "_source": false, "version": true, "sort": ["_doc"] });
+    client
+        .scroll(index, query, |hit| {
+            let old = hit["_version"].as_u64().is_some_and(|v| v < since.0);
+            if let (true, Some(id)) = (old, hit["_id"].as_str()) {
+                ids.push(id.to_owned());
+            }
+        })
+        .await?;
+    Ok(ids)
+}
+
+/// Sends a re-sync request to a running daemon's HTTP endpoint (`binlog2es resync`).
+///
+/// # Errors
+/// The endpoint is off or unreachable, or the daemon refused the request.
+pub async fn request_resync(config: &Config, table: &str) -> Result<String, String> {
+    if !config.http.enabled {
+        return Err(
+            "the daemon's HTTP endpoint is disabled (http.enabled = false); enable it to \
+             request a re-sync"
+                .into(),
+        );
+    }
+    let base = format!("http://{}", config.http.listen);
+    let transport = elasticsearch::http::transport::Transport::single_node(&base)
+        .map_err(|e| format!("http.listen `{}`: {e}", config.http.listen))?;
+    let resp = transport
+        .send(
+            Method::Post,
+            "/resync",
+            elasticsearch::http::headers::HeaderMap::new(),
+            Some(&[("table", table)]),
+            None::<Vec<u8>>,
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach the daemon at {base} ({e}); is `binlog2es run` running with this \
+                 configuration?"
+            )
+        })?;
+    let status = resp.status_code().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    if (200..300).contains(&status) {
+        Ok(text.trim().to_owned())
+    } else {
+        Err(text.trim().to_owned())
+    }
+}
