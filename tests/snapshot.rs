@@ -138,6 +138,9 @@ async fn initial_copy_of_a_million_rows_under_concurrent_writes_equals_the_table
         "no progress lines in the log:\n{}",
         daemon.stderr_tail(30)
     );
+    for line in log.lines().filter(|l| l.contains("Copy progress")) {
+        eprintln!("{line}");
+    }
     eprintln!("initial-copy: rows={ROWS} concurrent_statements={statements}");
     assert_eq!(daemon.terminate().await, 0);
 }

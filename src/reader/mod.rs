@@ -458,6 +458,7 @@ impl Reader {
                 continue;
             };
             let routed = chunk.docs.len();
+            debug!(at = %chunk.at, here = %here, routed, skipped, "Copied chunk merged.");
             let (token, done) = AckToken::open();
             let origin = Origin {
                 file: Arc::clone(&self.copy_origin),

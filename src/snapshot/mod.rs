@@ -415,6 +415,7 @@ impl Worker {
             if !reached(&at, &opened.position) {
                 // The read view is older than the window's start: changes in between would be
                 // in neither. Take a new one.
+                tracing::debug!(table = %name, snapshot = %at, window = %opened.position, "Read view older than the window; taking a new one.");
                 conn.query_drop("ROLLBACK").await?;
                 let _ = self.reader.send(CopyRequest::Close(opened.window)).await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -425,6 +426,7 @@ impl Worker {
                 let rows =
                     scan::read_chunk(&mut conn, &schema, after.as_deref(), chunk_size).await?;
                 let full = rows.len() == chunk_size;
+                tracing::debug!(table = %name, rows = rows.len(), snapshot = %at, "Chunk read.");
                 let refresh = started.elapsed() >= self.config.snapshot.snapshot_refresh;
                 let Some(last_row) = rows.last() else {
                     conn.query_drop("COMMIT").await?;
