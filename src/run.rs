@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
+use mysql_async::Conn;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -15,10 +15,11 @@ use tracing::{error, info, warn};
 use crate::Error;
 use crate::checkpoint::store::age;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, TrackerExit};
-use crate::config::{Config, TlsMode, read_secret};
+use crate::config::Config;
 use crate::ordering::Router;
 use crate::position::Version;
 use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
+use crate::reader::connect::MysqlSource;
 use crate::reader::{Reader, ReaderSetup, StartMode, StreamState};
 use crate::telemetry::metrics;
 use crate::writer::dead_letter::DeadLetter;
@@ -28,64 +29,30 @@ use crate::writer::{EsClient, Lane, LaneContext};
 /// the oldest one waits for its batch, bounded so the reader feels backpressure.
 const TICKET_QUEUE: usize = 16_384;
 
-/// Connection options from `[mysql]`, and `host:port` for messages.
-///
-/// # Errors
-/// Bad URL or unreadable secret/CA file.
-pub(crate) fn mysql_opts(config: &Config) -> Result<(Opts, String), Error> {
-    let m = &config.mysql;
-    let base = Opts::from_url(&m.url).map_err(|e| crate::config::ConfigError::Invalid {
-        key: "mysql.url".into(),
-        message: e.to_string(),
-    })?;
-    let host = format!("{}:{}", base.ip_or_hostname(), base.tcp_port());
-    let mut b = OptsBuilder::from_opts(base)
-        .prefer_socket(false)
-        .conn_ttl(None::<Duration>)
-        .tcp_keepalive(Some(Duration::from_secs(30)));
-    if let Some(p) = &m.password_file {
-        b = b.pass(Some(read_secret("mysql.password_file", p)?));
-    }
-    let ssl = match m.tls_mode {
-        TlsMode::Disabled | TlsMode::Preferred => None,
-        TlsMode::Required => Some(
-            SslOpts::default()
-                .with_danger_accept_invalid_certs(true)
-                .with_danger_skip_domain_validation(true),
-        ),
-        TlsMode::VerifyCa | TlsMode::VerifyIdentity => {
-            let mut s = SslOpts::default();
-            if let Some(ca) = &m.tls_ca_file {
-                s = s.with_root_certs(vec![ca.clone().into()]);
-            }
-            Some(s.with_danger_skip_domain_validation(m.tls_mode == TlsMode::VerifyCa))
-        }
-    };
-    b = b.ssl_opts(ssl);
-    Ok((b.into(), host))
-}
-
-/// Connects to MySQL, retrying for `connect_timeout`; auth and privilege errors are
-/// final at once.
-async fn connect_mysql(opts: &Opts, host: &str, window: Duration) -> Result<Conn, Error> {
+/// Connects to MySQL, retrying for `connect_timeout`; auth, privilege and certificate
+/// errors are final at once.
+async fn connect_mysql(source: &MysqlSource, window: Duration) -> Result<Conn, Error> {
+    let host = source.host();
     let deadline = Instant::now() + window;
     let mut backoff = crate::writer::retry::Backoff::new(200, 2_000);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let attempt = tokio::time::timeout(
-            left.max(Duration::from_millis(100)),
-            Conn::new(opts.clone()),
-        )
-        .await;
+        let attempt =
+            tokio::time::timeout(left.max(Duration::from_millis(100)), source.connect()).await;
         let message = match attempt {
             Ok(Ok(c)) => return Ok(c),
             Ok(Err(mysql_async::Error::Server(e))) if is_privilege_error(e.code) => {
                 return Err(Error::Prerequisites(format!(
-                    "MySQL at {host} refused the login: {} (check the user and password in mysql.url / mysql.password_file)",
+                    "MySQL at {host} refused the login: {} (check the user and password in \
+                     mysql.url / mysql.password_file; an account created REQUIRE SSL or X509 \
+                     also needs tls_mode and mysql.tls_cert_file / tls_key_file)",
                     e.message
                 )));
             }
-            Ok(Err(e)) => e.to_string(),
+            Ok(Err(e)) => match source.explain_tls(&e) {
+                Some(fatal) => return Err(Error::Tls(fatal)),
+                None => e.to_string(),
+            },
             Err(_) => "timed out".to_owned(),
         };
         if Instant::now() >= deadline {
@@ -121,9 +88,12 @@ async fn connect_es(client: &EsClient, window: Duration) -> Result<String, Error
                 })) => {
                     return Err(Error::Prerequisites(format!(
                         "Elasticsearch at {} refused our credentials (HTTP {s}): {body}; check \
-                     elasticsearch.username/password or api_key",
+                     elasticsearch.username/password, api_key or bearer_token",
                         client.display()
                     )));
+                }
+                Ok(Err(crate::writer::SendError::Certificate(fatal))) => {
+                    return Err(Error::Tls(fatal));
                 }
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "timed out".to_owned(),
@@ -184,8 +154,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _http_guard = http_stop.clone().drop_guard();
     if config.http.enabled {
         let silence = config.mysql.heartbeat_interval * 3 + Duration::from_secs(1);
+        let access = crate::telemetry::http::Access::from_config(&config.http)?;
+        if !config.http.listen.ip().is_loopback() && !access.authenticates() {
+            warn!(listen = %config.http.listen, "The operations endpoint is reachable from other hosts without authentication; set http.username and http.password_file, or listen on 127.0.0.1.");
+        }
         let (addr, _task) = crate::telemetry::http::bind(
             config.http.listen,
+            access.clone(),
             prometheus,
             Arc::clone(&progress),
             config.http.ready_max_lag,
@@ -194,7 +169,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )
         .await
         .map_err(|e| Error::Prerequisites(e.to_string()))?;
-        info!(%addr, "Serving /metrics, /healthz and /readyz.");
+        info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz and /readyz.");
     }
     let store = CheckpointStore::new(config.checkpoint.path.clone());
     store.ensure_writable()?;
@@ -204,8 +179,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let es_version = connect_es(&client, config.elasticsearch.connect_timeout).await?;
     info!(host = client.display(), version = %es_version, "Connected to Elasticsearch.");
 
-    let (opts, host) = mysql_opts(&config)?;
-    let mut conn = connect_mysql(&opts, &host, config.mysql.connect_timeout).await?;
+    let source = MysqlSource::new(&config.mysql)?;
+    let host = source.host().to_owned();
+    let mut conn = connect_mysql(&source, config.mysql.connect_timeout).await?;
     let conn_err = |source| crate::reader::ReaderError::Connection {
         host: host.clone(),
         source,
@@ -307,7 +283,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     let reader = Reader::new(ReaderSetup {
         config: Arc::clone(&config),
-        opts,
+        source: source.clone(),
         host,
         identity: start.server.clone(),
         state: StreamState {
@@ -327,7 +303,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut reader = tokio::spawn(reader.run());
     if config.http.enabled {
         tokio::spawn(poll_head(
-            mysql_opts(&config)?.0,
+            source,
             start.server.flavor,
             ckpt_rx_for_head,
             http_stop.clone(),
@@ -469,8 +445,8 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
         ),
         Err(e) => out.push(finding(Severity::Error, "elasticsearch", e.to_string())),
     }
-    let (opts, host) = mysql_opts(&config)?;
-    match connect_mysql(&opts, &host, config.mysql.connect_timeout).await {
+    let source = MysqlSource::new(&config.mysql)?;
+    match connect_mysql(&source, config.mysql.connect_timeout).await {
         Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
         Ok(mut conn) => match mysql_checks(&config, &mut conn).await {
             Ok(mut f) => out.append(&mut f),
@@ -608,11 +584,13 @@ pub async fn status(config: &Config) -> Result<String, Error> {
 
 /// The server half of `status`: its binlog head and the distance to it.
 async fn server_status(config: &Config, c: &Checkpoint) -> String {
-    let Ok((opts, host)) = mysql_opts(config) else {
-        return "source:     mysql.url unusable\n".into();
+    let source = match MysqlSource::new(&config.mysql) {
+        Ok(s) => s,
+        Err(e) => return format!("source:     {e}\n"),
     };
+    let host = source.host();
     let window = config.mysql.connect_timeout.min(Duration::from_secs(5));
-    let mut conn = match tokio::time::timeout(window, Conn::new(opts)).await {
+    let mut conn = match tokio::time::timeout(window, source.connect()).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => return format!("source:     {host} unreachable: {e}\n"),
         Err(_) => return format!("source:     {host} unreachable: timed out\n"),
@@ -640,7 +618,7 @@ const HEAD_POLL: Duration = Duration::from_secs(5);
 /// Polls the server's binlog head and publishes the distance to the checkpoint.
 /// Best effort: a failed poll is retried at the next tick with a new connection.
 async fn poll_head(
-    opts: Opts,
+    source: MysqlSource,
     flavor: crate::checkpoint::Flavor,
     committed: watch::Receiver<Checkpoint>,
     stop: CancellationToken,
@@ -652,7 +630,7 @@ async fn poll_head(
             _ = stop.cancelled() => return,
         }
         if conn.is_none() {
-            conn = Conn::new(opts.clone()).await.ok();
+            conn = source.connect().await.ok();
         }
         let Some(c) = conn.as_mut() else { continue };
         let head = prerequisites::binlog_head(c, flavor).await;

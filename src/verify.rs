@@ -209,8 +209,9 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     } else {
         None
     };
-    let (opts, _host) = crate::run::mysql_opts(config)?;
-    let mut conn = Conn::new(opts).await.map_err(my)?;
+    let source =
+        crate::reader::connect::MysqlSource::new(&config.mysql).map_err(crate::Error::from)?;
+    let mut conn = source.connect().await.map_err(my)?;
     conn.query_drop("SET NAMES utf8mb4; SET time_zone = '+00:00'")
         .await
         .map_err(my)?;
