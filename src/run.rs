@@ -448,13 +448,75 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
     let source = MysqlSource::new(&config.mysql)?;
     match connect_mysql(&source, config.mysql.connect_timeout).await {
         Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
-        Ok(mut conn) => match mysql_checks(&config, &mut conn).await {
-            Ok(mut f) => out.append(&mut f),
-            Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
-        },
+        Ok(mut conn) => {
+            out.push(tls_finding(&mut conn, config.mysql.tls_mode).await);
+            match mysql_checks(&config, &mut conn).await {
+                Ok(mut f) => out.append(&mut f),
+                Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
+            }
+        }
+    }
+    if config.http.enabled {
+        out.push(http_finding(&config.http));
     }
     let ok = out.iter().all(|f| f.severity != Severity::Error);
     Ok((out, ok))
+}
+
+/// Whether the MySQL connection is encrypted, as the server sees it.
+async fn tls_finding(conn: &mut Conn, mode: crate::config::TlsMode) -> Finding {
+    use crate::config::TlsMode;
+    let version: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_version'")
+        .await
+        .ok()
+        .flatten();
+    let version = version.map(|(_, v)| v).filter(|v| !v.is_empty());
+    let checked = match mode {
+        TlsMode::VerifyIdentity => "certificate and host name verified",
+        TlsMode::VerifyCa => "certificate verified, host name not checked",
+        _ => "certificate not verified",
+    };
+    match (version, mode) {
+        (Some(v), _) => finding(Severity::Ok, "mysql tls", format!("{v}, {checked}")),
+        (None, TlsMode::Disabled) => finding(
+            Severity::Ok,
+            "mysql tls",
+            "not used (tls_mode = \"disabled\")".into(),
+        ),
+        (None, _) => finding(
+            Severity::Warning,
+            "mysql tls",
+            "the server does not offer TLS: connected without it (tls_mode = \"preferred\"); \
+             enable TLS on the server"
+                .into(),
+        ),
+    }
+}
+
+/// The operations endpoint's security settings: files usable, exposure.
+fn http_finding(http: &crate::config::HttpConfig) -> Finding {
+    match crate::telemetry::http::Access::from_config(http) {
+        Err(e) => finding(Severity::Error, "http", e.to_string()),
+        Ok(access) => {
+            let scheme = if access.is_tls() { "https" } else { "http" };
+            let auth = if access.authenticates() {
+                "basic auth"
+            } else {
+                "no authentication"
+            };
+            let detail = format!("{scheme}://{}, {auth}", http.listen);
+            if !http.listen.ip().is_loopback() && !access.authenticates() {
+                finding(
+                    Severity::Warning,
+                    "http",
+                    format!("{detail}: reachable from other hosts; set http.username and password_file"),
+                )
+            } else {
+                finding(Severity::Ok, "http", detail)
+            }
+        }
+    }
 }
 
 fn finding(severity: Severity, what: &str, detail: String) -> Finding {

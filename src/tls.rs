@@ -314,13 +314,12 @@ impl CertProblem {
             if let Some(r) = e.downcast_ref::<rustls::Error>() {
                 return Self::from_rustls(r);
             }
-            // io::Error hides the error it wraps from `source()`: look inside.
-            if let Some(inner) = e
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return Self::from_rustls(inner);
+            // io::Error hides the error it wraps from `source()` (and connectors wrap an
+            // io::Error in another): look inside.
+            if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+                if let Some(found) = Self::find(inner) {
+                    return Some(found);
+                }
             }
             next = e.source();
         }
@@ -342,7 +341,7 @@ impl CertProblem {
                     presented,
                 } => CertProblem::WrongName {
                     expected: server_name_text(expected),
-                    presented: presented.clone(),
+                    presented: presented.iter().map(|n| subject_name(n)).collect(),
                 },
                 CertificateError::Expired
                 | CertificateError::ExpiredContext { .. }
@@ -406,6 +405,18 @@ impl CertProblem {
     }
 }
 
+/// `localhost` from rustls's `DnsName("localhost")` (and an address from `IpAddress(…)`).
+fn subject_name(presented: &str) -> String {
+    let inner = presented
+        .strip_prefix("DnsName(")
+        .or_else(|| presented.strip_prefix("IpAddress("))
+        .and_then(|rest| rest.strip_suffix(')'));
+    match inner {
+        Some(name) => name.trim_matches('"').to_owned(),
+        None => presented.to_owned(),
+    }
+}
+
 fn server_name_text(name: &ServerName<'_>) -> String {
     match name {
         ServerName::DnsName(d) => d.as_ref().to_owned(),
@@ -434,6 +445,13 @@ mod tests {
         assert!(parse_fingerprint(&"ZZ".repeat(32)).is_err());
         let text = fingerprint_text(b"x");
         assert_eq!(parse_fingerprint(&text).unwrap().to_vec(), Sha256::digest(b"x").to_vec());
+    }
+
+    #[test]
+    fn subject_names_read_plainly() {
+        assert_eq!(subject_name("DnsName(\"localhost\")"), "localhost");
+        assert_eq!(subject_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(subject_name("db.example"), "db.example");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! error, not a reason to downgrade); the fallback is logged once per process.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mysql_async::{ClientIdentity, Conn, DriverError, Opts, OptsBuilder, SslOpts};
@@ -28,6 +29,9 @@ pub struct MysqlSource {
     mode: TlsMode,
     /// `tls_ca_file`, for messages.
     ca_file: Option<String>,
+    /// `verify_ca` only: the options naming the host as the server's certificate does, once
+    /// learnt (see [`MysqlSource::connect`]).
+    by_certificate_name: Arc<Mutex<Option<Opts>>>,
 }
 
 impl MysqlSource {
@@ -84,6 +88,7 @@ impl MysqlSource {
             host,
             mode: m.tls_mode,
             ca_file: m.tls_ca_file.as_ref().map(|p| p.display().to_string()),
+            by_certificate_name: Arc::default(),
         })
     }
 
@@ -98,7 +103,9 @@ impl MysqlSource {
     /// # Errors
     /// The driver's error.
     pub async fn connect(&self) -> Result<Conn, mysql_async::Error> {
-        match Conn::new(self.opts.clone()).await {
+        let learnt = self.by_certificate_name.lock().ok().and_then(|o| o.clone());
+        let opts = learnt.unwrap_or_else(|| self.opts.clone());
+        match Conn::new(opts).await {
             Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer)) => {
                 let Some(plain) = &self.plain else {
                     return Err(DriverError::NoClientSslFlagFromServer.into());
@@ -108,8 +115,38 @@ impl MysqlSource {
                 }
                 Conn::new(plain.clone()).await
             }
+            Err(e) if self.mode == TlsMode::VerifyCa => self.verify_ca_by_certificate_name(e).await,
             other => other,
         }
+    }
+
+    /// `verify_ca` checks the chain, not the name. mysql_async 0.37 fails to ignore a name
+    /// mismatch with the rustls in use (it matches on the text of an older rustls error), so
+    /// when only the name is wrong, connect again naming the host as the certificate does:
+    /// the chain is still checked against `tls_ca_file` in full.
+    async fn verify_ca_by_certificate_name(
+        &self,
+        err: mysql_async::Error,
+    ) -> Result<Conn, mysql_async::Error> {
+        let Some(CertProblem::WrongName { presented, .. }) = CertProblem::find(&err) else {
+            return Err(err);
+        };
+        let Some(name) = presented.first() else {
+            return Err(err);
+        };
+        // A wildcard name stands for any label: pick one.
+        let name = name.replace("*.", "wildcard.");
+        let Some(ssl) = self.opts.ssl_opts().cloned() else {
+            return Err(err);
+        };
+        let opts: Opts = OptsBuilder::from_opts(self.opts.clone())
+            .ssl_opts(Some(ssl.with_danger_tls_hostname_override(Some(name))))
+            .into();
+        let conn = Conn::new(opts.clone()).await?;
+        if let Ok(mut slot) = self.by_certificate_name.lock() {
+            *slot = Some(opts);
+        }
+        Ok(conn)
     }
 
     /// A fatal explanation for errors that retrying cannot fix: a refused certificate, or

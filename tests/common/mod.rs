@@ -18,11 +18,13 @@
 //! during a panic prints its log tail and keeps its temp dir.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: panics are the report
 
+pub mod certs;
 mod compare;
 mod daemon;
 mod es;
 pub mod proxy;
 mod servers;
+pub mod tls_proxy;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
