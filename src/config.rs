@@ -817,7 +817,10 @@ impl Config {
         )?;
         not_both(
             ("elasticsearch.bearer_token", es.bearer_token.is_some()),
-            ("elasticsearch.bearer_token_file", es.bearer_token_file.is_some()),
+            (
+                "elasticsearch.bearer_token_file",
+                es.bearer_token_file.is_some(),
+            ),
         )?;
         let kinds = [
             (
@@ -1267,5 +1270,112 @@ match = "shop.*"
         );
         let c = load_str(MINIMAL).unwrap();
         assert!(!format!("{c:?}").contains("secret"));
+        let text = MINIMAL
+            .replace("[mysql]\n", "[mysql]\npassword = \"secret-my\"\n")
+            .replace(
+                "[elasticsearch]\n",
+                "[elasticsearch]\nbearer_token = \"secret-bearer\"\n",
+            );
+        let text = format!("{text}\n[http]\nusername = \"u\"\npassword = \"secret-http\"\n");
+        let c = load_str(&text).unwrap();
+        c.validate().unwrap();
+        let debug = format!(
+            "{c:?} {:?} {}",
+            c.mysql.password,
+            c.http.password.clone().unwrap()
+        );
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        let es = MINIMAL.replace(
+            "[elasticsearch]\n",
+            "[elasticsearch]\napi_key = \"secret-key\"\n",
+        );
+        assert!(!format!("{:?}", load_str(&es).unwrap()).contains("secret"));
+    }
+
+    #[test]
+    fn preferred_is_the_default_tls_mode_and_security_keys_are_validated() {
+        let c = load_str(MINIMAL).unwrap();
+        assert_eq!(c.mysql.tls_mode, TlsMode::Preferred);
+        let https = MINIMAL.replace("http://127.0.0.1:9200", "https://127.0.0.1:9200");
+        let bad = [
+            (
+                "[mysql]\n",
+                "tls_mode = \"disabled\"\ntls_ca_file = \"/ca\"\n",
+                "mysql.tls_ca_file",
+            ),
+            (
+                "[mysql]\n",
+                "tls_mode = \"required\"\ntls_ca_file = \"/ca\"\n",
+                "verify_ca",
+            ),
+            (
+                "[mysql]\n",
+                "tls_mode = \"verify_ca\"\ntls_cert_file = \"/c\"\n",
+                "mysql.tls_key_file",
+            ),
+            (
+                "[mysql]\n",
+                "password = \"a\"\npassword_file = \"/p\"\n",
+                "mysql.password_file",
+            ),
+            (
+                "[elasticsearch]\n",
+                "username = \"u\"\napi_key = \"k\"\n",
+                "choose one way",
+            ),
+            (
+                "[elasticsearch]\n",
+                "bearer_token = \"t\"\napi_key_file = \"/k\"\n",
+                "choose one way",
+            ),
+            (
+                "[elasticsearch]\n",
+                "password = \"p\"\n",
+                "elasticsearch.username",
+            ),
+            (
+                "[elasticsearch]\n",
+                "tls_ca_file = \"/ca\"\n",
+                "no elasticsearch URL is https",
+            ),
+            (
+                "[elasticsearch]\n",
+                "ca_fingerprint = \"12:34\"\n",
+                "elasticsearch.ca_fingerprint",
+            ),
+            (
+                "[elasticsearch]\n",
+                "tls_key_file = \"/k\"\n",
+                "elasticsearch.tls_cert_file",
+            ),
+        ];
+        for (section, lines, expected) in bad {
+            let base = if lines.contains("tls_ca_file") && section.contains("elastic") {
+                MINIMAL.to_owned()
+            } else {
+                https.clone()
+            };
+            let c = load_str(&base.replace(section, &format!("{section}{lines}"))).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(expected), "{lines}: {e}");
+        }
+        for (lines, expected) in [
+            ("username = \"u\"\n", "http.password"),
+            ("password = \"p\"\n", "http.username"),
+            ("tls_cert_file = \"/c\"\n", "http.tls_key_file"),
+        ] {
+            let c = load_str(&format!("{MINIMAL}\n[http]\n{lines}")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(expected), "{lines}: {e}");
+        }
+        let good = https.replace(
+            "[elasticsearch]\n",
+            &format!(
+                "[elasticsearch]\nca_fingerprint = \"{}\"\n",
+                "ab:".repeat(31) + "ab"
+            ),
+        );
+        load_str(&good).unwrap().validate().unwrap();
     }
 }

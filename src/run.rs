@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,8 +18,8 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, T
 use crate::config::Config;
 use crate::ordering::Router;
 use crate::position::Version;
-use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
 use crate::reader::connect::MysqlSource;
+use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
 use crate::reader::{Reader, ReaderSetup, StartMode, StreamState};
 use crate::telemetry::metrics;
 use crate::writer::dead_letter::DeadLetter;
@@ -510,7 +510,9 @@ fn http_finding(http: &crate::config::HttpConfig) -> Finding {
                 finding(
                     Severity::Warning,
                     "http",
-                    format!("{detail}: reachable from other hosts; set http.username and password_file"),
+                    format!(
+                        "{detail}: reachable from other hosts; set http.username and password_file"
+                    ),
                 )
             } else {
                 finding(Severity::Ok, "http", detail)

@@ -15,7 +15,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use sha2::{Digest, Sha256};
 
 use crate::config::ConfigError;
@@ -37,7 +39,10 @@ fn file_error(key: &str, path: &Path, message: impl Into<String>) -> ConfigError
 ///
 /// # Errors
 /// Unreadable file, bad PEM, or no certificate in it; the error names `key` and `path`.
-pub(crate) fn load_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+pub(crate) fn load_certs(
+    key: &str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let pem = std::fs::read(path).map_err(|e| file_error(key, path, e.to_string()))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -158,13 +163,15 @@ pub(crate) fn client_config(
     };
     match identity {
         None => Ok(builder.with_no_client_auth()),
-        Some(id) => builder.with_client_auth_cert(id.certs, id.key).map_err(|e| {
-            file_error(
-                key_key,
-                key_path.unwrap_or(Path::new("?")),
-                format!("unusable client key: {e}"),
-            )
-        }),
+        Some(id) => builder
+            .with_client_auth_cert(id.certs, id.key)
+            .map_err(|e| {
+                file_error(
+                    key_key,
+                    key_path.unwrap_or(Path::new("?")),
+                    format!("unusable client key: {e}"),
+                )
+            }),
     }
 }
 
@@ -173,10 +180,7 @@ pub(crate) fn client_config(
 /// # Errors
 /// Not 32 bytes of hex.
 pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], String> {
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| !matches!(b, b':' | b' '))
-        .collect();
+    let digits: Vec<u8> = text.bytes().filter(|b| !matches!(b, b':' | b' ')).collect();
     let bad = || {
         format!(
             "`{text}` is not a SHA-256 fingerprint (64 hex digits, colons allowed), e.g. from \
@@ -219,7 +223,8 @@ impl ServerCertVerifier for FingerprintVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let matches = |c: &CertificateDer<'_>| Sha256::digest(c.as_ref()).as_slice() == self.fingerprint;
+        let matches =
+            |c: &CertificateDer<'_>| Sha256::digest(c.as_ref()).as_slice() == self.fingerprint;
         if matches(end_entity) {
             return Ok(ServerCertVerified::assertion());
         }
@@ -316,7 +321,10 @@ impl CertProblem {
             }
             // io::Error hides the error it wraps from `source()` (and connectors wrap an
             // io::Error in another): look inside.
-            if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(inner) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
                 if let Some(found) = Self::find(inner) {
                     return Some(found);
                 }
@@ -444,7 +452,10 @@ mod tests {
         assert!(parse_fingerprint("AB:CD").is_err());
         assert!(parse_fingerprint(&"ZZ".repeat(32)).is_err());
         let text = fingerprint_text(b"x");
-        assert_eq!(parse_fingerprint(&text).unwrap().to_vec(), Sha256::digest(b"x").to_vec());
+        assert_eq!(
+            parse_fingerprint(&text).unwrap().to_vec(),
+            Sha256::digest(b"x").to_vec()
+        );
     }
 
     #[test]
@@ -468,13 +479,28 @@ mod tests {
     fn bad_files_name_key_and_path() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
-        let e = load_certs("mysql.tls_ca_file", &missing).unwrap_err().to_string();
-        assert!(e.contains("mysql.tls_ca_file") && e.contains("missing.pem"), "{e}");
+        let e = load_certs("mysql.tls_ca_file", &missing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mysql.tls_ca_file") && e.contains("missing.pem"),
+            "{e}"
+        );
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not pem at all").unwrap();
-        let e = load_certs("elasticsearch.tls_ca_file", &junk).unwrap_err().to_string();
-        assert!(e.contains("no PEM certificate") && e.contains("junk.pem"), "{e}");
-        let e = load_key("http.tls_key_file", &junk).unwrap_err().to_string();
-        assert!(e.contains("http.tls_key_file") && e.contains("private key"), "{e}");
+        let e = load_certs("elasticsearch.tls_ca_file", &junk)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no PEM certificate") && e.contains("junk.pem"),
+            "{e}"
+        );
+        let e = load_key("http.tls_key_file", &junk)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http.tls_key_file") && e.contains("private key"),
+            "{e}"
+        );
     }
 }

@@ -49,8 +49,16 @@ fn the_systemd_unit_runs_unprivileged_with_only_its_state_directory_writable() {
     assert_eq!(one("ProtectHome"), "yes");
     assert_eq!(one("PrivateTmp"), "yes");
     assert_eq!(one("StateDirectory"), "binlog2es");
-    for widening in ["ReadWritePaths", "ReadWriteDirectories", "LogsDirectory", "CacheDirectory"] {
-        assert!(!unit.contains_key(widening), "{widening} adds a writable path");
+    for widening in [
+        "ReadWritePaths",
+        "ReadWriteDirectories",
+        "LogsDirectory",
+        "CacheDirectory",
+    ] {
+        assert!(
+            !unit.contains_key(widening),
+            "{widening} adds a writable path"
+        );
     }
     // …which holds the checkpoint the shipped configuration names.
     let config = read("config/binlog2es.toml");
@@ -83,7 +91,10 @@ fn the_container_runs_as_a_fixed_non_root_user_with_a_read_only_root() {
         .parse()
         .unwrap_or_else(|_| panic!("USER {user} is not numeric"));
     assert_ne!(uid, 0, "the image runs as root");
-    assert!(runtime.contains("VOLUME [\"/var/lib/binlog2es\"]"), "{runtime}");
+    assert!(
+        runtime.contains("VOLUME [\"/var/lib/binlog2es\"]"),
+        "{runtime}"
+    );
 
     // The compose service: read-only root, no capabilities, and its one writable volume
     // at the state directory (other mounts read-only).
@@ -95,8 +106,16 @@ fn the_container_runs_as_a_fixed_non_root_user_with_a_read_only_root() {
         .split("\nvolumes:")
         .next()
         .unwrap();
-    for line in ["read_only: true", "cap_drop: [ALL]", "no-new-privileges:true", "user: \"10001:10001\""] {
-        assert!(service.contains(line), "compose service lacks `{line}`:\n{service}");
+    for line in [
+        "read_only: true",
+        "cap_drop: [ALL]",
+        "no-new-privileges:true",
+        "user: \"10001:10001\"",
+    ] {
+        assert!(
+            service.contains(line),
+            "compose service lacks `{line}`:\n{service}"
+        );
     }
     let mounts: Vec<&str> = service
         .lines()

@@ -10,7 +10,6 @@ use base64::Engine;
 use common::certs::TestPki;
 use common::tls_proxy::{TlsEsProxy, TlsFront};
 use common::{CliOutput, Daemon, DaemonBuilder, Fixture, TestEnv, run_cli};
-use mysql_async::prelude::Queryable;
 
 const MYSQL_PASSWORD: &str = "Pl4nted-MySQL-k9f3";
 const ES_PASSWORD: &str = "Pl4nted-ES-q7z1";
@@ -42,29 +41,14 @@ fn assert_clean(what: &str, text: &str) {
             "{what} contains the planted secret {secret}:\n{text}"
         );
     }
-    assert!(!text.contains("Pl4nted"), "{what} contains a planted secret:\n{text}");
+    assert!(
+        !text.contains("Pl4nted"),
+        "{what} contains a planted secret:\n{text}"
+    );
 }
 
 fn quoted(p: &std::path::Path) -> String {
     format!("{:?}", p.display().to_string())
-}
-
-async fn planted_account(env: &TestEnv) -> String {
-    let mut conn = env.mysql().await;
-    let privileges = if env.is_mariadb {
-        "SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR"
-    } else {
-        "SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT"
-    };
-    conn.query_drop(format!(
-        "CREATE USER IF NOT EXISTS 'planted'@'%' IDENTIFIED BY '{MYSQL_PASSWORD}'; \
-         GRANT {privileges} ON *.* TO 'planted'@'%'"
-    ))
-    .await
-    .unwrap();
-    conn.disconnect().await.ok();
-    let host_port = env.daemon_url.rsplit('@').next().unwrap();
-    format!("mysql://planted:{MYSQL_PASSWORD}@{host_port}")
 }
 
 #[tokio::test]
@@ -74,7 +58,13 @@ async fn planted_passwords_appear_in_no_log_and_no_command_output() {
     let env = TestEnv::get();
     let pki = TestPki::generate();
     let es = TlsEsProxy::start(&env.es_url, &pki, TlsFront::basic("writer", ES_PASSWORD));
-    let mysql_url = planted_account(env).await;
+    let mysql_url = env
+        .create_account(
+            "planted",
+            MYSQL_PASSWORD,
+            &format!("IDENTIFIED BY '{MYSQL_PASSWORD}'"),
+        )
+        .await;
     let http_password = pki.write("http-password", HTTP_PASSWORD);
     let secured = |b: DaemonBuilder, mysql_url: &str, es_password: &str| {
         b.mysql_url(mysql_url)
@@ -91,9 +81,12 @@ async fn planted_passwords_appear_in_no_log_and_no_command_output() {
     };
 
     // WHEN the daemon streams, and stops
-    let mut f = Fixture::start_with("secrets", "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)", None, |b| {
-        secured(b, &mysql_url, ES_PASSWORD)
-    })
+    let mut f = Fixture::start_with(
+        "secrets",
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)",
+        None,
+        |b| secured(b, &mysql_url, ES_PASSWORD),
+    )
     .await;
     f.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b'); DELETE FROM t WHERE id = 2")
         .await;
@@ -118,14 +111,23 @@ async fn planted_passwords_appear_in_no_log_and_no_command_output() {
     };
     for (name, daemon) in [
         ("wrong MySQL password", bad(&wrong_mysql, ES_PASSWORD)),
-        ("wrong Elasticsearch password", bad(&mysql_url, WRONG_ES_PASSWORD)),
+        (
+            "wrong Elasticsearch password",
+            bad(&mysql_url, WRONG_ES_PASSWORD),
+        ),
         (
             "unreachable MySQL",
-            bad(&format!("mysql://planted:{MYSQL_PASSWORD}@127.0.0.1:1"), ES_PASSWORD),
+            bad(
+                &format!("mysql://planted:{MYSQL_PASSWORD}@127.0.0.1:1"),
+                ES_PASSWORD,
+            ),
         ),
         (
             "bad URL parameter",
-            bad(&format!("{mysql_url}/?no_such_parameter={MYSQL_PASSWORD}"), ES_PASSWORD),
+            bad(
+                &format!("{mysql_url}/?no_such_parameter={MYSQL_PASSWORD}"),
+                ES_PASSWORD,
+            ),
         ),
     ] {
         let check = daemon.cli("check").await;

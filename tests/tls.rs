@@ -18,7 +18,6 @@ use common::{Daemon, DaemonBuilder, Fixture, TestEnv, free_port, run_cli, secs, 
 use mysql_async::prelude::Queryable;
 
 const TABLE: &str = "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(40))";
-const GRANTS: &str = "SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR";
 
 fn pki() -> &'static TestPki {
     static PKI: OnceLock<TestPki> = OnceLock::new();
@@ -36,20 +35,6 @@ fn tls_env() -> &'static TestEnv {
             &format!("--ssl-key={}", pki.server_key.display()),
         ])
     })
-}
-
-/// Creates (once per name) an account with the daemon's privileges and a `REQUIRE` clause.
-async fn account(env: &TestEnv, user: &str, password: &str, require: &str) -> String {
-    let mut conn = env.mysql().await;
-    conn.query_drop(format!(
-        "CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}' REQUIRE {require}; \
-         GRANT {GRANTS} ON *.* TO '{user}'@'%'"
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("creating {user}: {e}"));
-    conn.disconnect().await.ok();
-    let port = env.admin_url.rsplit(':').next().unwrap();
-    format!("mysql://{user}:{password}@127.0.0.1:{port}")
 }
 
 fn localhost(url: &str) -> String {
@@ -76,7 +61,12 @@ fn mysql_tls(mode: &str, ca: &std::path::Path, client: bool) -> String {
 
 /// A config for `env` syncing nothing in particular (for `check` and failing `run`s).
 fn config(env: &TestEnv, configure: impl FnOnce(DaemonBuilder) -> DaemonBuilder) -> Daemon {
-    configure(Daemon::builder(env).table("nothing.here", "nothing").connect_timeout("3s")).build()
+    configure(
+        Daemon::builder(env)
+            .table("nothing.here", "nothing")
+            .connect_timeout("3s"),
+    )
+    .build()
 }
 
 async fn check(daemon: &Daemon) -> common::CliOutput {
@@ -84,7 +74,12 @@ async fn check(daemon: &Daemon) -> common::CliOutput {
 }
 
 async fn run_once(daemon: &Daemon) -> common::CliOutput {
-    run_cli(&["run", "--config", &daemon.config_path().display().to_string()]).await
+    run_cli(&[
+        "run",
+        "--config",
+        &daemon.config_path().display().to_string(),
+    ])
+    .await
 }
 
 /// The one `error:` line of a failed command; no panic, nothing else on stderr but logs.
@@ -105,7 +100,9 @@ async fn verified_mysql_tls_with_a_client_certificate_and_https_elasticsearch_st
     // basic auth and a path prefix
     let env = tls_env();
     let pki = pki();
-    let url = account(env, "x509_user", "x509-pw", "X509").await;
+    let url = env
+        .create_account("x509s", "x509-pw", "IDENTIFIED BY 'x509-pw' REQUIRE X509")
+        .await;
     let es = TlsEsProxy::start(
         &env.es_url,
         pki,
@@ -157,7 +154,10 @@ async fn mysql_certificate_checks_refuse_a_wrong_ca_or_host_name_with_a_clear_me
     assert_eq!(out.code, 1, "{out}");
     let line = error_line(&out);
     let host = host_port.replace("127.0.0.1", "localhost");
-    assert!(line.contains(&format!("TLS with MySQL at {host} failed")), "{line}");
+    assert!(
+        line.contains(&format!("TLS with MySQL at {host} failed")),
+        "{line}"
+    );
     assert!(line.contains("not signed by a CA we trust"), "{line}");
     assert!(line.contains(&pki.other_ca.display().to_string()), "{line}");
     assert!(line.contains("point mysql.tls_ca_file at the CA"), "{line}");
@@ -170,7 +170,10 @@ async fn mysql_certificate_checks_refuse_a_wrong_ca_or_host_name_with_a_clear_me
     let out = run_once(&wrong_host).await;
     assert_eq!(out.code, 1, "{out}");
     let line = error_line(&out);
-    assert!(line.contains(&format!("TLS with MySQL at {host_port} failed")), "{line}");
+    assert!(
+        line.contains(&format!("TLS with MySQL at {host_port} failed")),
+        "{line}"
+    );
     assert!(line.contains("is for localhost, not `127.0.0.1`"), "{line}");
     assert!(line.contains("verify_ca"), "{line}");
 
@@ -187,8 +190,12 @@ async fn mysql_certificate_checks_refuse_a_wrong_ca_or_host_name_with_a_clear_me
 #[tokio::test]
 async fn client_certificate_accounts_and_tls_only_accounts_are_enforced() {
     let env = tls_env();
-    let x509 = account(env, "x509_user", "x509-pw", "X509").await;
-    let ssl = account(env, "ssl_user", "ssl-pw", "SSL").await;
+    let x509 = env
+        .create_account("x509c", "x509-pw", "IDENTIFIED BY 'x509-pw' REQUIRE X509")
+        .await;
+    let ssl = env
+        .create_account("ssl", "ssl-pw", "IDENTIFIED BY 'ssl-pw' REQUIRE SSL")
+        .await;
 
     // GIVEN an account created REQUIRE X509, and no client certificate configured
     let no_cert = config(env, |b| {
@@ -201,10 +208,14 @@ async fn client_certificate_accounts_and_tls_only_accounts_are_enforced() {
     assert!(out.stdout.contains("tls_cert_file"), "{out}");
 
     // GIVEN an account created REQUIRE SSL: plain TCP is refused, preferred uses TLS
-    let plain = config(env, |b| b.mysql_url(&ssl).mysql_toml("tls_mode = \"disabled\""));
+    let plain = config(env, |b| {
+        b.mysql_url(&ssl).mysql_toml("tls_mode = \"disabled\"")
+    });
     let out = check(&plain).await;
     assert_eq!(out.code, 1, "{out}");
-    let preferred = config(env, |b| b.mysql_url(&ssl).mysql_toml("tls_mode = \"preferred\""));
+    let preferred = config(env, |b| {
+        b.mysql_url(&ssl).mysql_toml("tls_mode = \"preferred\"")
+    });
     let out = check(&preferred).await;
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stdout.contains("certificate not verified"), "{out}");
@@ -241,7 +252,9 @@ async fn elasticsearch_certificate_checks_refuse_a_wrong_ca_host_or_fingerprint(
     let es = TlsEsProxy::start(&env.es_url, pki, TlsFront::basic("u", "p"));
     let auth = "username = \"u\"\npassword = \"p\"";
     let with = |url: String, lines: String| {
-        config(env, move |b| b.es_url(&url).es_toml(&format!("{auth}\n{lines}")))
+        config(env, move |b| {
+            b.es_url(&url).es_toml(&format!("{auth}\n{lines}"))
+        })
     };
     let es_line = |out: &common::CliOutput| -> String {
         out.stdout
@@ -252,16 +265,27 @@ async fn elasticsearch_certificate_checks_refuse_a_wrong_ca_host_or_fingerprint(
     };
 
     // A wrong CA: run exits 1 at once with one line naming host, CA file and fix
-    let out = run_once(&with(es.url(), format!("tls_ca_file = {}", path(&pki.other_ca)))).await;
+    let out = run_once(&with(
+        es.url(),
+        format!("tls_ca_file = {}", path(&pki.other_ca)),
+    ))
+    .await;
     assert_eq!(out.code, 1, "{out}");
     let line = error_line(&out);
     let host = es.url().trim_start_matches("https://").to_string();
-    assert!(line.contains(&format!("TLS with Elasticsearch at {host} failed")), "{line}");
+    assert!(
+        line.contains(&format!("TLS with Elasticsearch at {host} failed")),
+        "{line}"
+    );
     assert!(line.contains("not signed by a CA we trust"), "{line}");
     assert!(line.contains("set elasticsearch.tls_ca_file"), "{line}");
 
     // A wrong host name
-    let out = check(&with(es.ip_url(), format!("tls_ca_file = {}", path(&pki.ca)))).await;
+    let out = check(&with(
+        es.ip_url(),
+        format!("tls_ca_file = {}", path(&pki.ca)),
+    ))
+    .await;
     assert_eq!(out.code, 1, "{out}");
     let line = es_line(&out);
     assert!(line.starts_with("error"), "{line}");
@@ -282,7 +306,10 @@ async fn elasticsearch_certificate_checks_refuse_a_wrong_ca_host_or_fingerprint(
     let by_ca = format!("ca_fingerprint = \"{}\"", pki.ca_fingerprint);
     let out = check(&with(es.url(), by_ca)).await;
     assert!(es_line(&out).starts_with("ok"), "{out}");
-    let by_leaf = format!("ca_fingerprint = \"{}\"", pki.leaf_fingerprint.replace(':', ""));
+    let by_leaf = format!(
+        "ca_fingerprint = \"{}\"",
+        pki.leaf_fingerprint.replace(':', "")
+    );
     let out = check(&with(es.ip_url(), by_leaf)).await;
     assert!(es_line(&out).starts_with("ok"), "{out}");
     assert_eq!(es.refused(), 0);
@@ -310,7 +337,10 @@ async fn elasticsearch_api_key_bearer_token_and_client_certificate_authenticate(
     let out = es_check(&es, &format!("api_key_file = {}", path(&key_file))).await;
     assert!(ok(&out), "{out}");
     let out = es_check(&es, "api_key = \"d3Jvbmc6a2V5\"").await;
-    assert!(out.stdout.contains("refused our credentials (HTTP 401)"), "{out}");
+    assert!(
+        out.stdout.contains("refused our credentials (HTTP 401)"),
+        "{out}"
+    );
 
     // Bearer token
     let es = TlsEsProxy::start(&env.es_url, pki, TlsFront::token("Bearer", "tok-123"));
@@ -346,12 +376,13 @@ async fn the_operations_endpoint_serves_https_with_basic_auth() {
     let port = free_port();
     let password = pki.write("http-password", "metrics-pw\n");
     let f = Fixture::start_with("ops-tls", TABLE, None, |b| {
-        b.http_listen(&format!("127.0.0.1:{port}")).http_toml(&format!(
-            "username = \"prom\"\npassword_file = {}\ntls_cert_file = {}\ntls_key_file = {}",
-            path(&password),
-            path(&pki.server_cert),
-            path(&pki.server_key)
-        ))
+        b.http_listen(&format!("127.0.0.1:{port}"))
+            .http_toml(&format!(
+                "username = \"prom\"\npassword_file = {}\ntls_cert_file = {}\ntls_key_file = {}",
+                path(&password),
+                path(&pki.server_cert),
+                path(&pki.server_key)
+            ))
     })
     .await;
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
@@ -367,7 +398,12 @@ async fn the_operations_endpoint_serves_https_with_basic_auth() {
     let anonymous = client.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
     assert!(anonymous.headers().contains_key("www-authenticate"));
-    let wrong = client.get(&url).basic_auth("prom", Some("nope")).send().await.unwrap();
+    let wrong = client
+        .get(&url)
+        .basic_auth("prom", Some("nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let authorised = client
         .get(&url)
@@ -429,17 +465,42 @@ async fn unusable_certificate_files_exit_2_naming_the_key_and_path() {
     }
 }
 
-/// mysql_native_password over TLS and without it (MariaDB and MySQL); caching_sha2_password
+/// mysql_native_password and MariaDB's ed25519 over TLS and without it; caching_sha2_password
 /// over TLS and without it (RSA key exchange) where the server is MySQL 8, i.e. when
 /// `BINLOG2ES_TEST_MYSQL_URL` points at one; MariaDB does not implement it.
 #[tokio::test]
-async fn password_plugins_log_in_over_tls_and_without() {
+async fn authentication_plugins_log_in_over_tls_and_without() {
     let tls = tls_env();
     let native = "IDENTIFIED VIA mysql_native_password USING PASSWORD('native-pw')";
     for (env, mode) in [(tls, "required"), (tls, "disabled")] {
-        let url = plugin_account(env, "native_user", native, "native-pw").await;
-        let out = check(&config(env, |b| b.mysql_url(&url).mysql_toml(&format!("tls_mode = \"{mode}\"")))).await;
+        let url = env.create_account("native", "native-pw", native).await;
+        let out = check(&config(env, |b| {
+            b.mysql_url(&url)
+                .mysql_toml(&format!("tls_mode = \"{mode}\""))
+        }))
+        .await;
         assert_eq!(out.code, 0, "mysql_native_password, tls_mode {mode}: {out}");
+    }
+    // MariaDB's ed25519 plugin, over TLS and without it.
+    let mut admin = tls.mysql().await;
+    admin
+        .query_drop("INSTALL SONAME 'auth_ed25519'")
+        .await
+        .or_else(|e| match e.to_string().contains("already") {
+            true => Ok(()),
+            false => Err(e),
+        })
+        .unwrap_or_else(|e| panic!("installing auth_ed25519: {e}"));
+    admin.disconnect().await.ok();
+    let ed25519 = "IDENTIFIED VIA ed25519 USING PASSWORD('ed-pw')";
+    for mode in ["required", "disabled"] {
+        let url = tls.create_account("ed25519", "ed-pw", ed25519).await;
+        let out = check(&config(tls, |b| {
+            b.mysql_url(&url)
+                .mysql_toml(&format!("tls_mode = \"{mode}\""))
+        }))
+        .await;
+        assert_eq!(out.code, 0, "ed25519, tls_mode {mode}: {out}");
     }
     let shared = TestEnv::get();
     if shared.is_mariadb {
@@ -450,31 +511,14 @@ async fn password_plugins_log_in_over_tls_and_without() {
     }
     let sha2 = "IDENTIFIED WITH caching_sha2_password BY 'sha2-pw'";
     for mode in ["required", "disabled"] {
-        // A fresh account each time: the first login of an account is the full exchange
-        // (RSA without TLS), not the server's cached fast path.
-        let user = format!("sha2_{mode}");
-        let url = plugin_account(shared, &user, sha2, "sha2-pw").await;
-        let out = check(&config(shared, |b| b.mysql_url(&url).mysql_toml(&format!("tls_mode = \"{mode}\"")))).await;
+        // A fresh account each time: its first login is the full exchange (RSA without
+        // TLS), not the server's cached fast path.
+        let url = shared.create_account("sha2", "sha2-pw", sha2).await;
+        let out = check(&config(shared, |b| {
+            b.mysql_url(&url)
+                .mysql_toml(&format!("tls_mode = \"{mode}\""))
+        }))
+        .await;
         assert_eq!(out.code, 0, "caching_sha2_password, tls_mode {mode}: {out}");
     }
-}
-
-async fn plugin_account(env: &TestEnv, user: &str, identified: &str, password: &str) -> String {
-    let mut conn = env.mysql().await;
-    let grants = if env.is_mariadb {
-        GRANTS
-    } else {
-        "SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT"
-    };
-    conn.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"))
-        .await
-        .unwrap();
-    conn.query_drop(format!(
-        "CREATE USER '{user}'@'%' {identified}; GRANT {grants} ON *.* TO '{user}'@'%'"
-    ))
-    .await
-    .unwrap_or_else(|e| panic!("creating {user}: {e}"));
-    conn.disconnect().await.ok();
-    let host_port = env.daemon_url.rsplit('@').next().unwrap();
-    format!("mysql://{user}:{password}@{host_port}")
 }

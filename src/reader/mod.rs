@@ -742,11 +742,7 @@ impl Reader {
 
     async fn catalog_conn(&mut self) -> Result<&mut Conn, ReaderError> {
         if self.catalog.is_none() {
-            let c = self
-                .source
-                .connect()
-                .await
-                .map_err(|e| self.conn_err(e))?;
+            let c = self.source.connect().await.map_err(|e| self.conn_err(e))?;
             self.catalog = Some(c);
         }
         self.catalog

@@ -162,7 +162,12 @@ pub async fn bind(
         None => tokio::spawn(serve(listener, app, stop)),
         Some(tls) => {
             let (tx, rx) = mpsc::channel(16);
-            tokio::spawn(accept_tls(listener, TlsAcceptor::from(tls), tx, stop.clone()));
+            tokio::spawn(accept_tls(
+                listener,
+                TlsAcceptor::from(tls),
+                tx,
+                stop.clone(),
+            ));
             tokio::spawn(serve(TlsListener { rx, local }, app, stop))
         }
     };
@@ -229,7 +234,9 @@ async fn accept_tls(
                 Ok(Ok(tls)) => {
                     ready.send((tls, peer)).await.ok();
                 }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake on the HTTP endpoint failed."),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake on the HTTP endpoint failed.")
+                }
                 Err(_) => tracing::debug!(%peer, "TLS handshake on the HTTP endpoint timed out."),
             }
         });

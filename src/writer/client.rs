@@ -280,7 +280,11 @@ impl EsClient {
 /// The `Authorization` header for the configured credential (at most one kind, see
 /// `Config::validate`), marked sensitive.
 fn authorization(cfg: &EsConfig) -> Result<Option<HeaderValue>, WriterError> {
-    let value = if let Some(key) = secret("elasticsearch.api_key_file", &cfg.api_key, &cfg.api_key_file)? {
+    let value = if let Some(key) = secret(
+        "elasticsearch.api_key_file",
+        &cfg.api_key,
+        &cfg.api_key_file,
+    )? {
         format!("ApiKey {}", key.expose())
     } else if let Some(token) = secret(
         "elasticsearch.bearer_token_file",
@@ -289,7 +293,11 @@ fn authorization(cfg: &EsConfig) -> Result<Option<HeaderValue>, WriterError> {
     )? {
         format!("Bearer {}", token.expose())
     } else if let Some(user) = &cfg.username {
-        let password = secret("elasticsearch.password_file", &cfg.password, &cfg.password_file)?;
+        let password = secret(
+            "elasticsearch.password_file",
+            &cfg.password,
+            &cfg.password_file,
+        )?;
         let pair = format!(
             "{user}:{}",
             password.as_ref().map(|p| p.expose()).unwrap_or_default()

@@ -60,10 +60,7 @@ impl TestPki {
         TestPki {
             ca: write("ca.pem", &ca.pem()),
             other_ca: write("other-ca.pem", &other),
-            server_cert: write(
-                "server.pem",
-                &format!("{}{}", server_cert.pem(), ca.pem()),
-            ),
+            server_cert: write("server.pem", &format!("{}{}", server_cert.pem(), ca.pem())),
             server_key: write("server-key.pem", &server_key.serialize_pem()),
             client_cert: write("client.pem", &client_cert.pem()),
             client_key: write("client-key.pem", &client_key.serialize_pem()),

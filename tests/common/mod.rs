@@ -181,6 +181,30 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// Creates a fresh account named after `prefix` with the daemon's privileges; `auth` is
+    /// the rest of `CREATE USER`, e.g. `IDENTIFIED BY 'pw' REQUIRE X509`. Returns its URL at
+    /// the server's `host:port` with `password` in it.
+    pub async fn create_account(&self, prefix: &str, password: &str, auth: &str) -> String {
+        let user = self.next_name(prefix, '_');
+        let mut conn = self.mysql().await;
+        conn.query_drop(format!(
+            "DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' {auth}; \
+             GRANT {} ON *.* TO '{user}'@'%'",
+            servers::daemon_privileges(self.is_mariadb)
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("creating account {user}: {e}"));
+        conn.disconnect().await.ok();
+        let host_port = self
+            .daemon_url
+            .rsplit('@')
+            .next()
+            .expect("host in daemon_url");
+        format!("mysql://{user}:{password}@{host_port}")
+    }
+}
+
 async fn connect(opts: Opts) -> Conn {
     Conn::new(opts)
         .await
