@@ -321,13 +321,12 @@ impl CertProblem {
             }
             // io::Error hides the error it wraps from `source()` (and connectors wrap an
             // io::Error in another): look inside.
-            if let Some(inner) = e
+            let wrapped = e
                 .downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())
-            {
-                if let Some(found) = Self::find(inner) {
-                    return Some(found);
-                }
+                .and_then(|inner| Self::find(inner));
+            if wrapped.is_some() {
+                return wrapped;
             }
             next = e.source();
         }

@@ -80,8 +80,8 @@ fn the_container_runs_as_a_fixed_non_root_user_with_a_read_only_root() {
         .expect("a runtime stage");
     let user = runtime
         .lines()
-        .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
         .expect("USER in the runtime stage");
     let uid: u32 = user
         .split(':')
