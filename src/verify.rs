@@ -211,7 +211,13 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     };
     let source =
         crate::reader::connect::MysqlSource::new(&config.mysql).map_err(crate::Error::from)?;
-    let mut conn = source.connect().await.map_err(my)?;
+    let mut conn = source
+        .connect()
+        .await
+        .map_err(|e| match source.explain_tls(&e) {
+            Some(tls) => VerifyError::Setup(crate::Error::Tls(tls)),
+            None => my(e),
+        })?;
     conn.query_drop("SET NAMES utf8mb4; SET time_zone = '+00:00'")
         .await
         .map_err(my)?;

@@ -1,15 +1,15 @@
 //! Secrets are never printed: distinctive passwords are planted in the MySQL URL, the
-//! Elasticsearch password, an API key and the endpoint password, then the daemon streams at
-//! debug level, `check`, `status` and failing `run`s (wrong passwords, an unreachable
-//! server, a bad URL parameter) print their messages, and none of it contains a planted
-//! value, nor the basic-auth header built from one.
+//! Elasticsearch password, the endpoint's password file and the environment, then the
+//! daemon streams at debug level, `check`, `status`, `verify` and failing `run`s (wrong
+//! passwords, an unreachable server, a bad URL parameter) print their messages, and none
+//! of it contains a planted value, nor the basic-auth header built from one.
 
 mod common;
 
 use base64::Engine;
 use common::certs::TestPki;
 use common::tls_proxy::{TlsEsProxy, TlsFront};
-use common::{CliOutput, Daemon, DaemonBuilder, Fixture, TestEnv, run_cli};
+use common::{CliOutput, Daemon, DaemonBuilder, Fixture, TestEnv, run_cli, run_cli_with_env};
 
 const MYSQL_PASSWORD: &str = "Pl4nted-MySQL-k9f3";
 const ES_PASSWORD: &str = "Pl4nted-ES-q7z1";
@@ -138,6 +138,26 @@ async fn planted_passwords_appear_in_no_log_and_no_command_output() {
         assert_ne!(run.code, 0, "{name}: {run}");
         outputs.push((format!("run, {name}"), run));
     }
+
+    // AND check takes both passwords from the environment instead of the file
+    let from_env = secured(
+        Daemon::builder(env),
+        &mysql_url.replace(&format!(":{MYSQL_PASSWORD}@"), "@"),
+        "replaced-by-the-environment",
+    )
+    .table("nothing.here", "nothing")
+    .build();
+    let config = from_env.config_path().display().to_string();
+    let check = run_cli_with_env(
+        &["check", "--config", &config],
+        &[
+            ("BINLOG2ES__MYSQL__PASSWORD", MYSQL_PASSWORD),
+            ("BINLOG2ES__ELASTICSEARCH__PASSWORD", ES_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(check.code, 0, "{check}");
+    outputs.push(("check, passwords from the environment".into(), check));
 
     // THEN no log line and no output holds a planted secret
     let log = f.daemon.log();

@@ -438,9 +438,15 @@ impl fmt::Display for CliOutput {
 
 /// Runs `binlog2es ARGS…` to completion (killed after 60 s) and collects its output.
 pub async fn run_cli(args: &[&str]) -> CliOutput {
+    run_cli_with_env(args, &[]).await
+}
+
+/// As [`run_cli`], with these environment variables (e.g. `BINLOG2ES__MYSQL__PASSWORD`).
+pub async fn run_cli_with_env(args: &[&str], env: &[(&str, &str)]) -> CliOutput {
     let dir = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = command(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).unwrap())
         .stderr(File::create(&err_path).unwrap())

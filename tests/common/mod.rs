@@ -40,7 +40,7 @@ pub use compare::{
     wait_until_index_equals_table,
 };
 #[allow(unused_imports)]
-pub use daemon::{CliOutput, Daemon, DaemonBuilder, run_cli};
+pub use daemon::{CliOutput, Daemon, DaemonBuilder, run_cli, run_cli_with_env};
 #[allow(unused_imports)]
 pub use es::Es;
 #[allow(unused_imports)]
