@@ -843,6 +843,20 @@ impl Config {
                 ),
             ));
         }
+        let url_credentials = urls.iter().any(|u| {
+            u.parse::<elasticsearch::http::Url>()
+                .is_ok_and(|p| !p.username().is_empty() || p.password().is_some())
+        });
+        if url_credentials && !set.is_empty() {
+            return Err(ConfigError::invalid(
+                "elasticsearch.url",
+                format!(
+                    "carries credentials and {} is set too; keep one (preferably {} with a \
+                     *_file, out of the URL)",
+                    set[0], set[0]
+                ),
+            ));
+        }
         if es.username.is_none() && (es.password.is_some() || es.password_file.is_some()) {
             return Err(ConfigError::invalid(
                 "elasticsearch.username",
@@ -1369,6 +1383,18 @@ match = "shop.*"
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(expected), "{lines}: {e}");
         }
+        let in_url = https
+            .replace("https://", "https://u:secret@")
+            .replace("[elasticsearch]\n", "[elasticsearch]\napi_key = \"k\"\n");
+        let e = load_str(&in_url)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("elasticsearch.url") && !e.contains("secret"),
+            "{e}"
+        );
         let good = https.replace(
             "[elasticsearch]\n",
             &format!(

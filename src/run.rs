@@ -178,6 +178,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let client = EsClient::new(&config.elasticsearch)?;
     let es_version = connect_es(&client, config.elasticsearch.connect_timeout).await?;
     info!(host = client.display(), version = %es_version, "Connected to Elasticsearch.");
+    if client.sends_credentials_in_clear() {
+        warn!(
+            host = client.display(),
+            "Elasticsearch credentials travel over plain http; use an https URL."
+        );
+    }
 
     let source = MysqlSource::new(&config.mysql)?;
     let host = source.host().to_owned();
@@ -444,6 +450,13 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
             },
         ),
         Err(e) => out.push(finding(Severity::Error, "elasticsearch", e.to_string())),
+    }
+    if EsClient::new(&config.elasticsearch).is_ok_and(|c| c.sends_credentials_in_clear()) {
+        out.push(finding(
+            Severity::Warning,
+            "elasticsearch",
+            "credentials travel over plain http; use an https URL".into(),
+        ));
     }
     let source = MysqlSource::new(&config.mysql)?;
     match connect_mysql(&source, config.mysql.connect_timeout).await {

@@ -457,6 +457,21 @@ mod tests {
         );
     }
 
+    /// Connectors wrap the rustls error in an io::Error, sometimes twice, under errors
+    /// of their own: it is found all the same.
+    #[test]
+    fn certificate_problems_are_found_inside_wrapped_errors() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (Connect)")]
+        struct Outer(#[source] std::io::Error);
+        let rustls_error = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error);
+        let outer = Outer(std::io::Error::other(inner));
+        assert_eq!(CertProblem::find(&outer), Some(CertProblem::UnknownIssuer));
+        let unrelated = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(CertProblem::find(&unrelated), None);
+    }
+
     #[test]
     fn subject_names_read_plainly() {
         assert_eq!(subject_name("DnsName(\"localhost\")"), "localhost");

@@ -143,6 +143,11 @@ impl EsClient {
         })
     }
 
+    /// Whether a credential goes to a node over plain http.
+    pub fn sends_credentials_in_clear(&self) -> bool {
+        self.auth.is_some() && self.nodes.iter().any(|u| u.scheme() == "http")
+    }
+
     /// `host:port` of the configured nodes, for messages.
     pub fn display(&self) -> &str {
         &self.display
