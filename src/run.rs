@@ -439,24 +439,26 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
         Err(e) => finding(Severity::Error, "checkpoint", e.to_string()),
     });
     match EsClient::new(&config.elasticsearch) {
-        Ok(client) => out.push(
-            match connect_es(&client, config.elasticsearch.connect_timeout).await {
-                Ok(v) => finding(
-                    Severity::Ok,
+        Ok(client) => {
+            out.push(
+                match connect_es(&client, config.elasticsearch.connect_timeout).await {
+                    Ok(v) => finding(
+                        Severity::Ok,
+                        "elasticsearch",
+                        format!("{v} at {}", client.display()),
+                    ),
+                    Err(e) => finding(Severity::Error, "elasticsearch", e.to_string()),
+                },
+            );
+            if client.sends_credentials_in_clear() {
+                out.push(finding(
+                    Severity::Warning,
                     "elasticsearch",
-                    format!("{v} at {}", client.display()),
-                ),
-                Err(e) => finding(Severity::Error, "elasticsearch", e.to_string()),
-            },
-        ),
+                    "credentials travel over plain http; use an https URL".into(),
+                ));
+            }
+        }
         Err(e) => out.push(finding(Severity::Error, "elasticsearch", e.to_string())),
-    }
-    if EsClient::new(&config.elasticsearch).is_ok_and(|c| c.sends_credentials_in_clear()) {
-        out.push(finding(
-            Severity::Warning,
-            "elasticsearch",
-            "credentials travel over plain http; use an https URL".into(),
-        ));
     }
     let source = MysqlSource::new(&config.mysql)?;
     match connect_mysql(&source, config.mysql.connect_timeout).await {
