@@ -114,6 +114,11 @@ impl EsClient {
                 Ok(url)
             })
             .collect::<Result<_, WriterError>>()?;
+        if nodes.is_empty() {
+            return Err(WriterError::Setup(
+                "elasticsearch.url: missing; set url = \"http://host:9200\"".into(),
+            ));
+        }
         let display = nodes
             .iter()
             .map(|u| {
