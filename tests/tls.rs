@@ -4,7 +4,8 @@
 //! and the operations endpoint with basic auth over https.
 //!
 //! A MariaDB of this binary's own runs with the test PKI's certificate (which names
-//! `localhost` only, so `127.0.0.1` is the wrong host name); the shared MariaDB has no TLS.
+//! `localhost` only, so `127.0.0.1` is the wrong host name); one without TLS shows the
+//! `preferred` fallback.
 //! Elasticsearch is reached through [`TlsEsProxy`], a TLS-terminating front of the shared
 //! osmem-server.
 
@@ -24,7 +25,7 @@ fn pki() -> &'static TestPki {
     PKI.get_or_init(TestPki::generate)
 }
 
-/// The MariaDB with TLS (and the accounts the tests use on it).
+/// The MariaDB with TLS.
 fn tls_env() -> &'static TestEnv {
     static ENV: OnceLock<&'static TestEnv> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -223,11 +224,12 @@ async fn client_certificate_accounts_and_tls_only_accounts_are_enforced() {
 
 #[tokio::test]
 async fn preferred_falls_back_to_plain_tcp_with_a_warning_and_required_refuses() {
-    // GIVEN the shared MariaDB, which offers no TLS
-    let env = TestEnv::get();
+    // GIVEN a MariaDB without TLS (a local one even when the shared server is an external
+    // MySQL, which offers TLS)
+    let env = TestEnv::dedicated_static(&[]);
 
     // WHEN the daemon runs with the default tls_mode (preferred)
-    let mut f = Fixture::start("pref", TABLE).await;
+    let mut f = Fixture::start_on(env, "pref", TABLE, None, |b| b).await;
     f.sql("INSERT INTO t VALUES (1, 'a')").await;
     let diff = f.converge().await;
 
