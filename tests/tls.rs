@@ -372,7 +372,7 @@ async fn elasticsearch_api_key_bearer_token_and_client_certificate_authenticate(
 }
 
 #[tokio::test]
-async fn the_operations_endpoint_serves_https_with_basic_auth() {
+async fn the_operations_endpoint_serves_https_with_basic_auth_and_warns_when_exposed() {
     // GIVEN a daemon whose endpoint has a certificate and a password
     let pki = pki();
     let port = free_port();
@@ -418,6 +418,16 @@ async fn the_operations_endpoint_serves_https_with_basic_auth() {
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);
     drop(f);
+
+    // AND check warns about an endpoint open to other hosts without a password
+    let exposed = config(TestEnv::get(), |b| b.http_listen("0.0.0.0:9187"));
+    let out = check(&exposed).await;
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("warning") && l.contains("reachable from other hosts")),
+        "{out}"
+    );
 }
 
 #[tokio::test]
