@@ -82,14 +82,53 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// A certificate or key file that cannot be used.
+    #[error("`{key}` file {path}: {message}")]
+    TlsFile {
+        /// Dotted key path.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl ConfigError {
-    fn invalid(key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.to_owned(),
             message: message.into(),
         }
+    }
+}
+
+/// A password, API key or token: `Debug` and `Display` show `<redacted>`, never the value.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -135,13 +174,19 @@ pub struct MysqlConfig {
     /// Replica id announced to the server; unique among its replicas.
     #[serde(default = "d_server_id")]
     pub server_id: u32,
+    /// Password (instead of one in the URL), e.g. from `BINLOG2ES__MYSQL__PASSWORD`.
+    pub password: Option<Secret>,
     /// File holding the password (instead of one in the URL).
     pub password_file: Option<PathBuf>,
-    /// TLS mode.
+    /// TLS mode; default `preferred` (as the mysql client).
     #[serde(default)]
     pub tls_mode: TlsMode,
-    /// CA bundle for verify_ca / verify_identity.
+    /// CA bundle (PEM) for verify_ca / verify_identity; default: the public web roots.
     pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM), for accounts created `REQUIRE X509`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key of `tls_cert_file` (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key_file: Option<PathBuf>,
     /// Start-up retry window.
     #[serde(default = "d_connect", deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -155,23 +200,27 @@ impl fmt::Debug for MysqlConfig {
         f.debug_struct("MysqlConfig")
             .field("url", &redact_url(&self.url))
             .field("server_id", &self.server_id)
+            .field("password", &self.password)
             .field("password_file", &self.password_file)
             .field("tls_mode", &self.tls_mode)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .field("connect_timeout", &self.connect_timeout)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .finish()
     }
 }
 
-/// MySQL connection security.
+/// MySQL connection security (the mysql client's `--ssl-mode` values).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TlsMode {
     /// Plain TCP.
-    #[default]
     Disabled,
-    /// TLS if the server offers it (not available yet: rejected by validate).
+    /// TLS without certificate checks when the server offers it, else plain TCP (with a
+    /// warning). Protects against eavesdropping, not against an active attacker.
+    #[default]
     Preferred,
     /// TLS without certificate checks.
     Required,
@@ -193,15 +242,26 @@ pub struct EsConfig {
     /// Basic auth user.
     pub username: Option<String>,
     /// Basic auth password.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// File holding the basic auth password.
     pub password_file: Option<PathBuf>,
     /// API key (the base64 `id:key` form).
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// File holding the API key.
     pub api_key_file: Option<PathBuf>,
-    /// CA bundle for https with a private CA.
+    /// Bearer token (`Authorization: Bearer …`, e.g. an OAuth2/JWT or service token).
+    pub bearer_token: Option<Secret>,
+    /// File holding the bearer token (re-read at each start).
+    pub bearer_token_file: Option<PathBuf>,
+    /// CA bundle (PEM) for https with a private CA; the only CAs trusted when set.
     pub tls_ca_file: Option<PathBuf>,
+    /// SHA-256 fingerprint of the server's certificate or of a CA in its chain
+    /// (instead of `tls_ca_file`), as Elasticsearch prints it at first start.
+    pub ca_fingerprint: Option<String>,
+    /// Client certificate chain (PEM) for clusters that authenticate by certificate.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key of `tls_cert_file` (PEM).
+    pub tls_key_file: Option<PathBuf>,
     /// Start-up retry window.
     #[serde(default = "d_connect", deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -212,7 +272,6 @@ pub struct EsConfig {
 
 impl fmt::Debug for EsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hidden = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
         f.debug_struct("EsConfig")
             .field("url", &self.url.as_deref().map(redact_url))
             .field(
@@ -220,11 +279,16 @@ impl fmt::Debug for EsConfig {
                 &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
             )
             .field("username", &self.username)
-            .field("password", &hidden(&self.password))
+            .field("password", &self.password)
             .field("password_file", &self.password_file)
-            .field("api_key", &hidden(&self.api_key))
+            .field("api_key", &self.api_key)
             .field("api_key_file", &self.api_key_file)
+            .field("bearer_token", &self.bearer_token)
+            .field("bearer_token_file", &self.bearer_token_file)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("ca_fingerprint", &self.ca_fingerprint)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .finish()
@@ -412,6 +476,16 @@ pub struct HttpConfig {
     /// `/readyz` fails while the lag is above this.
     #[serde(default = "d_ready_lag", deserialize_with = "duration")]
     pub ready_max_lag: Duration,
+    /// Basic auth user every request must present; default none (no authentication).
+    pub username: Option<String>,
+    /// Basic auth password for `username`.
+    pub password: Option<Secret>,
+    /// File holding the basic auth password.
+    pub password_file: Option<PathBuf>,
+    /// Serve https with this certificate chain (PEM); default plain http.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key of `tls_cert_file` (PEM).
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -420,6 +494,11 @@ impl Default for HttpConfig {
             enabled: true,
             listen: d_http_listen(),
             ready_max_lag: DEFAULT_READY_MAX_LAG,
+            username: None,
+            password: None,
+            password_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -557,12 +636,7 @@ impl Config {
                 "must be a non-zero id unique among the server's replicas",
             ));
         }
-        if self.mysql.tls_mode == TlsMode::Preferred {
-            return Err(ConfigError::invalid(
-                "mysql.tls_mode",
-                "`preferred` is not supported yet; use `disabled`, `required`, `verify_ca` or `verify_identity`",
-            ));
-        }
+        self.validate_mysql_tls()?;
         let urls = self.elasticsearch.all_urls();
         if urls.is_empty() {
             return Err(ConfigError::invalid(
@@ -581,21 +655,8 @@ impl Config {
                 ));
             }
         }
-        let es = &self.elasticsearch;
-        if (es.api_key.is_some() || es.api_key_file.is_some())
-            && (es.username.is_some() || es.password.is_some() || es.password_file.is_some())
-        {
-            return Err(ConfigError::invalid(
-                "elasticsearch.api_key",
-                "use either an API key or username/password, not both",
-            ));
-        }
-        if es.password.is_some() && es.password_file.is_some() {
-            return Err(ConfigError::invalid(
-                "elasticsearch.password_file",
-                "set password or password_file, not both",
-            ));
-        }
+        self.validate_es_security(&urls)?;
+        self.validate_http_security()?;
         if self.checkpoint.path.as_os_str().is_empty() {
             return Err(ConfigError::invalid("checkpoint.path", "must not be empty"));
         }
@@ -725,6 +786,192 @@ impl Config {
                 .unwrap_or(Path::new("."))
                 .join("dead-letter.jsonl")
         })
+    }
+}
+
+impl Config {
+    /// `[mysql]` password and TLS keys: each file where it has an effect.
+    fn validate_mysql_tls(&self) -> Result<(), ConfigError> {
+        let m = &self.mysql;
+        not_both(
+            ("mysql.password", m.password.is_some()),
+            ("mysql.password_file", m.password_file.is_some()),
+        )?;
+        cert_and_key("mysql", &m.tls_cert_file, &m.tls_key_file)?;
+        let files = [
+            ("mysql.tls_ca_file", m.tls_ca_file.is_some()),
+            ("mysql.tls_cert_file", m.tls_cert_file.is_some()),
+        ];
+        match m.tls_mode {
+            TlsMode::Disabled => {
+                if let Some((key, _)) = files.iter().find(|(_, set)| *set) {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "has no effect with tls_mode = \"disabled\"; remove it or choose a TLS mode",
+                    ));
+                }
+            }
+            TlsMode::Preferred | TlsMode::Required if m.tls_ca_file.is_some() => {
+                return Err(ConfigError::invalid(
+                    "mysql.tls_ca_file",
+                    "is only checked with tls_mode = \"verify_ca\" or \"verify_identity\" \
+                     (preferred and required do not verify the server); set one of them",
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `[elasticsearch]` credentials (one kind) and TLS keys (only for https URLs).
+    fn validate_es_security(&self, urls: &[String]) -> Result<(), ConfigError> {
+        let es = &self.elasticsearch;
+        not_both(
+            ("elasticsearch.password", es.password.is_some()),
+            ("elasticsearch.password_file", es.password_file.is_some()),
+        )?;
+        not_both(
+            ("elasticsearch.api_key", es.api_key.is_some()),
+            ("elasticsearch.api_key_file", es.api_key_file.is_some()),
+        )?;
+        not_both(
+            ("elasticsearch.bearer_token", es.bearer_token.is_some()),
+            (
+                "elasticsearch.bearer_token_file",
+                es.bearer_token_file.is_some(),
+            ),
+        )?;
+        let kinds = [
+            (
+                "username/password",
+                es.username.is_some() || es.password.is_some() || es.password_file.is_some(),
+            ),
+            ("api_key", es.api_key.is_some() || es.api_key_file.is_some()),
+            (
+                "bearer_token",
+                es.bearer_token.is_some() || es.bearer_token_file.is_some(),
+            ),
+        ];
+        let set: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
+        if set.len() > 1 {
+            return Err(ConfigError::invalid(
+                "elasticsearch",
+                format!(
+                    "{} are set; choose one way to authenticate",
+                    set.join(" and ")
+                ),
+            ));
+        }
+        let url_credentials = urls.iter().any(|u| {
+            u.parse::<elasticsearch::http::Url>()
+                .is_ok_and(|p| !p.username().is_empty() || p.password().is_some())
+        });
+        if url_credentials && !set.is_empty() {
+            return Err(ConfigError::invalid(
+                "elasticsearch.url",
+                format!(
+                    "carries credentials and {} is set too; keep one (preferably {} with a \
+                     *_file, out of the URL)",
+                    set[0], set[0]
+                ),
+            ));
+        }
+        if es.username.is_none() && (es.password.is_some() || es.password_file.is_some()) {
+            return Err(ConfigError::invalid(
+                "elasticsearch.username",
+                "missing: a password needs a username",
+            ));
+        }
+        not_both(
+            ("elasticsearch.tls_ca_file", es.tls_ca_file.is_some()),
+            ("elasticsearch.ca_fingerprint", es.ca_fingerprint.is_some()),
+        )?;
+        if let Some(f) = &es.ca_fingerprint {
+            crate::tls::parse_fingerprint(f)
+                .map_err(|e| ConfigError::invalid("elasticsearch.ca_fingerprint", e))?;
+        }
+        cert_and_key("elasticsearch", &es.tls_cert_file, &es.tls_key_file)?;
+        let tls_keys = [
+            ("elasticsearch.tls_ca_file", es.tls_ca_file.is_some()),
+            ("elasticsearch.ca_fingerprint", es.ca_fingerprint.is_some()),
+            ("elasticsearch.tls_cert_file", es.tls_cert_file.is_some()),
+        ];
+        if !urls.iter().any(|u| u.starts_with("https://"))
+            && let Some((key, _)) = tls_keys.iter().find(|(_, set)| *set)
+        {
+            return Err(ConfigError::invalid(
+                key,
+                "has no effect: no elasticsearch URL is https://",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[http]` basic auth (user and password together) and TLS (certificate and key).
+    fn validate_http_security(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        not_both(
+            ("http.password", h.password.is_some()),
+            ("http.password_file", h.password_file.is_some()),
+        )?;
+        let has_password = h.password.is_some() || h.password_file.is_some();
+        match (h.username.is_some(), has_password) {
+            (true, false) => Err(ConfigError::invalid(
+                "http.password",
+                "missing: http.username needs password or password_file",
+            )),
+            (false, true) => Err(ConfigError::invalid(
+                "http.username",
+                "missing: a password needs a username",
+            )),
+            _ => cert_and_key("http", &h.tls_cert_file, &h.tls_key_file),
+        }
+    }
+}
+
+/// At most one of two alternative keys.
+fn not_both(a: (&str, bool), b: (&str, bool)) -> Result<(), ConfigError> {
+    if a.1 && b.1 {
+        return Err(ConfigError::invalid(
+            b.0,
+            format!("set `{}` or `{}`, not both", a.0, b.0),
+        ));
+    }
+    Ok(())
+}
+
+/// `tls_cert_file` and `tls_key_file` of `section`: both or neither.
+fn cert_and_key(
+    section: &str,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> Result<(), ConfigError> {
+    match (cert.is_some(), key.is_some()) {
+        (true, false) => Err(ConfigError::invalid(
+            &format!("{section}.tls_key_file"),
+            "missing: tls_cert_file needs its private key",
+        )),
+        (false, true) => Err(ConfigError::invalid(
+            &format!("{section}.tls_cert_file"),
+            "missing: tls_key_file needs its certificate",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A secret given inline or as a file (`file_key` names the file key in errors).
+///
+/// # Errors
+/// Unreadable file.
+pub fn secret(
+    file_key: &str,
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (inline, file) {
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, Some(p)) => read_secret(file_key, p).map(Secret::new).map(Some),
+        (None, None) => Ok(None),
     }
 }
 
@@ -1067,5 +1314,124 @@ match = "shop.*"
         );
         let c = load_str(MINIMAL).unwrap();
         assert!(!format!("{c:?}").contains("secret"));
+        let text = MINIMAL
+            .replace("[mysql]\n", "[mysql]\npassword = \"secret-my\"\n")
+            .replace(
+                "[elasticsearch]\n",
+                "[elasticsearch]\nbearer_token = \"secret-bearer\"\n",
+            );
+        let text = format!("{text}\n[http]\nusername = \"u\"\npassword = \"secret-http\"\n");
+        let c = load_str(&text).unwrap();
+        c.validate().unwrap();
+        let debug = format!(
+            "{c:?} {:?} {}",
+            c.mysql.password,
+            c.http.password.clone().unwrap()
+        );
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        let es = MINIMAL.replace(
+            "[elasticsearch]\n",
+            "[elasticsearch]\napi_key = \"secret-key\"\n",
+        );
+        assert!(!format!("{:?}", load_str(&es).unwrap()).contains("secret"));
+    }
+
+    #[test]
+    fn preferred_is_the_default_tls_mode_and_security_keys_are_validated() {
+        let c = load_str(MINIMAL).unwrap();
+        assert_eq!(c.mysql.tls_mode, TlsMode::Preferred);
+        let https = MINIMAL.replace("http://127.0.0.1:9200", "https://127.0.0.1:9200");
+        let bad = [
+            (
+                "[mysql]\n",
+                "tls_mode = \"disabled\"\ntls_ca_file = \"/ca\"\n",
+                "mysql.tls_ca_file",
+            ),
+            (
+                "[mysql]\n",
+                "tls_mode = \"required\"\ntls_ca_file = \"/ca\"\n",
+                "verify_ca",
+            ),
+            (
+                "[mysql]\n",
+                "tls_mode = \"verify_ca\"\ntls_cert_file = \"/c\"\n",
+                "mysql.tls_key_file",
+            ),
+            (
+                "[mysql]\n",
+                "password = \"a\"\npassword_file = \"/p\"\n",
+                "mysql.password_file",
+            ),
+            (
+                "[elasticsearch]\n",
+                "username = \"u\"\napi_key = \"k\"\n",
+                "choose one way",
+            ),
+            (
+                "[elasticsearch]\n",
+                "bearer_token = \"t\"\napi_key_file = \"/k\"\n",
+                "choose one way",
+            ),
+            (
+                "[elasticsearch]\n",
+                "password = \"p\"\n",
+                "elasticsearch.username",
+            ),
+            (
+                "[elasticsearch]\n",
+                "tls_ca_file = \"/ca\"\n",
+                "no elasticsearch URL is https",
+            ),
+            (
+                "[elasticsearch]\n",
+                "ca_fingerprint = \"12:34\"\n",
+                "elasticsearch.ca_fingerprint",
+            ),
+            (
+                "[elasticsearch]\n",
+                "tls_key_file = \"/k\"\n",
+                "elasticsearch.tls_cert_file",
+            ),
+        ];
+        for (section, lines, expected) in bad {
+            let base = if lines.contains("tls_ca_file") && section.contains("elastic") {
+                MINIMAL.to_owned()
+            } else {
+                https.clone()
+            };
+            let c = load_str(&base.replace(section, &format!("{section}{lines}"))).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(expected), "{lines}: {e}");
+        }
+        for (lines, expected) in [
+            ("username = \"u\"\n", "http.password"),
+            ("password = \"p\"\n", "http.username"),
+            ("tls_cert_file = \"/c\"\n", "http.tls_key_file"),
+        ] {
+            let c = load_str(&format!("{MINIMAL}\n[http]\n{lines}")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(expected), "{lines}: {e}");
+        }
+        let in_url = https
+            .replace("https://", "https://u:secret@")
+            .replace("[elasticsearch]\n", "[elasticsearch]\napi_key = \"k\"\n");
+        let e = load_str(&in_url)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("elasticsearch.url") && !e.contains("secret"),
+            "{e}"
+        );
+        let good = https.replace(
+            "[elasticsearch]\n",
+            &format!(
+                "[elasticsearch]\nca_fingerprint = \"{}\"\n",
+                "ab:".repeat(31) + "ab"
+            ),
+        );
+        load_str(&good).unwrap().validate().unwrap();
     }
 }

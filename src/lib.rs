@@ -18,6 +18,7 @@
 //! | [`checkpoint`] | ordered acknowledgements → committed position on disk |
 //! | [`snapshot`] | initial copy and re-sync, merged into the stream by the reader |
 //! | [`shutdown`] | signals and drain |
+//! | `tls` | certificates, keys, fingerprints and certificate errors for all connections |
 //! | [`telemetry`] | logs and metrics |
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
@@ -32,6 +33,7 @@ mod scan;
 pub mod shutdown;
 pub mod snapshot;
 pub mod telemetry;
+pub(crate) mod tls;
 pub mod verify;
 pub mod writer;
 
@@ -75,6 +77,10 @@ pub enum Error {
         /// Last error.
         message: String,
     },
+    /// A TLS handshake failed in a way retrying cannot fix (certificate refused, TLS not
+    /// offered); the message names the host and the setting to change.
+    #[error("{0}")]
+    Tls(String),
     /// Prerequisite checks failed at start-up.
     #[error("{0}")]
     Prerequisites(String),
@@ -107,7 +113,7 @@ impl Error {
     /// The class that decides retry and exit code.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Config(_) => ErrorClass::Config,
+            Error::Config(_) | Error::Writer(WriterError::Config(_)) => ErrorClass::Config,
             Error::Reader(e) if e.is_transient() => ErrorClass::Transient,
             _ => ErrorClass::Fatal,
         }

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, SslOpts};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -16,9 +16,10 @@ use crate::Error;
 use crate::checkpoint::TableCopy;
 use crate::checkpoint::store::age;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, TrackerExit};
-use crate::config::{Config, SnapshotMode, TlsMode, read_secret};
+use crate::config::{Config, SnapshotMode};
 use crate::ordering::Router;
 use crate::position::Version;
+use crate::reader::connect::MysqlSource;
 use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
 use crate::reader::{Reader, ReaderSetup, StartMode, StreamState};
 use crate::telemetry::metrics;
@@ -32,64 +33,30 @@ const COPY_QUEUE: usize = 64;
 /// the oldest one waits for its batch, bounded so the reader feels backpressure.
 const TICKET_QUEUE: usize = 16_384;
 
-/// Connection options from `[mysql]`, and `host:port` for messages.
-///
-/// # Errors
-/// Bad URL or unreadable secret/CA file.
-pub(crate) fn mysql_opts(config: &Config) -> Result<(Opts, String), Error> {
-    let m = &config.mysql;
-    let base = Opts::from_url(&m.url).map_err(|e| crate::config::ConfigError::Invalid {
-        key: "mysql.url".into(),
-        message: e.to_string(),
-    })?;
-    let host = format!("{}:{}", base.ip_or_hostname(), base.tcp_port());
-    let mut b = OptsBuilder::from_opts(base)
-        .prefer_socket(false)
-        .conn_ttl(None::<Duration>)
-        .tcp_keepalive(Some(Duration::from_secs(30)));
-    if let Some(p) = &m.password_file {
-        b = b.pass(Some(read_secret("mysql.password_file", p)?));
-    }
-    let ssl = match m.tls_mode {
-        TlsMode::Disabled | TlsMode::Preferred => None,
-        TlsMode::Required => Some(
-            SslOpts::default()
-                .with_danger_accept_invalid_certs(true)
-                .with_danger_skip_domain_validation(true),
-        ),
-        TlsMode::VerifyCa | TlsMode::VerifyIdentity => {
-            let mut s = SslOpts::default();
-            if let Some(ca) = &m.tls_ca_file {
-                s = s.with_root_certs(vec![ca.clone().into()]);
-            }
-            Some(s.with_danger_skip_domain_validation(m.tls_mode == TlsMode::VerifyCa))
-        }
-    };
-    b = b.ssl_opts(ssl);
-    Ok((b.into(), host))
-}
-
-/// Connects to MySQL, retrying for `connect_timeout`; auth and privilege errors are
-/// final at once.
-async fn connect_mysql(opts: &Opts, host: &str, window: Duration) -> Result<Conn, Error> {
+/// Connects to MySQL, retrying for `connect_timeout`; auth, privilege and certificate
+/// errors are final at once.
+async fn connect_mysql(source: &MysqlSource, window: Duration) -> Result<Conn, Error> {
+    let host = source.host();
     let deadline = Instant::now() + window;
     let mut backoff = crate::writer::retry::Backoff::new(200, 2_000);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let attempt = tokio::time::timeout(
-            left.max(Duration::from_millis(100)),
-            Conn::new(opts.clone()),
-        )
-        .await;
+        let attempt =
+            tokio::time::timeout(left.max(Duration::from_millis(100)), source.connect()).await;
         let message = match attempt {
             Ok(Ok(c)) => return Ok(c),
             Ok(Err(mysql_async::Error::Server(e))) if is_privilege_error(e.code) => {
                 return Err(Error::Prerequisites(format!(
-                    "MySQL at {host} refused the login: {} (check the user and password in mysql.url / mysql.password_file)",
+                    "MySQL at {host} refused the login: {} (check the user and password in \
+                     mysql.url / mysql.password_file; an account created REQUIRE SSL or X509 \
+                     also needs tls_mode and mysql.tls_cert_file / tls_key_file)",
                     e.message
                 )));
             }
-            Ok(Err(e)) => e.to_string(),
+            Ok(Err(e)) => match source.explain_tls(&e) {
+                Some(fatal) => return Err(Error::Tls(fatal)),
+                None => e.to_string(),
+            },
             Err(_) => "timed out".to_owned(),
         };
         if Instant::now() >= deadline {
@@ -125,9 +92,12 @@ async fn connect_es(client: &EsClient, window: Duration) -> Result<String, Error
                 })) => {
                     return Err(Error::Prerequisites(format!(
                         "Elasticsearch at {} refused our credentials (HTTP {s}): {body}; check \
-                     elasticsearch.username/password or api_key",
+                     elasticsearch.username/password, api_key or bearer_token",
                         client.display()
                     )));
+                }
+                Ok(Err(crate::writer::SendError::Certificate(fatal))) => {
+                    return Err(Error::Tls(fatal));
                 }
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "timed out".to_owned(),
@@ -195,15 +165,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             silence,
             resync: Some(resync_tx),
         };
+        let access = crate::telemetry::http::Access::from_config(&config.http)?;
+        if !config.http.listen.ip().is_loopback() && !access.authenticates() {
+            warn!(listen = %config.http.listen, "The operations endpoint is reachable from other hosts without authentication; set http.username and http.password_file, or listen on 127.0.0.1.");
+        }
         let (addr, _task) = crate::telemetry::http::bind(
             config.http.listen,
+            access.clone(),
             prometheus,
             endpoint,
             http_stop.clone(),
         )
         .await
         .map_err(|e| Error::Prerequisites(e.to_string()))?;
-        info!(%addr, "Serving /metrics, /healthz, /readyz and /resync.");
+        info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz, /readyz and /resync.");
     } else {
         drop(resync_tx);
     }
@@ -214,9 +189,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let client = EsClient::new(&config.elasticsearch)?;
     let es_version = connect_es(&client, config.elasticsearch.connect_timeout).await?;
     info!(host = client.display(), version = %es_version, "Connected to Elasticsearch.");
+    if client.sends_credentials_in_clear() {
+        warn!(
+            host = client.display(),
+            "Elasticsearch credentials travel over plain http; use an https URL."
+        );
+    }
 
-    let (opts, host) = mysql_opts(&config)?;
-    let mut conn = connect_mysql(&opts, &host, config.mysql.connect_timeout).await?;
+    let source = MysqlSource::new(&config.mysql)?;
+    let host = source.host().to_owned();
+    let mut conn = connect_mysql(&source, config.mysql.connect_timeout).await?;
     let conn_err = |source| crate::reader::ReaderError::Connection {
         host: host.clone(),
         source,
@@ -352,7 +334,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     let reader = Reader::new(ReaderSetup {
         config: Arc::clone(&config),
-        opts,
+        source: source.clone(),
         host,
         identity: start.server.clone(),
         state: StreamState {
@@ -373,7 +355,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut reader = tokio::spawn(reader.run());
     let mut copier = tokio::spawn(crate::snapshot::run(crate::snapshot::CopySetup {
         config: Arc::clone(&config),
-        opts: mysql_opts(&config)?.0,
+        source: source.clone(),
         flavor: start.server.flavor,
         es: client.clone(),
         reader: copy_tx,
@@ -384,7 +366,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }));
     if config.http.enabled {
         tokio::spawn(poll_head(
-            mysql_opts(&config)?.0,
+            source,
             start.server.flavor,
             ckpt_rx_for_head,
             http_stop.clone(),
@@ -577,28 +559,101 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
         Err(e) => finding(Severity::Error, "checkpoint", e.to_string()),
     });
     match EsClient::new(&config.elasticsearch) {
-        Ok(client) => out.push(
-            match connect_es(&client, config.elasticsearch.connect_timeout).await {
-                Ok(v) => finding(
-                    Severity::Ok,
+        Ok(client) => {
+            out.push(
+                match connect_es(&client, config.elasticsearch.connect_timeout).await {
+                    Ok(v) => finding(
+                        Severity::Ok,
+                        "elasticsearch",
+                        format!("{v} at {}", client.display()),
+                    ),
+                    Err(e) => finding(Severity::Error, "elasticsearch", e.to_string()),
+                },
+            );
+            if client.sends_credentials_in_clear() {
+                out.push(finding(
+                    Severity::Warning,
                     "elasticsearch",
-                    format!("{v} at {}", client.display()),
-                ),
-                Err(e) => finding(Severity::Error, "elasticsearch", e.to_string()),
-            },
-        ),
+                    "credentials travel over plain http; use an https URL".into(),
+                ));
+            }
+        }
         Err(e) => out.push(finding(Severity::Error, "elasticsearch", e.to_string())),
     }
-    let (opts, host) = mysql_opts(&config)?;
-    match connect_mysql(&opts, &host, config.mysql.connect_timeout).await {
+    let source = MysqlSource::new(&config.mysql)?;
+    match connect_mysql(&source, config.mysql.connect_timeout).await {
         Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
-        Ok(mut conn) => match mysql_checks(&config, &mut conn).await {
-            Ok(mut f) => out.append(&mut f),
-            Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
-        },
+        Ok(mut conn) => {
+            out.push(tls_finding(&mut conn, config.mysql.tls_mode).await);
+            match mysql_checks(&config, &mut conn).await {
+                Ok(mut f) => out.append(&mut f),
+                Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
+            }
+        }
+    }
+    if config.http.enabled {
+        out.push(http_finding(&config.http));
     }
     let ok = out.iter().all(|f| f.severity != Severity::Error);
     Ok((out, ok))
+}
+
+/// Whether the MySQL connection is encrypted, as the server sees it.
+async fn tls_finding(conn: &mut Conn, mode: crate::config::TlsMode) -> Finding {
+    use crate::config::TlsMode;
+    let version: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_version'")
+        .await
+        .ok()
+        .flatten();
+    let version = version.map(|(_, v)| v).filter(|v| !v.is_empty());
+    let checked = match mode {
+        TlsMode::VerifyIdentity => "certificate and host name verified",
+        TlsMode::VerifyCa => "certificate verified, host name not checked",
+        _ => "certificate not verified",
+    };
+    match (version, mode) {
+        (Some(v), _) => finding(Severity::Ok, "mysql tls", format!("{v}, {checked}")),
+        (None, TlsMode::Disabled) => finding(
+            Severity::Ok,
+            "mysql tls",
+            "not used (tls_mode = \"disabled\")".into(),
+        ),
+        (None, _) => finding(
+            Severity::Warning,
+            "mysql tls",
+            "the server does not offer TLS: connected without it (tls_mode = \"preferred\"); \
+             enable TLS on the server"
+                .into(),
+        ),
+    }
+}
+
+/// The operations endpoint's security settings: files usable, exposure.
+fn http_finding(http: &crate::config::HttpConfig) -> Finding {
+    match crate::telemetry::http::Access::from_config(http) {
+        Err(e) => finding(Severity::Error, "http", e.to_string()),
+        Ok(access) => {
+            let scheme = if access.is_tls() { "https" } else { "http" };
+            let auth = if access.authenticates() {
+                "basic auth"
+            } else {
+                "no authentication"
+            };
+            let detail = format!("{scheme}://{}, {auth}", http.listen);
+            if !http.listen.ip().is_loopback() && !access.authenticates() {
+                finding(
+                    Severity::Warning,
+                    "http",
+                    format!(
+                        "{detail}: reachable from other hosts; set http.username and password_file"
+                    ),
+                )
+            } else {
+                finding(Severity::Ok, "http", detail)
+            }
+        }
+    }
 }
 
 fn finding(severity: Severity, what: &str, detail: String) -> Finding {
@@ -728,11 +783,13 @@ pub async fn status(config: &Config) -> Result<String, Error> {
 
 /// The server half of `status`: its binlog head and the distance to it.
 async fn server_status(config: &Config, c: &Checkpoint) -> String {
-    let Ok((opts, host)) = mysql_opts(config) else {
-        return "source:     mysql.url unusable\n".into();
+    let source = match MysqlSource::new(&config.mysql) {
+        Ok(s) => s,
+        Err(e) => return format!("source:     {e}\n"),
     };
+    let host = source.host();
     let window = config.mysql.connect_timeout.min(Duration::from_secs(5));
-    let mut conn = match tokio::time::timeout(window, Conn::new(opts)).await {
+    let mut conn = match tokio::time::timeout(window, source.connect()).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => return format!("source:     {host} unreachable: {e}\n"),
         Err(_) => return format!("source:     {host} unreachable: timed out\n"),
@@ -760,7 +817,7 @@ const HEAD_POLL: Duration = Duration::from_secs(5);
 /// Polls the server's binlog head and publishes the distance to the checkpoint.
 /// Best effort: a failed poll is retried at the next tick with a new connection.
 async fn poll_head(
-    opts: Opts,
+    source: MysqlSource,
     flavor: crate::checkpoint::Flavor,
     committed: watch::Receiver<Checkpoint>,
     stop: CancellationToken,
@@ -772,7 +829,7 @@ async fn poll_head(
             _ = stop.cancelled() => return,
         }
         if conn.is_none() {
-            conn = Conn::new(opts.clone()).await.ok();
+            conn = source.connect().await.ok();
         }
         let Some(c) = conn.as_mut() else { continue };
         let head = prerequisites::binlog_head(c, flavor).await;

@@ -206,8 +206,15 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     } else {
         None
     };
-    let (opts, _host) = crate::run::mysql_opts(config)?;
-    let mut conn = Conn::new(opts).await.map_err(my)?;
+    let source =
+        crate::reader::connect::MysqlSource::new(&config.mysql).map_err(crate::Error::from)?;
+    let mut conn = source
+        .connect()
+        .await
+        .map_err(|e| match source.explain_tls(&e) {
+            Some(tls) => VerifyError::Setup(crate::Error::Tls(tls)),
+            None => my(e),
+        })?;
     conn.query_drop(SESSION_SETUP).await.map_err(my)?;
     let client = EsClient::new(&config.elasticsearch).map_err(crate::Error::from)?;
     let settle = Duration::from_millis(config.writer.max_delay_ms.saturating_mul(3))

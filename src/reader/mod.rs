@@ -11,6 +11,7 @@
 //! resumes at the last transaction boundary it completed, so a half-read
 //! transaction is read again whole, with the same version.
 
+pub mod connect;
 pub mod ddl;
 pub mod events;
 pub mod merge;
@@ -23,12 +24,14 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStreamRequest, Conn, Opts};
+use mysql_async::{BinlogStreamRequest, Conn};
 use mysql_common::binlog::consts::EventType;
 use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
+
+use connect::MysqlSource;
 
 use crate::checkpoint::{
     AckToken, Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket,
@@ -181,7 +184,7 @@ impl OpenTxn {
 /// The replication reader.
 pub struct Reader {
     config: Arc<Config>,
-    opts: Opts,
+    source: MysqlSource,
     host: String,
     identity: Arc<ServerIdentity>,
     state: StreamState,
@@ -213,8 +216,8 @@ pub struct Reader {
 pub struct ReaderSetup {
     /// Configuration.
     pub config: Arc<Config>,
-    /// Connection options.
-    pub opts: Opts,
+    /// Where and how to connect.
+    pub source: MysqlSource,
     /// `host:port` for messages.
     pub host: String,
     /// Identity of the server we verified at start-up.
@@ -247,7 +250,7 @@ impl Reader {
         let file: Arc<str> = setup.state.position.file.as_str().into();
         Self {
             config: setup.config,
-            opts: setup.opts,
+            source: setup.source,
             host: setup.host,
             identity: Arc::new(setup.identity),
             outer_end: setup.state.position.pos,
@@ -315,7 +318,7 @@ impl Reader {
 
     async fn stream_once(&mut self) -> Result<(), ReaderError> {
         let mut conn = tokio::select! {
-            c = Conn::new(self.opts.clone()) => c.map_err(|e| self.conn_err(e))?,
+            c = self.source.connect() => c.map_err(|e| self.conn_err(e))?,
             _ = self.stop.cancelled() => return Ok(()),
         };
         let facts = prerequisites::server_facts(&mut conn)
@@ -842,9 +845,7 @@ impl Reader {
 
     async fn catalog_conn(&mut self) -> Result<&mut Conn, ReaderError> {
         if self.catalog.is_none() {
-            let c = Conn::new(self.opts.clone())
-                .await
-                .map_err(|e| self.conn_err(e))?;
+            let c = self.source.connect().await.map_err(|e| self.conn_err(e))?;
             self.catalog = Some(c);
         }
         self.catalog

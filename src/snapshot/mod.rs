@@ -20,9 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use elasticsearch::http::Method;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, Value};
+use mysql_async::{Conn, Value};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -34,6 +33,7 @@ use crate::config::Config;
 use crate::decode::RowDecoder;
 use crate::ordering::Op;
 use crate::position::{BinlogPosition, Version};
+use crate::reader::connect::MysqlSource;
 use crate::reader::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened, reached};
 use crate::reader::schema::TableSchema;
 use crate::scan;
@@ -77,8 +77,8 @@ pub struct ResyncRequest {
 pub struct CopySetup {
     /// Configuration.
     pub config: Arc<Config>,
-    /// Connection options for the copy connections.
-    pub opts: Opts,
+    /// Where the copy connections go.
+    pub source: MysqlSource,
     /// Server flavour (decides how a snapshot is opened).
     pub flavor: Flavor,
     /// Sink client (index creation, the final sweep).
@@ -225,7 +225,7 @@ impl From<mysql_async::Error> for Interrupt {
 /// Copies one table.
 struct Worker {
     config: Arc<Config>,
-    opts: Opts,
+    source: MysqlSource,
     flavor: Flavor,
     es: EsClient,
     reader: mpsc::Sender<CopyRequest>,
@@ -238,7 +238,7 @@ impl Worker {
     fn new(setup: &CopySetup, counters: Arc<Counters>) -> Self {
         Self {
             config: Arc::clone(&setup.config),
-            opts: setup.opts.clone(),
+            source: setup.source.clone(),
             flavor: setup.flavor,
             es: setup.es.clone(),
             reader: setup.reader.clone(),
@@ -362,7 +362,7 @@ impl Worker {
             self.finish(copy, None).await?;
             return Ok(());
         };
-        let mut conn = Conn::new(self.opts.clone()).await?;
+        let mut conn = self.source.connect().await?;
         conn.query_drop(scan::SESSION_SETUP).await?;
         if !table_exists(&mut conn, &copy.db, &copy.table).await? {
             info!(table = %name, "Table no longer exists; nothing to copy.");
@@ -617,30 +617,45 @@ pub async fn request_resync(config: &Config, table: &str) -> Result<String, Stri
                 .into(),
         );
     }
-    let base = format!("http://{}", config.http.listen);
-    let transport = elasticsearch::http::transport::Transport::single_node(&base)
-        .map_err(|e| format!("http.listen `{}`: {e}", config.http.listen))?;
-    let resp = transport
-        .send(
-            Method::Post,
-            "/resync",
-            elasticsearch::http::headers::HeaderMap::new(),
-            Some(&[("table", table)]),
-            None::<Vec<u8>>,
-            Some(Duration::from_secs(10)),
+    let h = &config.http;
+    // A wildcard listen address is reached on loopback.
+    let mut addr = h.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let tls = h.tls_cert_file.is_some();
+    let base = format!("{}://{addr}", if tls { "https" } else { "http" });
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if tls {
+        // The daemon's own certificate is not issued for the address we dial; on loopback
+        // nothing sits between us, elsewhere the certificate must chain to the system roots.
+        builder = builder.danger_accept_invalid_certs(addr.ip().is_loopback());
+    }
+    let client = builder
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let mut request = client
+        .post(format!("{base}/resync"))
+        .query(&[("table", table)]);
+    let password = crate::config::secret("http.password_file", &h.password, &h.password_file)
+        .map_err(|e| e.to_string())?;
+    if let (Some(user), Some(pw)) = (&h.username, password) {
+        request = request.basic_auth(user, Some(pw.expose()));
+    }
+    let resp = request.send().await.map_err(|e| {
+        format!(
+            "cannot reach the daemon at {base} ({e}); is `binlog2es run` running with this \
+             configuration?"
         )
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot reach the daemon at {base} ({e}); is `binlog2es run` running with this \
-                 configuration?"
-            )
-        })?;
-    let status = resp.status_code().as_u16();
+    })?;
+    let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    if (200..300).contains(&status) {
-        Ok(text.trim().to_owned())
-    } else {
-        Err(text.trim().to_owned())
+    match status {
+        200..=299 => Ok(text.trim().to_owned()),
+        401 => Err(format!(
+            "the daemon at {base} refused our credentials (HTTP 401); check http.username and \
+             http.password / http.password_file"
+        )),
+        _ => Err(text.trim().to_owned()),
     }
 }

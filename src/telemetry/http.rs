@@ -1,24 +1,94 @@
 //! The operations endpoint (SPEC §7): `/metrics` (Prometheus text), `/healthz`
 //! (process alive), `/readyz` (streaming, and lag under a threshold) and
 //! `POST /resync?table=db.t` (re-copy one table while streaming; `binlog2es resync`).
+//!
+//! Loopback by default. With `http.username` every request must carry that basic-auth
+//! user and password (401 otherwise); with `http.tls_cert_file` it is served over https.
+//! TLS handshakes run in tasks of their own, so a client that stalls its handshake does
+//! not hold up the others.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::Uri;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::snapshot::ResyncRequest;
 
 use super::metrics;
 use super::progress::Progress;
+use crate::config::{ConfigError, HttpConfig, secret};
+
+/// A TLS handshake with the endpoint must finish within this; a stalled client is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who may use the endpoint, and over what; from `[http]`.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// The exact `Authorization` header value a request must carry.
+    basic: Option<Arc<[u8]>>,
+    /// Serve https with this configuration.
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Access {
+    /// Reads the password file and the certificate and key files of `[http]`.
+    ///
+    /// # Errors
+    /// Unreadable or unusable files, naming the key and path.
+    pub fn from_config(h: &HttpConfig) -> Result<Self, ConfigError> {
+        let password = secret("http.password_file", &h.password, &h.password_file)?;
+        let basic = match (&h.username, password) {
+            (Some(user), Some(pw)) => {
+                let pair = format!("{user}:{}", pw.expose());
+                let value = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                );
+                Some(Arc::from(value.into_bytes()))
+            }
+            _ => None,
+        };
+        let tls = match (&h.tls_cert_file, &h.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                let id = crate::tls::ClientIdentity::load("http", cert, key)?;
+                let config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+                    .with_safe_default_protocol_versions()
+                    .and_then(|b| b.with_no_client_auth().with_single_cert(id.certs, id.key))
+                    .map_err(|e| ConfigError::TlsFile {
+                        key: "http.tls_key_file".into(),
+                        path: key.clone(),
+                        message: e.to_string(),
+                    })?;
+                Some(Arc::new(config))
+            }
+            _ => None,
+        };
+        Ok(Self { basic, tls })
+    }
+
+    /// Whether requests must authenticate.
+    pub fn authenticates(&self) -> bool {
+        self.basic.is_some()
+    }
+
+    /// Whether the endpoint speaks https.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
 
 /// The endpoint cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -76,8 +146,10 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
 ///
 /// # Errors
 /// The address cannot be bound.
+#[allow(clippy::too_many_arguments)] // one call site, each argument a distinct setting
 pub async fn bind(
     addr: SocketAddr,
+    access: Access,
     prometheus: Option<PrometheusHandle>,
     endpoint: Endpoint,
     stop: CancellationToken,
@@ -93,21 +165,121 @@ pub async fn bind(
         silence: endpoint.silence,
         resync: endpoint.resync,
     };
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/resync", post(resync))
         .with_state(state);
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "HTTP endpoint stopped.");
+    if let Some(expected) = access.basic.clone() {
+        app = app.layer(middleware::from_fn_with_state(expected, require_basic_auth));
+    }
+    let task = match access.tls {
+        None => tokio::spawn(serve(listener, app, stop)),
+        Some(tls) => {
+            let (tx, rx) = mpsc::channel(16);
+            tokio::spawn(accept_tls(
+                listener,
+                TlsAcceptor::from(tls),
+                tx,
+                stop.clone(),
+            ));
+            tokio::spawn(serve(TlsListener { rx, local }, app, stop))
         }
-    });
+    };
     Ok((local, task))
+}
+
+async fn serve<L>(listener: L, app: Router, stop: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "HTTP endpoint stopped.");
+    }
+}
+
+/// 401 unless the request carries exactly the configured basic-auth credentials.
+async fn require_basic_auth(
+    State(expected): State<Arc<[u8]>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    if crate::tls::same_secret(presented, &expected) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"binlog2es\"")],
+        "authentication required\n",
+    )
+        .into_response()
+}
+
+/// Accepts TCP connections and hands each finished TLS handshake to the server.
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::debug!(error = %e, "Accepting an HTTP connection failed.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, ready) = (acceptor.clone(), ready.clone());
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    ready.send((tls, peer)).await.ok();
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake on the HTTP endpoint failed.")
+                }
+                Err(_) => tracing::debug!(%peer, "TLS handshake on the HTTP endpoint timed out."),
+            }
+        });
+    }
+}
+
+/// Connections whose TLS handshake is done, as axum's listener.
+struct TlsListener {
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(conn) => conn,
+            // The accept task ended (shutdown): wait for the graceful stop.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
 }
 
 async fn metrics_text(State(s): State<AppState>) -> (StatusCode, String) {

@@ -1,18 +1,24 @@
-//! The Elasticsearch connection: transport set-up, server info, raw `_bulk` sends.
+//! The Elasticsearch connection: HTTP client and TLS set-up, credentials, server info,
+//! raw `_bulk` sends.
+//!
+//! Requests go through `reqwest` with a rustls configuration of our own, so that the
+//! server can be checked against a CA file, the public roots or a pinned SHA-256
+//! fingerprint, with an optional client certificate next to any credential. Node URLs
+//! may carry a path prefix (`https://host/elasticsearch`); request paths are joined
+//! under it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
-use elasticsearch::auth::Credentials;
-use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use elasticsearch::http::transport::{
-    MultiNodeConnectionPool, SingleNodeConnectionPool, Transport, TransportBuilder,
-};
+use elasticsearch::http::headers::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use elasticsearch::http::{Method, Url};
 
 use super::WriterError;
-use crate::config::{EsConfig, read_secret, redact_url};
+use crate::config::{EsConfig, redact_url, secret};
+use crate::tls::{CertProblem, ClientIdentity, ServerCheck};
 
 /// Failure of one request, split by whether sending it again can help.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +26,9 @@ pub enum SendError {
     /// Connection refused/reset, timeout, TLS failure in transit …
     #[error("{0}")]
     Transport(String),
+    /// The server's certificate was refused (or ours was): the whole message, with the fix.
+    #[error("{0}")]
+    Certificate(String),
     /// The server answered with a non-success status for the whole request.
     #[error("HTTP {status}: {body}")]
     Status {
@@ -70,30 +79,47 @@ impl ServerInfo {
     }
 }
 
-/// A configured Elasticsearch endpoint.
+/// A configured Elasticsearch endpoint: one HTTP client (connection pool, TLS) over the
+/// configured nodes, used in turn.
 #[derive(Clone)]
 pub struct EsClient {
-    transport: Transport,
+    http: reqwest::Client,
+    /// Node base URLs, each ending in `/` so that a path prefix (`https://host/es/`) is kept.
+    nodes: Arc<[Url]>,
+    next: Arc<AtomicUsize>,
+    /// `Authorization` value (marked sensitive: never logged by the HTTP stack).
+    auth: Option<HeaderValue>,
     request_timeout: Duration,
     display: String,
+    /// What the certificate was checked against, for messages.
+    trust: Arc<str>,
 }
 
 impl EsClient {
-    /// Builds the transport from configuration (no request is sent).
+    /// Builds the client from configuration (no request is sent).
     ///
     /// # Errors
-    /// Bad URL, unreadable secret or CA file.
+    /// Bad URL, unreadable secret, unusable certificate or key file.
     pub fn new(cfg: &EsConfig) -> Result<Self, WriterError> {
-        let urls: Vec<Url> = cfg
+        let nodes: Vec<Url> = cfg
             .all_urls()
             .iter()
             .map(|u| {
-                u.parse::<Url>().map_err(|e| {
+                let mut url = u.parse::<Url>().map_err(|e| {
                     WriterError::Setup(format!("elasticsearch url `{}`: {e}", redact_url(u)))
-                })
+                })?;
+                if !url.path().ends_with('/') {
+                    url.set_path(&format!("{}/", url.path()));
+                }
+                Ok(url)
             })
-            .collect::<Result<_, _>>()?;
-        let display = urls
+            .collect::<Result<_, WriterError>>()?;
+        if nodes.is_empty() {
+            return Err(WriterError::Setup(
+                "elasticsearch.url: missing; set url = \"http://host:9200\"".into(),
+            ));
+        }
+        let display = nodes
             .iter()
             .map(|u| {
                 format!(
@@ -104,56 +130,27 @@ impl EsClient {
             })
             .collect::<Vec<_>>()
             .join(",");
-        let mut builder = if urls.len() == 1 {
-            TransportBuilder::new(SingleNodeConnectionPool::new(urls[0].clone()))
-        } else {
-            TransportBuilder::new(MultiNodeConnectionPool::round_robin(urls, None))
-        };
-        let secret = |key: &str, inline: &Option<String>, file: &Option<std::path::PathBuf>| match (
-            inline, file,
-        ) {
-            (Some(v), _) => Ok(Some(v.clone())),
-            (None, Some(p)) => read_secret(key, p).map(Some),
-            (None, None) => Ok(None),
-        };
-        let setup = |e: crate::config::ConfigError| WriterError::Setup(e.to_string());
-        if let Some(key) = secret(
-            "elasticsearch.api_key_file",
-            &cfg.api_key,
-            &cfg.api_key_file,
-        )
-        .map_err(setup)?
-        {
-            builder = builder.auth(Credentials::EncodedApiKey(key));
-        } else if let Some(user) = &cfg.username {
-            let pw = secret(
-                "elasticsearch.password_file",
-                &cfg.password,
-                &cfg.password_file,
-            )
-            .map_err(setup)?
-            .unwrap_or_default();
-            builder = builder.auth(Credentials::Basic(user.clone(), pw));
-        }
-        if let Some(ca) = &cfg.tls_ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                WriterError::Setup(format!("elasticsearch.tls_ca_file {}: {e}", ca.display()))
-            })?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| {
-                WriterError::Setup(format!("elasticsearch.tls_ca_file {}: {e}", ca.display()))
-            })?;
-            builder = builder.cert_validation(CertificateValidation::Full(cert));
-        }
-        let transport = builder
+        let auth = authorization(cfg)?;
+        let (tls, trust) = tls_config(cfg)?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .timeout(cfg.request_timeout)
-            .enable_meta_header(false)
             .build()
             .map_err(|e| WriterError::Setup(format!("elasticsearch client: {e}")))?;
         Ok(Self {
-            transport,
+            http,
+            nodes: nodes.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+            auth,
             request_timeout: cfg.request_timeout,
             display,
+            trust: trust.into(),
         })
+    }
+
+    /// Whether a credential goes to a node over plain http.
+    pub fn sends_credentials_in_clear(&self) -> bool {
+        self.auth.is_some() && self.nodes.iter().any(|u| u.scheme() == "http")
     }
 
     /// `host:port` of the configured nodes, for messages.
@@ -291,24 +288,52 @@ impl EsClient {
         query: Option<&Q>,
         body: Option<Bytes>,
     ) -> Result<(u16, Bytes), SendError> {
-        let resp = self
-            .transport
-            .send(
-                method,
-                path,
-                headers,
-                query,
-                body,
-                Some(self.request_timeout),
-            )
-            .await
-            .map_err(|e| SendError::Transport(error_chain(&e)))?;
-        let status = resp.status_code().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| SendError::Transport(error_chain(&e)))?;
+        let node = &self.nodes[self.next.fetch_add(1, Ordering::Relaxed) % self.nodes.len()];
+        let url = node
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| SendError::Transport(format!("bad request path `{path}`: {e}")))?;
+        let method = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Put => reqwest::Method::PUT,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Head => reqwest::Method::HEAD,
+        };
+        let mut request = self
+            .http
+            .request(method, url)
+            .timeout(self.request_timeout)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(auth) = &self.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        request = request.headers(headers);
+        if let Some(q) = query {
+            request = request.query(q);
+        }
+        if let Some(b) = body {
+            request = request.body(b);
+        }
+        let resp = request.send().await.map_err(|e| self.transport_error(e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         Ok((status, bytes))
+    }
+
+    /// A failed send: a refused certificate gets its own variant (retrying does not help
+    /// at start-up); the URL is left out of the text (it may hold credentials).
+    fn transport_error(&self, e: reqwest::Error) -> SendError {
+        let e = e.without_url();
+        match CertProblem::find(&e) {
+            Some(problem) => SendError::Certificate(format!(
+                "TLS with Elasticsearch at {} failed: {}; {}",
+                self.display,
+                problem.describe(&self.trust),
+                cert_fix(&problem)
+            )),
+            None => SendError::Transport(error_chain(&e)),
+        }
     }
 
     pub(crate) async fn request<Q: serde::Serialize + ?Sized>(
@@ -326,6 +351,104 @@ impl EsClient {
             return Err(SendError::Status { status, body: text });
         }
         Ok(bytes)
+    }
+}
+
+/// The `Authorization` header for the configured credential (at most one kind, see
+/// `Config::validate`), marked sensitive.
+fn authorization(cfg: &EsConfig) -> Result<Option<HeaderValue>, WriterError> {
+    let value = if let Some(key) = secret(
+        "elasticsearch.api_key_file",
+        &cfg.api_key,
+        &cfg.api_key_file,
+    )? {
+        format!("ApiKey {}", key.expose())
+    } else if let Some(token) = secret(
+        "elasticsearch.bearer_token_file",
+        &cfg.bearer_token,
+        &cfg.bearer_token_file,
+    )? {
+        format!("Bearer {}", token.expose())
+    } else if let Some(user) = &cfg.username {
+        let password = secret(
+            "elasticsearch.password_file",
+            &cfg.password,
+            &cfg.password_file,
+        )?;
+        let pair = format!(
+            "{user}:{}",
+            password.as_ref().map(|p| p.expose()).unwrap_or_default()
+        );
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    } else {
+        return Ok(None);
+    };
+    let mut header = HeaderValue::from_str(&value).map_err(|_| {
+        WriterError::Setup(
+            "elasticsearch credentials contain characters not allowed in an HTTP header \
+             (a newline in a secret file?)"
+                .into(),
+        )
+    })?;
+    header.set_sensitive(true);
+    Ok(Some(header))
+}
+
+/// The rustls configuration from `[elasticsearch]`, and how the trust is described in
+/// messages.
+fn tls_config(cfg: &EsConfig) -> Result<(rustls::ClientConfig, String), WriterError> {
+    let (check, trust) = match (&cfg.tls_ca_file, &cfg.ca_fingerprint) {
+        (Some(ca), _) => (
+            ServerCheck::Roots(crate::tls::load_roots("elasticsearch.tls_ca_file", ca)?),
+            format!("elasticsearch.tls_ca_file {}", ca.display()),
+        ),
+        (None, Some(f)) => (
+            ServerCheck::Fingerprint(crate::tls::parse_fingerprint(f).map_err(|e| {
+                crate::config::ConfigError::invalid("elasticsearch.ca_fingerprint", e)
+            })?),
+            "elasticsearch.ca_fingerprint".to_owned(),
+        ),
+        (None, None) => (
+            ServerCheck::Roots(crate::tls::public_roots()),
+            "the public web roots; set elasticsearch.tls_ca_file or ca_fingerprint for a \
+             private CA"
+                .to_owned(),
+        ),
+    };
+    let identity = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+        (Some(cert), Some(key)) => Some(ClientIdentity::load("elasticsearch", cert, key)?),
+        _ => None,
+    };
+    let config = crate::tls::client_config(
+        check,
+        identity,
+        "elasticsearch.tls_key_file",
+        cfg.tls_key_file.as_deref(),
+    )?;
+    Ok((config, trust))
+}
+
+/// How to fix a refused Elasticsearch certificate.
+fn cert_fix(problem: &CertProblem) -> &'static str {
+    match problem {
+        CertProblem::UnknownIssuer | CertProblem::Expired | CertProblem::Other(_) => {
+            "set elasticsearch.tls_ca_file to the CA that signed the server's certificate \
+             (or ca_fingerprint to its SHA-256 fingerprint)"
+        }
+        CertProblem::WrongName { .. } => {
+            "use a host name the certificate lists in elasticsearch.url, or pin the server's \
+             certificate with elasticsearch.ca_fingerprint"
+        }
+        CertProblem::FingerprintMismatch(_) => {
+            "check elasticsearch.ca_fingerprint against `openssl x509 -noout -fingerprint \
+             -sha256` of the server's CA or certificate"
+        }
+        CertProblem::ClientCertRefused(_) => {
+            "set elasticsearch.tls_cert_file and tls_key_file to a certificate the cluster trusts"
+        }
     }
 }
 

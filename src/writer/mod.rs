@@ -36,6 +36,9 @@ pub enum WriterError {
     /// Client construction (URL, secrets, CA).
     #[error("{0}")]
     Setup(String),
+    /// A secret, certificate or key file named in `[elasticsearch]` is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The dead-letter file cannot be written.
     #[error("cannot write dead-letter file {path}: {source}")]
     DeadLetter {

@@ -28,6 +28,8 @@ pub struct DaemonBuilder {
     connect_timeout: String,
     snapshot_mode: String,
     mysql_toml: String,
+    es_toml: String,
+    http_toml: String,
     http_listen: String,
     tables: String,
     extra_toml: String,
@@ -94,6 +96,18 @@ impl DaemonBuilder {
         self
     }
 
+    /// Extra lines inside the `[elasticsearch]` section.
+    pub fn es_toml(mut self, lines: &str) -> Self {
+        self.es_toml += &format!("{lines}\n");
+        self
+    }
+
+    /// Extra lines inside the `[http]` section.
+    pub fn http_toml(mut self, lines: &str) -> Self {
+        self.http_toml += &format!("{lines}\n");
+        self
+    }
+
     /// TOML appended at the end of the file; must start with a section header (`[writer]`).
     pub fn extra_toml(mut self, text: &str) -> Self {
         self.extra_toml += &format!("\n{text}\n");
@@ -109,18 +123,20 @@ impl DaemonBuilder {
         let root = dir.path().to_path_buf();
         let config = format!(
             "[mysql]\nurl = {}\nserver_id = {}\nconnect_timeout = {}\n{}\n\
-             [elasticsearch]\nurl = {}\n\n\
+             [elasticsearch]\nurl = {}\n{}\n\
              [checkpoint]\npath = {}\n\n\
              [snapshot]\nmode = {}\n\n\
-             [http]\nlisten = {}\n{}{}",
+             [http]\nlisten = {}\n{}{}{}",
             quote(&self.mysql_url),
             next_server_id(),
             quote(&self.connect_timeout),
             self.mysql_toml,
             quote(&self.es_url),
+            self.es_toml,
             quote(&root.join("checkpoint.json").display().to_string()),
             quote(&self.snapshot_mode),
             quote(&self.http_listen),
+            self.http_toml,
             self.tables,
             self.extra_toml,
         );
@@ -161,6 +177,8 @@ impl Daemon {
             connect_timeout: "10s".into(),
             snapshot_mode: "never".into(),
             mysql_toml: String::new(),
+            es_toml: String::new(),
+            http_toml: String::new(),
             http_listen: "127.0.0.1:0".into(),
             tables: String::new(),
             extra_toml: String::new(),
@@ -420,9 +438,15 @@ impl fmt::Display for CliOutput {
 
 /// Runs `binlog2es ARGS…` to completion (killed after 60 s) and collects its output.
 pub async fn run_cli(args: &[&str]) -> CliOutput {
+    run_cli_with_env(args, &[]).await
+}
+
+/// As [`run_cli`], with these environment variables (e.g. `BINLOG2ES__MYSQL__PASSWORD`).
+pub async fn run_cli_with_env(args: &[&str], env: &[(&str, &str)]) -> CliOutput {
     let dir = tempfile::tempdir().unwrap();
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut child = command(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(File::create(&out_path).unwrap())
         .stderr(File::create(&err_path).unwrap())

@@ -18,11 +18,13 @@
 //! during a panic prints its log tail and keeps its temp dir.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: panics are the report
 
+pub mod certs;
 mod compare;
 mod daemon;
 mod es;
 pub mod proxy;
 mod servers;
+pub mod tls_proxy;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,7 +40,7 @@ pub use compare::{
     wait_until_index_equals_table,
 };
 #[allow(unused_imports)]
-pub use daemon::{CliOutput, Daemon, DaemonBuilder, run_cli};
+pub use daemon::{CliOutput, Daemon, DaemonBuilder, run_cli, run_cli_with_env};
 #[allow(unused_imports)]
 pub use es::Es;
 #[allow(unused_imports)]
@@ -176,6 +178,30 @@ impl TestEnv {
             row.get::<String, _>(0).expect("binlog file name"),
             row.get::<u64, _>(1).expect("binlog position"),
         )
+    }
+}
+
+impl TestEnv {
+    /// Creates a fresh account named after `prefix` with the daemon's privileges; `auth` is
+    /// the rest of `CREATE USER`, e.g. `IDENTIFIED BY 'pw' REQUIRE X509`. Returns its URL at
+    /// the server's `host:port` with `password` in it.
+    pub async fn create_account(&self, prefix: &str, password: &str, auth: &str) -> String {
+        let user = self.next_name(prefix, '_');
+        let mut conn = self.mysql().await;
+        conn.query_drop(format!(
+            "DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' {auth}; \
+             GRANT {} ON *.* TO '{user}'@'%'",
+            servers::daemon_privileges(self.is_mariadb)
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("creating account {user}: {e}"));
+        conn.disconnect().await.ok();
+        let host_port = self
+            .daemon_url
+            .rsplit('@')
+            .next()
+            .expect("host in daemon_url");
+        format!("mysql://{user}:{password}@{host_port}")
     }
 }
 

@@ -406,11 +406,7 @@ async fn prepare_mysql(admin_url: &str) -> (String, bool) {
     };
     let version: String = conn.query_first("SELECT VERSION()").await.unwrap().unwrap();
     let is_mariadb = version.contains("MariaDB");
-    let privileges = if is_mariadb {
-        "SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR"
-    } else {
-        "SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT"
-    };
+    let privileges = daemon_privileges(is_mariadb);
     conn.query_drop(format!(
         "CREATE USER IF NOT EXISTS '{DAEMON_USER}'@'%' IDENTIFIED BY '{DAEMON_PASSWORD}'; \
          GRANT {privileges} ON *.* TO '{DAEMON_USER}'@'%'"
@@ -424,6 +420,15 @@ async fn prepare_mysql(admin_url: &str) -> (String, bool) {
         opts.tcp_port()
     );
     (daemon_url, is_mariadb)
+}
+
+/// What the daemon's accounts are granted on this server flavour.
+pub(super) fn daemon_privileges(is_mariadb: bool) -> &'static str {
+    if is_mariadb {
+        "SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR"
+    } else {
+        "SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT"
+    }
 }
 
 async fn wait_for_es(url: &str) {
