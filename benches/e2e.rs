@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Daemon, TestEnv};
+use common::{Daemon, Es, Osmem, TestEnv};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde_json::json;
@@ -231,11 +231,7 @@ struct Sample {
 
 /// Loads the workload into `db.t`; one sample per transaction goes to `samples` when given.
 /// Returns the time it took.
-async fn load(
-    conn: &mut Conn,
-    w: Workload,
-    samples: Option<&Arc<Mutex<Vec<Sample>>>>,
-) -> Duration {
+async fn load(conn: &mut Conn, w: Workload, samples: Option<&Arc<Mutex<Vec<Sample>>>>) -> Duration {
     let started = Instant::now();
     let mut sql = String::with_capacity(1 << 20);
     let mut first = 1;
@@ -372,7 +368,10 @@ async fn ingest(es_url: &str, ops: &[(u64, String)], connections: usize) -> Dura
         .map(|bodies| {
             let url = url.clone();
             tokio::spawn(async move {
-                let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let http = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
                 for body in bodies {
                     let resp = http
                         .post(&url)
@@ -416,7 +415,11 @@ fn mib(kib: Option<u64>) -> f64 {
 }
 
 /// Waits until the daemon's checkpoint is at or past `target`; returns when.
-async fn wait_checkpoint(daemon: &mut Daemon, target: &(String, u64), timeout: Duration) -> Instant {
+async fn wait_checkpoint(
+    daemon: &mut Daemon,
+    target: &(String, u64),
+    timeout: Duration,
+) -> Instant {
     let deadline = Instant::now() + timeout;
     loop {
         daemon.assert_running();
@@ -433,19 +436,24 @@ async fn wait_checkpoint(daemon: &mut Daemon, target: &(String, u64), timeout: D
         {
             return Instant::now();
         }
-        assert!(Instant::now() < deadline, "checkpoint did not reach {target:?}");
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint did not reach {target:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 /// Checks that the index holds exactly the table's ids with the table's `rev`.
-async fn verify(env: &TestEnv, db: &str, index: &str) {
+async fn verify(env: &TestEnv, es: &Es, db: &str, index: &str) {
     let mut conn = env.mysql_db(db).await;
     let rows: Vec<(u64, u32)> = conn.query("SELECT id, rev FROM t").await.unwrap();
-    let docs = env.es().docs(index).await;
+    let docs = es.docs(index).await;
     assert_eq!(docs.len(), rows.len(), "{index}: document count");
     for (id, rev) in rows {
-        let doc = docs.get(&id.to_string()).unwrap_or_else(|| panic!("{index}: no doc {id}"));
+        let doc = docs
+            .get(&id.to_string())
+            .unwrap_or_else(|| panic!("{index}: no doc {id}"));
         assert_eq!(doc["rev"], json!(rev), "{index}: doc {id}");
     }
 }
@@ -468,7 +476,8 @@ async fn watch_latency(
         }
         if !pending.is_empty() {
             let ids: Vec<String> = pending.iter().map(|s| s.id.to_string()).collect();
-            let body = json!({"size": ids.len(), "_source": ["rev"], "query": {"ids": {"values": ids}}});
+            let body =
+                json!({"size": ids.len(), "_source": ["rev"], "query": {"ids": {"values": ids}}});
             let answer: serde_json::Value = http
                 .post(&url)
                 .json(&body)
@@ -514,8 +523,44 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-fn daemon_builder(env: &TestEnv, db: &str, index: &str) -> common::DaemonBuilder {
-    let mut b = Daemon::builder(env).table(&format!("{db}.t"), index);
+/// A sink of its own for one measured run (a fresh osmem-server, so that no run pays for
+/// the documents of an earlier one), or the external `BINLOG2ES_TEST_ES_URL`.
+struct Sink {
+    url: String,
+    es: Es,
+    _server: Option<Osmem>,
+}
+
+async fn fresh_sink(env: &TestEnv) -> Sink {
+    let (url, server) = if std::env::var("BINLOG2ES_TEST_ES_URL").is_ok() {
+        (env.es_url.clone(), None)
+    } else {
+        let server = std::thread::spawn(Osmem::start).join().unwrap();
+        (server.url.clone(), Some(server))
+    };
+    let es = Es::new(&url);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(&url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "{url} does not answer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Sink {
+        url,
+        es,
+        _server: server,
+    }
+}
+
+fn daemon_builder(env: &TestEnv, sink: &Sink, db: &str, index: &str) -> common::DaemonBuilder {
+    let mut b = Daemon::builder(env)
+        .es_url(&sink.url)
+        .table(&format!("{db}.t"), index);
     if let Ok(lines) = std::env::var("BINLOG2ES_E2E_WRITER") {
         b = b.extra_toml(&format!("[writer]\n{}", lines.replace(';', "\n")));
     }
@@ -538,7 +583,6 @@ fn main() {
 async fn bench() {
     let w = Workload::scaled();
     let env = TestEnv::get();
-    let es = env.es();
     println!(
         "e2e: {} inserts, {} updates, {} deletes ({} changes, {} final documents), {LANES} lanes",
         w.inserts,
@@ -549,10 +593,11 @@ async fn bench() {
     );
 
     // (a) replay: checkpoint before the workload, load it, start binlog2es there.
+    let sink = fresh_sink(env).await;
     let (db, mut conn) = env.create_database_with(DDL).await;
     let index = env.unique_index("e2e-replay");
-    es.create_index(&index, index_body()).await;
-    let mut daemon = daemon_builder(env, &db, &index).start().await;
+    sink.es.create_index(&index, index_body()).await;
+    let mut daemon = daemon_builder(env, &sink, &db, &index).start().await;
     assert_eq!(daemon.terminate().await, 0);
     let load_time = load(&mut conn, w, None).await;
     let end = env.binlog_position().await;
@@ -565,7 +610,8 @@ async fn bench() {
     let replay_cpu = cpu_seconds(pid);
     let replay_rss = mib(daemon.peak_rss_kib());
     assert_eq!(daemon.terminate().await, 0);
-    verify(env, &db, &index).await;
+    verify(env, &sink.es, &db, &index).await;
+    drop(sink);
     println!(
         "replay: {:.2} s ({:.0} changes/s), CPU {:.2} s ({:.2} s per 100k changes), peak RSS {:.1} MiB",
         replay.as_secs_f64(),
@@ -575,25 +621,28 @@ async fn bench() {
         replay_rss
     );
 
-    // (c) the sink's raw rate for the same stream, same connections; then over one; then
-    // the final documents alone.
+    // (c) the sink's raw rate for the same stream over the same connections, over one, and
+    // for the final documents alone; each on a fresh sink.
     let mut raw = Vec::new();
     for (what, connections) in [
         ("change stream", LANES),
         ("change stream", 1),
         ("final documents", LANES),
     ] {
+        let sink = fresh_sink(env).await;
         let raw_index = env.unique_index("e2e-raw");
-        es.create_index(&raw_index, index_body()).await;
+        sink.es.create_index(&raw_index, index_body()).await;
         let ops = if what == "change stream" {
             change_stream(w, &raw_index)
         } else {
             final_docs(w, &raw_index)
         };
-        let took = ingest(&env.es_url, &ops, connections).await;
-        assert_eq!(es.count(&raw_index).await, w.final_docs(), "{raw_index}");
-        es.request(reqwest::Method::DELETE, &format!("/{raw_index}"), None)
-            .await;
+        let took = ingest(&sink.url, &ops, connections).await;
+        assert_eq!(
+            sink.es.count(&raw_index).await,
+            w.final_docs(),
+            "{raw_index}"
+        );
         println!(
             "sink raw, {what} ({} ops) over {connections} connection(s): {:.2} s",
             ops.len(),
@@ -601,21 +650,20 @@ async fn bench() {
         );
         raw.push(took);
     }
-    es.request(reqwest::Method::DELETE, &format!("/{index}"), None)
-        .await;
     let (raw_stream, raw_stream_1, raw_final) = (raw[0], raw[1], raw[2]);
 
     // (b) streaming: binlog2es first, then the workload at full speed.
+    let sink = fresh_sink(env).await;
     let (db, mut conn) = env.create_database_with(DDL).await;
     let index = env.unique_index("e2e-stream");
-    es.create_index(&index, index_body()).await;
-    let mut daemon = daemon_builder(env, &db, &index).start().await;
+    sink.es.create_index(&index, index_body()).await;
+    let mut daemon = daemon_builder(env, &sink, &db, &index).start().await;
     let pid = daemon.pid().unwrap();
     let cpu_before = cpu_seconds(pid);
     let samples = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = tokio::spawn(watch_latency(
-        env.es_url.clone(),
+        sink.url.clone(),
         index.clone(),
         Arc::clone(&samples),
         Arc::clone(&stop),
@@ -629,7 +677,7 @@ async fn bench() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     let mut latencies = watcher.await.unwrap();
     latencies.sort();
-    verify(env, &db, &index).await;
+    verify(env, &sink.es, &db, &index).await;
     let implied = raw_stream.saturating_sub(load_time);
     println!(
         "streaming: workload loaded in {:.2} s; lag after it {:.2} s (the raw sink rate implies {:.2} s); \
@@ -642,13 +690,20 @@ async fn bench() {
         latencies.len(),
         stream_cpu
     );
+    drop(sink);
 
-    // Paced: 5,000 changes/s as 50-row inserts every 10 ms, for 10 s.
+    // Paced: 5,000 changes/s as 50-row inserts every 10 ms, for 10 s, on a fresh sink and
+    // table with a daemon of its own (steady streaming: its RSS is the one to compare).
+    let sink = fresh_sink(env).await;
+    let (db, mut conn) = env.create_database_with(DDL).await;
+    let index = env.unique_index("e2e-paced");
+    sink.es.create_index(&index, index_body()).await;
+    let mut daemon = daemon_builder(env, &sink, &db, &index).start().await;
     let paced_rows = 50u64;
     let ticks = 1000u64;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = tokio::spawn(watch_latency(
-        env.es_url.clone(),
+        sink.url.clone(),
         index.clone(),
         Arc::clone(&samples),
         Arc::clone(&stop),
@@ -657,10 +712,9 @@ async fn bench() {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let paced_start = Instant::now();
     let mut sql = String::new();
-    let mut rss_max = 0u64;
     for k in 0..ticks {
         tick.tick().await;
-        let first = 10_000_000 + k * paced_rows;
+        let first = 1 + k * paced_rows;
         let last = first + paced_rows - 1;
         sql.clear();
         sql.push_str("INSERT INTO t VALUES ");
@@ -677,9 +731,6 @@ async fn bench() {
             rev: Some(0),
             committed: Instant::now(),
         });
-        if k % 50 == 0 {
-            rss_max = rss_max.max(daemon.rss_kib().unwrap_or(0));
-        }
     }
     let paced_time = paced_start.elapsed();
     let end = env.binlog_position().await;
@@ -687,37 +738,37 @@ async fn bench() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     let mut paced = watcher.await.unwrap();
     paced.sort();
-    let stream_rss = mib(daemon.peak_rss_kib());
+    let paced_rss = mib(daemon.peak_rss_kib());
     assert_eq!(daemon.terminate().await, 0);
+    drop(sink);
     let rate = (paced_rows * ticks) as f64 / paced_time.as_secs_f64();
     println!(
-        "paced: {rate:.0} changes/s for {:.1} s; change→searchable p50 {:.0} ms, p99 {:.0} ms ({} samples); \
-         RSS during it ≤ {:.1} MiB, peak over the whole streaming run {:.1} MiB",
+        "paced: {rate:.0} changes/s for {:.1} s; change→searchable p50 {:.0} ms, p99 {:.0} ms \
+         ({} samples); peak RSS {paced_rss:.1} MiB",
         paced_time.as_secs_f64(),
         percentile(&paced, 0.5).as_secs_f64() * 1e3,
         percentile(&paced, 0.99).as_secs_f64() * 1e3,
         paced.len(),
-        mib(Some(rss_max)),
-        stream_rss
     );
-    es.request(reqwest::Method::DELETE, &format!("/{index}"), None)
-        .await;
 
+    let secs = |d: Duration| d.as_secs_f64();
     println!(
-        "SUMMARY replay {:.2}s | raw stream {:.2}s ({LANES} conn) {:.2}s (1 conn) | raw final {:.2}s | \
-         replay/raw-stream {:.2} | replay/raw-final {:.2} | CPU {:.2}s per 100k | peak RSS {:.1} MiB | \
-         stream lag {:.2}s (implied {:.2}s) p99 {:.0} ms | paced {rate:.0}/s p99 {:.0} ms",
-        replay.as_secs_f64(),
-        raw_stream.as_secs_f64(),
-        raw_stream_1.as_secs_f64(),
-        raw_final.as_secs_f64(),
-        replay.as_secs_f64() / raw_stream.as_secs_f64(),
-        replay.as_secs_f64() / raw_final.as_secs_f64(),
+        "SUMMARY replay {:.2}s = {:.2}x the raw change-stream rate ({:.2}s, {LANES} conn; 1 conn {:.2}s), \
+         {:.2}x the final-documents rate ({:.2}s) | CPU {:.2}s per 100k changes | peak RSS {:.1} MiB \
+         (paced {paced_rss:.1}) | streaming lag {:.2}s (raw implies {:.2}s), p99 {:.0} ms | \
+         paced {rate:.0}/s p50 {:.0} ms p99 {:.0} ms",
+        secs(replay),
+        secs(raw_stream) / secs(replay),
+        secs(raw_stream),
+        secs(raw_stream_1),
+        secs(raw_final) / secs(replay),
+        secs(raw_final),
         replay_cpu * 100_000.0 / w.changes() as f64,
-        replay_rss.max(stream_rss),
-        lag.as_secs_f64(),
-        implied.as_secs_f64(),
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        percentile(&paced, 0.99).as_secs_f64() * 1e3,
+        replay_rss,
+        secs(lag),
+        secs(implied),
+        secs(percentile(&latencies, 0.99)) * 1e3,
+        secs(percentile(&paced, 0.5)) * 1e3,
+        secs(percentile(&paced, 0.99)) * 1e3,
     );
 }
