@@ -33,6 +33,12 @@ pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
 pub const DEFAULT_MAX_DELAY_MS: u64 = 50;
 /// Changes queued per lane before the reader blocks (backpressure, SPEC §2.3).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+/// `_bulk` requests a lane keeps in flight. 1 (one at a time) is the plain, safest
+/// order; more overlaps batch assembly and the sink's work on the next request, at the
+/// cost of more connections (lanes × depth). Batches sharing a document never overlap.
+pub const DEFAULT_PIPELINE_DEPTH: usize = 1;
+/// Most in-flight requests per lane accepted by validation.
+pub const MAX_PIPELINE_DEPTH: usize = 16;
 /// First retry delay; doubles up to the maximum, with jitter.
 pub const DEFAULT_RETRY_INITIAL_MS: u64 = 100;
 /// Retry delay ceiling: an outage costs at most this much extra catch-up time.
@@ -299,6 +305,13 @@ pub struct WriterConfig {
     /// Give up after this many attempts of one batch; 0 = retry forever.
     #[serde(default)]
     pub max_retries: u32,
+    /// `_bulk` requests in flight per lane (see [`DEFAULT_PIPELINE_DEPTH`]).
+    #[serde(default = "d_pipeline_depth")]
+    pub pipeline_depth: usize,
+    /// Gzip `_bulk` bodies (`Content-Encoding: gzip`): for slow links to the sink; on a
+    /// fast network it costs more CPU than it saves. Default off.
+    #[serde(default)]
+    pub gzip: bool,
 }
 
 impl Default for WriterConfig {
@@ -312,6 +325,8 @@ impl Default for WriterConfig {
             retry_initial_ms: DEFAULT_RETRY_INITIAL_MS,
             retry_max_ms: DEFAULT_RETRY_MAX_MS,
             max_retries: 0,
+            pipeline_depth: DEFAULT_PIPELINE_DEPTH,
+            gzip: false,
         }
     }
 }
@@ -598,6 +613,12 @@ impl Config {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
         }
+        if !(1..=MAX_PIPELINE_DEPTH).contains(&w.pipeline_depth) {
+            return Err(ConfigError::invalid(
+                "writer.pipeline_depth",
+                format!("must be between 1 and {MAX_PIPELINE_DEPTH}"),
+            ));
+        }
         if w.lanes > 256 {
             return Err(ConfigError::invalid("writer.lanes", "must be at most 256"));
         }
@@ -800,6 +821,9 @@ fn d_request() -> Duration {
 }
 fn d_ckpt_interval() -> u64 {
     DEFAULT_CHECKPOINT_INTERVAL_MS
+}
+fn d_pipeline_depth() -> usize {
+    DEFAULT_PIPELINE_DEPTH
 }
 fn d_lanes() -> usize {
     DEFAULT_LANES
