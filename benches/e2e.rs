@@ -7,7 +7,8 @@
 //! Workload, in one database table of ~660-byte documents (ints, varchar, ~400 B text,
 //! decimal, datetime(6), JSON, SET): 100k inserts in 1000-row transactions, 50k updates and
 //! 10k deletes (also 1000 rows per transaction), leaving 90k documents. Every index is
-//! created first with `{"dynamic": false}`, the same for every run.
+//! created first with `{"dynamic": false}`, the same for every run, and every run gets an
+//! osmem-server of its own (none pays for the documents of an earlier one).
 //!
 //! 1. **replay**: binlog2es (the release binary, as a child process, default settings)
 //!    starts at the position before the workload; timed until its checkpoint reaches the
@@ -751,12 +752,30 @@ async fn bench() {
         paced.len(),
     );
 
+    // The sink alone at the same rate: each tick's 50 documents as one bulk request (over
+    // at most LANES connections), timed from the tick to the acknowledgement.
+    let sink = fresh_sink(env).await;
+    let raw_index = env.unique_index("e2e-paced-raw");
+    sink.es.create_index(&raw_index, index_body()).await;
+    let raw_paced = paced_raw(&sink.url, &raw_index, paced_rows, ticks).await;
+    drop(sink);
+    println!(
+        "sink raw, paced {rate:.0} docs/s: ack p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&raw_paced, 0.5).as_secs_f64() * 1e3,
+        percentile(&raw_paced, 0.99).as_secs_f64() * 1e3,
+    );
+
+    let big = big_transaction(env).await;
+
     let secs = |d: Duration| d.as_secs_f64();
+    if let Some((rows, rss)) = big {
+        println!("SUMMARY big transaction: {rows} rows, peak RSS {rss:.1} MiB");
+    }
     println!(
         "SUMMARY replay {:.2}s = {:.2}x the raw change-stream rate ({:.2}s, {LANES} conn; 1 conn {:.2}s), \
          {:.2}x the final-documents rate ({:.2}s) | CPU {:.2}s per 100k changes | peak RSS {:.1} MiB \
          (paced {paced_rss:.1}) | streaming lag {:.2}s (raw implies {:.2}s), p99 {:.0} ms | \
-         paced {rate:.0}/s p50 {:.0} ms p99 {:.0} ms",
+         paced {rate:.0}/s p50 {:.0} ms p99 {:.0} ms (sink alone: p99 {:.0} ms)",
         secs(replay),
         secs(raw_stream) / secs(replay),
         secs(raw_stream),
@@ -770,5 +789,91 @@ async fn bench() {
         secs(percentile(&latencies, 0.99)) * 1e3,
         secs(percentile(&paced, 0.5)) * 1e3,
         secs(percentile(&paced, 0.99)) * 1e3,
+        secs(percentile(&raw_paced, 0.99)) * 1e3,
     );
+}
+
+/// Sends `rows` new documents every 10 ms as one bulk request each (at most LANES in
+/// flight), `ticks` times; returns each request's time from its tick to its acknowledgement.
+async fn paced_raw(es_url: &str, index: &str, rows: u64, ticks: u64) -> Vec<Duration> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(LANES)
+        .build()
+        .unwrap();
+    let url = format!("{es_url}/_bulk?filter_path=errors");
+    let slots = Arc::new(tokio::sync::Semaphore::new(LANES));
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    for k in 0..ticks {
+        tick.tick().await;
+        let at = Instant::now();
+        let mut body = String::new();
+        for id in 1 + k * rows..=(k + 1) * rows {
+            body.push_str(&format!(
+                "{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"{id}\",\"version\":1,\"version_type\":\"external_gte\"}}}}\n{}\n",
+                row(id, 0, now_us()).json()
+            ));
+        }
+        let (http, url, slots) = (http.clone(), url.clone(), Arc::clone(&slots));
+        tasks.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await.unwrap();
+            let resp = http
+                .post(&url)
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "bulk: {}", resp.status());
+            resp.bytes().await.unwrap();
+            at.elapsed()
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out.sort();
+    out
+}
+
+/// Optional (`BINLOG2ES_E2E_BIG_TXN=ROWS`, MariaDB only): one transaction of ROWS rows
+/// while binlog2es streams with default settings; the sink is slower than the binlog
+/// throughout, so this also shows the bound under backpressure. Returns (rows, peak RSS).
+async fn big_transaction(env: &TestEnv) -> Option<(u64, f64)> {
+    let rows: u64 = std::env::var("BINLOG2ES_E2E_BIG_TXN").ok()?.parse().ok()?;
+    if !env.is_mariadb {
+        println!("big transaction: skipped (needs MariaDB's sequence tables)");
+        return None;
+    }
+    let sink = fresh_sink(env).await;
+    let (db, mut conn) = env.create_database_with(DDL).await;
+    let index = env.unique_index("e2e-big");
+    sink.es.create_index(&index, index_body()).await;
+    let mut daemon = daemon_builder(env, &sink, &db, &index).start().await;
+    let started = Instant::now();
+    conn.query_drop(format!(
+        "INSERT INTO t SELECT seq, seq % 100000, CONCAT('SKU-', HEX(seq)), \
+         CONCAT('big transaction order ', seq), REPEAT(CHAR(97 + seq % 26), 400), \
+         (seq % 100000) / 100, '2024-02-29 13:45:01.123456', \
+         JSON_OBJECT('color', 'red', 'size', seq % 50, 'labels', JSON_ARRAY('a', 'b')), \
+         'red,sale', 0, 0 FROM seq_1_to_{rows}"
+    ))
+    .await
+    .unwrap();
+    let committed = started.elapsed();
+    let end = env.binlog_position().await;
+    wait_checkpoint(&mut daemon, &end, Duration::from_secs(3600)).await;
+    let total = started.elapsed();
+    let rss = mib(daemon.peak_rss_kib());
+    assert_eq!(daemon.terminate().await, 0);
+    assert_eq!(sink.es.count(&index).await, rows, "{index}");
+    println!(
+        "big transaction: {rows} rows committed in {:.1} s, all acknowledged after {:.1} s; \
+         peak RSS {rss:.1} MiB",
+        committed.as_secs_f64(),
+        total.as_secs_f64()
+    );
+    Some((rows, rss))
 }
