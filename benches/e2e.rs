@@ -230,6 +230,29 @@ struct Sample {
     committed: Instant,
 }
 
+/// Inserts rows `ids` (revision 0) in one statement, i.e. one transaction.
+async fn insert(conn: &mut Conn, sql: &mut String, ids: std::ops::RangeInclusive<u64>) {
+    sql.clear();
+    sql.push_str("INSERT INTO t VALUES ");
+    let stamp = now_us();
+    for id in ids.clone() {
+        if id > *ids.start() {
+            sql.push(',');
+        }
+        row(id, 0, stamp).sql_values(sql);
+    }
+    conn.query_drop(&*sql).await.unwrap();
+}
+
+/// Records that the transaction that just committed must make row `id` show `rev`.
+async fn sample(samples: &Mutex<Vec<Sample>>, id: u64, rev: Option<u32>) {
+    samples.lock().await.push(Sample {
+        id,
+        rev,
+        committed: Instant::now(),
+    });
+}
+
 /// Loads the workload into `db.t`; one sample per transaction goes to `samples` when given.
 /// Returns the time it took.
 async fn load(conn: &mut Conn, w: Workload, samples: Option<&Arc<Mutex<Vec<Sample>>>>) -> Duration {
@@ -238,22 +261,9 @@ async fn load(conn: &mut Conn, w: Workload, samples: Option<&Arc<Mutex<Vec<Sampl
     let mut first = 1;
     while first <= w.inserts {
         let last = (first + TXN_ROWS - 1).min(w.inserts);
-        sql.clear();
-        sql.push_str("INSERT INTO t VALUES ");
-        let stamp = now_us();
-        for id in first..=last {
-            if id > first {
-                sql.push(',');
-            }
-            row(id, 0, stamp).sql_values(&mut sql);
-        }
-        conn.query_drop(&sql).await.unwrap();
+        insert(conn, &mut sql, first..=last).await;
         if let Some(s) = samples {
-            s.lock().await.push(Sample {
-                id: last,
-                rev: Some(0),
-                committed: Instant::now(),
-            });
+            sample(s, last, Some(0)).await;
         }
         first = last + 1;
     }
@@ -267,11 +277,7 @@ async fn load(conn: &mut Conn, w: Workload, samples: Option<&Arc<Mutex<Vec<Sampl
         .await
         .unwrap();
         if let Some(s) = samples {
-            s.lock().await.push(Sample {
-                id: last,
-                rev: Some(1),
-                committed: Instant::now(),
-            });
+            sample(s, last, Some(1)).await;
         }
         first = last + 1;
     }
@@ -283,11 +289,7 @@ async fn load(conn: &mut Conn, w: Workload, samples: Option<&Arc<Mutex<Vec<Sampl
             .await
             .unwrap();
         if let Some(s) = samples {
-            s.lock().await.push(Sample {
-                id: last,
-                rev: None,
-                committed: Instant::now(),
-            });
+            sample(s, last, None).await;
         }
         first = last + 1;
     }
@@ -374,16 +376,7 @@ async fn ingest(es_url: &str, ops: &[(u64, String)], connections: usize) -> Dura
                     .build()
                     .unwrap();
                 for body in bodies {
-                    let resp = http
-                        .post(&url)
-                        .header("content-type", "application/x-ndjson")
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(resp.status().is_success(), "bulk: {}", resp.status());
-                    let answer: serde_json::Value = resp.json().await.unwrap();
-                    assert_eq!(answer["errors"], false, "bulk errors: {answer}");
+                    post_bulk(&http, &url, body).await;
                 }
             })
         })
@@ -392,6 +385,21 @@ async fn ingest(es_url: &str, ops: &[(u64, String)], connections: usize) -> Dura
         t.await.unwrap();
     }
     started.elapsed()
+}
+
+/// One `_bulk` request (its URL asks for at least `errors`); panics unless every item
+/// was applied.
+async fn post_bulk(http: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "bulk: {}", resp.status());
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(answer["errors"], false, "bulk errors: {answer}");
 }
 
 fn index_body() -> serde_json::Value {
@@ -717,21 +725,8 @@ async fn bench() {
         tick.tick().await;
         let first = 1 + k * paced_rows;
         let last = first + paced_rows - 1;
-        sql.clear();
-        sql.push_str("INSERT INTO t VALUES ");
-        let stamp = now_us();
-        for id in first..=last {
-            if id > first {
-                sql.push(',');
-            }
-            row(id, 0, stamp).sql_values(&mut sql);
-        }
-        conn.query_drop(&sql).await.unwrap();
-        samples.lock().await.push(Sample {
-            id: last,
-            rev: Some(0),
-            committed: Instant::now(),
-        });
+        insert(&mut conn, &mut sql, first..=last).await;
+        sample(&samples, last, Some(0)).await;
     }
     let paced_time = paced_start.elapsed();
     let end = env.binlog_position().await;
@@ -818,15 +813,7 @@ async fn paced_raw(es_url: &str, index: &str, rows: u64, ticks: u64) -> Vec<Dura
         let (http, url, slots) = (http.clone(), url.clone(), Arc::clone(&slots));
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.unwrap();
-            let resp = http
-                .post(&url)
-                .header("content-type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert!(resp.status().is_success(), "bulk: {}", resp.status());
-            resp.bytes().await.unwrap();
+            post_bulk(&http, &url, body).await;
             at.elapsed()
         }));
     }

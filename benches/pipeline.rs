@@ -215,25 +215,17 @@ fn walk(bytes: &[u8], dec: &mut RowDecoder) -> (usize, usize) {
         let partial = matches!(rows, RowsEventData::PartialUpdateRowsEvent(_));
         let mut buf = ParseBuf(rows.rows_data());
         while !buf.is_empty() {
-            let before = match rows.columns_before_image() {
-                Some(cols) => match read_image(&mut buf, &schema.columns, cols, false) {
-                    Ok(v) => Some(v),
-                    Err(_) => {
-                        errors += 1;
-                        break;
-                    }
-                },
-                None => None,
-            };
-            let after = match rows.columns_after_image() {
-                Some(cols) => match read_image(&mut buf, &schema.columns, cols, partial) {
-                    Ok(v) => Some(v),
-                    Err(_) => {
-                        errors += 1;
-                        break;
-                    }
-                },
-                None => None,
+            let images = [
+                (rows.columns_before_image(), false),
+                (rows.columns_after_image(), partial),
+            ]
+            .map(|(cols, partial)| {
+                cols.map(|cols| read_image(&mut buf, &schema.columns, cols, partial))
+                    .transpose()
+            });
+            let [Ok(before), Ok(after)] = images else {
+                errors += 1;
+                break;
             };
             let result = match (&after, &before) {
                 (Some(after), before) => dec

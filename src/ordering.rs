@@ -74,8 +74,14 @@ impl Change {
     }
 }
 
-/// The lane for `key` among `lanes` (FNV-1a: stable and cheap).
+/// The lane for `key` among `lanes`.
 pub fn lane_of(key: &DocKey, lanes: usize) -> usize {
+    (key_hash(key) % lanes.max(1) as u64) as usize
+}
+
+/// A stable 64-bit hash of `key` (FNV-1a over index, a separator and `_id`: cheap, and
+/// the same in every process, so routing never changes across restarts).
+pub fn key_hash(key: &DocKey) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key
         .index
@@ -87,7 +93,7 @@ pub fn lane_of(key: &DocKey, lanes: usize) -> usize {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % lanes.max(1) as u64) as usize
+    h
 }
 
 /// The lanes are gone (the writer stopped).

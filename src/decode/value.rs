@@ -278,11 +278,7 @@ pub fn write_direct(
             },
             Value::Bytes(bytes),
         ) => {
-            let text = std::str::from_utf8(bytes).map_err(|e| ValueError::InvalidText {
-                charset,
-                offset: Some(e.valid_up_to()),
-            })?;
-            write_json_string(out, text);
+            write_json_string(out, utf8(bytes, charset)?);
         }
         (
             Family::JsonText {
@@ -291,15 +287,19 @@ pub fn write_direct(
             },
             Value::Bytes(bytes),
         ) => {
-            let text = std::str::from_utf8(bytes).map_err(|e| ValueError::InvalidText {
-                charset,
-                offset: Some(e.valid_up_to()),
-            })?;
-            super::json::write_text_json(text, out)?;
+            super::json::write_text_json(utf8(bytes, charset)?, out)?;
         }
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// `bytes` as UTF-8 text of a column in `charset` (utf8mb3/utf8mb4).
+fn utf8<'b>(bytes: &'b [u8], charset: &'static str) -> Result<&'b str, ValueError> {
+    std::str::from_utf8(bytes).map_err(|e| ValueError::InvalidText {
+        charset,
+        offset: Some(e.valid_up_to()),
+    })
 }
 
 /// ENUM: the 1-based index of the label; 0 is MySQL's invalid-value marker (`''`).
@@ -1033,9 +1033,7 @@ fn decode_text(
             };
             BASE64.encode(bytes)
         }
-        TextCodec::Utf8 => std::str::from_utf8(bytes)
-            .map_err(|e| invalid(Some(e.valid_up_to())))?
-            .to_owned(),
+        TextCodec::Utf8 => utf8(bytes, charset)?.to_owned(),
         TextCodec::Ascii => match bytes.iter().position(|b| !b.is_ascii()) {
             Some(offset) => return Err(invalid(Some(offset))),
             None => bytes.iter().map(|&b| char::from(b)).collect(),

@@ -28,7 +28,7 @@ use tracing::{Instrument, debug, error, warn};
 
 use crate::checkpoint::{AckToken, TxnStatus};
 use crate::config::{OnRejected, WriterConfig};
-use crate::ordering::{Change, coalesce};
+use crate::ordering::{Change, coalesce, key_hash};
 use crate::telemetry::metrics;
 pub use client::{EsClient, SendError};
 use dead_letter::{DeadLetter, Rejection};
@@ -297,22 +297,6 @@ impl Lane {
             }
         }
     }
-}
-
-/// A document key's 64-bit FNV-1a hash, to tell in-flight batches apart.
-fn key_hash(key: &crate::ordering::DocKey) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key
-        .index
-        .as_bytes()
-        .iter()
-        .chain(std::iter::once(&0xff))
-        .chain(key.id.as_bytes())
-    {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// Writes one coalesced batch until every change is applied, dead-lettered or
