@@ -45,8 +45,19 @@ use tokio::sync::Mutex;
 const TXN_ROWS: u64 = 1000;
 /// Ops per raw bulk request (binlog2es' default `writer.max_docs`).
 const RAW_BATCH: usize = 1000;
-/// Default `writer.lanes`.
-const LANES: usize = 4;
+/// The daemon's `writer.lanes`: from `BINLOG2ES_E2E_WRITER` when it sets them, else the
+/// default; the raw baselines use as many connections.
+fn lanes() -> usize {
+    std::env::var("BINLOG2ES_E2E_WRITER")
+        .ok()
+        .and_then(|lines| {
+            lines.split([';', '\n']).find_map(|line| {
+                let (key, value) = line.split_once('=')?;
+                (key.trim() == "lanes").then(|| value.trim().parse().ok())?
+            })
+        })
+        .unwrap_or_else(binlog2es::config::default_lanes)
+}
 
 const DDL: &str = "CREATE TABLE t (
     id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -591,9 +602,10 @@ fn main() {
 
 async fn bench() {
     let w = Workload::scaled();
+    let lanes = lanes();
     let env = TestEnv::get();
     println!(
-        "e2e: {} inserts, {} updates, {} deletes ({} changes, {} final documents), {LANES} lanes",
+        "e2e: {} inserts, {} updates, {} deletes ({} changes, {} final documents), {lanes} lanes",
         w.inserts,
         w.updates,
         w.deletes,
@@ -634,9 +646,9 @@ async fn bench() {
     // for the final documents alone; each on a fresh sink.
     let mut raw = Vec::new();
     for (what, connections) in [
-        ("change stream", LANES),
+        ("change stream", lanes),
         ("change stream", 1),
-        ("final documents", LANES),
+        ("final documents", lanes),
     ] {
         let sink = fresh_sink(env).await;
         let raw_index = env.unique_index("e2e-raw");
@@ -748,11 +760,11 @@ async fn bench() {
     );
 
     // The sink alone at the same rate: each tick's 50 documents as one bulk request (over
-    // at most LANES connections), timed from the tick to the acknowledgement.
+    // at most `lanes` connections), timed from the tick to the acknowledgement.
     let sink = fresh_sink(env).await;
     let raw_index = env.unique_index("e2e-paced-raw");
     sink.es.create_index(&raw_index, index_body()).await;
-    let raw_paced = paced_raw(&sink.url, &raw_index, paced_rows, ticks).await;
+    let raw_paced = paced_raw(&sink.url, &raw_index, paced_rows, ticks, lanes).await;
     drop(sink);
     println!(
         "sink raw, paced {rate:.0} docs/s: ack p50 {:.0} ms, p99 {:.0} ms",
@@ -767,7 +779,7 @@ async fn bench() {
         println!("SUMMARY big transaction: {rows} rows, peak RSS {rss:.1} MiB");
     }
     println!(
-        "SUMMARY replay {:.2}s = {:.2}x the raw change-stream rate ({:.2}s, {LANES} conn; 1 conn {:.2}s), \
+        "SUMMARY replay {:.2}s = {:.2}x the raw change-stream rate ({:.2}s, {lanes} conn; 1 conn {:.2}s), \
          {:.2}x the final-documents rate ({:.2}s) | CPU {:.2}s per 100k changes | peak RSS {:.1} MiB \
          (paced {paced_rss:.1}) | streaming lag {:.2}s (raw implies {:.2}s), p99 {:.0} ms | \
          paced {rate:.0}/s p50 {:.0} ms p99 {:.0} ms (sink alone: p99 {:.0} ms)",
@@ -788,15 +800,21 @@ async fn bench() {
     );
 }
 
-/// Sends `rows` new documents every 10 ms as one bulk request each (at most LANES in
+/// Sends `rows` new documents every 10 ms as one bulk request each (at most `lanes` in
 /// flight), `ticks` times; returns each request's time from its tick to its acknowledgement.
-async fn paced_raw(es_url: &str, index: &str, rows: u64, ticks: u64) -> Vec<Duration> {
+async fn paced_raw(
+    es_url: &str,
+    index: &str,
+    rows: u64,
+    ticks: u64,
+    lanes: usize,
+) -> Vec<Duration> {
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(LANES)
+        .pool_max_idle_per_host(lanes)
         .build()
         .unwrap();
     let url = format!("{es_url}/_bulk?filter_path=errors");
-    let slots = Arc::new(tokio::sync::Semaphore::new(LANES));
+    let slots = Arc::new(tokio::sync::Semaphore::new(lanes));
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::new();
