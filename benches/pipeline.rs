@@ -12,6 +12,7 @@
 //! - `ordering/*`: coalescing in writer batches of 1000 and lane routing, at 1M changes.
 //!
 //! Run: `cargo bench --bench pipeline` (a group: `cargo bench --bench pipeline -- decode`).
+//! Under `cargo test --all-targets` each bench runs once, on 1% of the inputs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -42,10 +43,21 @@ use mysql_common::binlog::events::{EventData, RowsEventData, TableMapEvent};
 use mysql_common::constants::ColumnType;
 use mysql_common::io::ParseBuf;
 
+/// Whether criterion measures (`cargo bench`) rather than runs each bench once as a test
+/// (`cargo test --all-targets`), where small inputs keep the run quick.
+fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 /// Rows of the realistic table per iteration.
-const ROWS: usize = 100_000;
+fn rows_per_iter() -> usize {
+    if measuring() { 100_000 } else { 1_000 }
+}
+
 /// Changes for the ordering benches.
-const CHANGES: usize = 1_000_000;
+fn changes_per_iter() -> usize {
+    if measuring() { 1_000_000 } else { 10_000 }
+}
 /// Default `writer.max_docs`.
 const BATCH: usize = 1000;
 
@@ -110,12 +122,12 @@ fn realistic_schema() -> TableSchema {
 }
 
 /// Row images of the realistic table, concatenated as in a rows event body.
-fn realistic_rows() -> Vec<u8> {
+fn realistic_rows(rows: usize) -> Vec<u8> {
     const WORDS: [&str; 8] = [
         "alpha", "brisk", "cobalt", "dune", "ember", "fjord", "garnet", "harbor",
     ];
-    let mut out = Vec::with_capacity(ROWS * 600);
-    for i in 0..ROWS as u64 {
+    let mut out = Vec::with_capacity(rows * 600);
+    for i in 0..rows as u64 {
         out.extend_from_slice(&[0u8, 0]); // null bitmap of 11 columns
         out.extend_from_slice(&i.to_le_bytes());
         out.extend_from_slice(&((i % 99_991) as i32).to_le_bytes());
@@ -288,8 +300,9 @@ fn bench_decode(c: &mut Criterion) {
         })
     });
     let schema = realistic_schema();
-    let rows = realistic_rows();
-    g.throughput(Throughput::Elements(ROWS as u64));
+    let n_rows = rows_per_iter();
+    let rows = realistic_rows(n_rows);
+    g.throughput(Throughput::Elements(n_rows as u64));
     g.sample_size(20);
     g.bench_function("realistic", |b| {
         let mut dec = RowDecoder::default();
@@ -304,7 +317,7 @@ fn bench_decode(c: &mut Criterion) {
     // Decode + build changes + encode `_bulk` bodies of 1000 on one core: the reader's and
     // a lane's CPU work per change, without the network.
     let mut g = c.benchmark_group("decode_encode");
-    g.throughput(Throughput::Elements(ROWS as u64));
+    g.throughput(Throughput::Elements(n_rows as u64));
     g.sample_size(20);
     let index: Arc<str> = "orders".into();
     let file: Arc<str> = "binlog.000001".into();
@@ -381,16 +394,17 @@ fn bench_encode(c: &mut Criterion) {
 }
 
 fn bench_ordering(c: &mut Criterion) {
+    let n = changes_per_iter();
     let mut g = c.benchmark_group("ordering");
-    g.throughput(Throughput::Elements(CHANGES as u64));
+    g.throughput(Throughput::Elements(n as u64));
     g.sample_size(10);
     // Every key twice in each writer batch of 1000 (an insert and its update).
     g.bench_function("coalesce_1m_in_batches_half_duplicates", |b| {
         b.iter_batched(
             || {
-                let mut all = changes(CHANGES, CHANGES / 2);
+                let mut all = changes(n, n / 2);
                 // Pair each key with its duplicate inside the same batch.
-                all.sort_by_key(|c| (c.version.0 as usize % (CHANGES / 2)) / (BATCH / 2));
+                all.sort_by_key(|c| (c.version.0 as usize % (n / 2)) / (BATCH / 2));
                 all
             },
             |mut all| {
@@ -408,7 +422,7 @@ fn bench_ordering(c: &mut Criterion) {
     });
     g.bench_function("coalesce_1m_in_batches_distinct", |b| {
         b.iter_batched(
-            || changes(CHANGES, CHANGES),
+            || changes(n, n),
             |mut all| {
                 let mut kept = 0;
                 while !all.is_empty() {
@@ -420,10 +434,7 @@ fn bench_ordering(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    let keys: Vec<DocKey> = changes(CHANGES, CHANGES)
-        .into_iter()
-        .map(|c| c.key)
-        .collect();
+    let keys: Vec<DocKey> = changes(n, n).into_iter().map(|c| c.key).collect();
     g.bench_function("route_1m", |b| {
         b.iter(|| {
             let mut s = 0usize;
