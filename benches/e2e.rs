@@ -698,6 +698,7 @@ async fn bench() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     let mut latencies = watcher.await.unwrap();
     latencies.sort();
+    assert_eq!(daemon.terminate().await, 0);
     verify(env, &sink.es, &db, &index).await;
     let implied = raw_stream.saturating_sub(load_time);
     println!(
