@@ -74,8 +74,14 @@ impl Change {
     }
 }
 
-/// The lane for `key` among `lanes` (FNV-1a: stable and cheap).
+/// The lane for `key` among `lanes`.
 pub fn lane_of(key: &DocKey, lanes: usize) -> usize {
+    (key_hash(key) % lanes.max(1) as u64) as usize
+}
+
+/// A stable 64-bit hash of `key` (FNV-1a over index, a separator and `_id`: cheap, and
+/// the same in every process, so routing never changes across restarts).
+pub fn key_hash(key: &DocKey) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key
         .index
@@ -87,7 +93,7 @@ pub fn lane_of(key: &DocKey, lanes: usize) -> usize {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % lanes.max(1) as u64) as usize
+    h
 }
 
 /// The lanes are gone (the writer stopped).
@@ -119,23 +125,41 @@ impl Router {
 
 /// Collapses changes to the same key into the last one, keeping first-seen order
 /// of keys. Returns the survivors and the acknowledgements of superseded changes.
+///
+/// The keys are borrowed from the batch, not cloned: no allocation per change.
 pub fn coalesce(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
-    let mut slot: HashMap<DocKey, usize> = HashMap::with_capacity(changes.len());
-    let mut out: Vec<Change> = Vec::with_capacity(changes.len());
-    let mut superseded = Vec::new();
-    for c in changes {
-        match slot.get(&c.key) {
-            Some(&i) => {
-                let old = std::mem::replace(&mut out[i], c);
-                superseded.push(old.ack);
-            }
-            None => {
-                slot.insert(c.key.clone(), out.len());
-                out.push(c);
-            }
+    // Per change: the slot of its key among the survivors, and whether it is the key's
+    // last change (the one that survives).
+    let mut place: Vec<(usize, bool)> = Vec::with_capacity(changes.len());
+    let mut survivors = 0;
+    {
+        let mut slots: HashMap<&DocKey, (usize, usize)> = HashMap::with_capacity(changes.len());
+        for (i, c) in changes.iter().enumerate() {
+            let slot = slots.entry(&c.key).or_insert_with(|| {
+                survivors += 1;
+                (survivors - 1, i)
+            });
+            slot.1 = i;
+            place.push((slot.0, false));
+        }
+        if survivors == changes.len() {
+            return (changes, Vec::new());
+        }
+        for (slot, last) in slots.into_values() {
+            place[last] = (slot, true);
         }
     }
-    (out, superseded)
+    let mut out: Vec<Option<Change>> = Vec::with_capacity(survivors);
+    out.resize_with(survivors, || None);
+    let mut superseded = Vec::with_capacity(changes.len() - survivors);
+    for (c, (slot, last)) in changes.into_iter().zip(place) {
+        if last {
+            out[slot] = Some(c);
+        } else {
+            superseded.push(c.ack);
+        }
+    }
+    (out.into_iter().flatten().collect(), superseded)
 }
 
 #[cfg(test)]
@@ -188,6 +212,37 @@ mod tests {
             ]
         );
         assert_eq!(superseded.len(), 2);
+    }
+
+    #[test]
+    fn coalesce_matches_a_naive_last_write_wins() {
+        // Keys drawn from a small set, so most batches have duplicates; also all distinct.
+        for (n, distinct) in [(0, 1), (1, 1), (50, 7), (200, 200), (300, 3)] {
+            let batch: Vec<Change> = (0..n)
+                .map(|i| {
+                    change(
+                        "i",
+                        &((i * 7919) % distinct).to_string(),
+                        Op::Delete,
+                        i as u64,
+                    )
+                })
+                .collect();
+            let mut expected: Vec<(String, u64)> = Vec::new();
+            for c in &batch {
+                match expected.iter_mut().find(|(id, _)| *id == c.key.id) {
+                    Some(slot) => slot.1 = c.version.0,
+                    None => expected.push((c.key.id.clone(), c.version.0)),
+                }
+            }
+            let (out, superseded) = coalesce(batch);
+            let got: Vec<(String, u64)> = out
+                .iter()
+                .map(|c| (c.key.id.clone(), c.version.0))
+                .collect();
+            assert_eq!(got, expected, "{n} changes over {distinct} keys");
+            assert_eq!(out.len() + superseded.len(), n);
+        }
     }
 
     #[test]

@@ -241,30 +241,49 @@ fn packed_time_text(packed: i64) -> String {
 /// # Errors
 /// Text that is not one JSON value.
 pub fn text_to_json(text: &str) -> Result<String, JsonError> {
+    let mut out = Vec::with_capacity(text.len());
+    write_text_json(text, &mut out)?;
+    // Only ASCII whitespace was left out of valid UTF-8, so the rest is valid UTF-8.
+    String::from_utf8(out).map_err(|e| JsonError::Text(e.to_string()))
+}
+
+/// [`text_to_json`] appending to `out`: nothing is appended when the text is invalid.
+///
+/// # Errors
+/// Text that is not one JSON value.
+pub fn write_text_json(text: &str, out: &mut Vec<u8>) -> Result<(), JsonError> {
     // serde_json skips numbers without converting them, so 1e400 or 30-digit integers pass.
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|e| JsonError::Text(e.to_string()))?;
-    let mut out = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in text.chars() {
+    let bytes = text.as_bytes();
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    // Compact text (the usual case) is copied as it is.
+    if !bytes.iter().any(is_space) {
+        out.extend_from_slice(bytes);
+        return Ok(());
+    }
+    // Whitespace and quotes are ASCII, so bytes can be scanned without decoding UTF-8;
+    // runs between skipped bytes are copied whole.
+    out.reserve(bytes.len());
+    let (mut in_string, mut escaped, mut run) = (false, false, 0);
+    for (i, &b) in bytes.iter().enumerate() {
         if in_string {
-            out.push(c);
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if b == b'"' {
                 in_string = false;
             }
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            if c == '"' {
-                in_string = true;
-            }
-            out.push(c);
+        } else if is_space(&b) {
+            out.extend_from_slice(&bytes[run..i]);
+            run = i + 1;
+        } else if b == b'"' {
+            in_string = true;
         }
     }
-    Ok(out)
+    out.extend_from_slice(&bytes[run..]);
+    Ok(())
 }
 
 /// A JSON document being patched: containers as trees, scalars as their JSON text.

@@ -14,7 +14,7 @@ use mysql_common::binlog::value::BinlogValue;
 use mysql_common::value::Value;
 
 use crate::reader::schema::TableSchema;
-use value::{FieldValue, ValueError, decode_value, doc_id};
+use value::{FieldValue, ValueError, decode_value, doc_id, write_direct};
 
 /// A value that cannot be turned into JSON, located by table and column.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,8 @@ pub struct DecodedRow {
 /// Reusable buffers for [`decode_row`], so steady streaming does not allocate per field.
 #[derive(Default)]
 pub struct RowDecoder {
-    values: Vec<FieldValue>,
+    /// The key columns' values, in key order.
+    keys: Vec<FieldValue>,
     out: Vec<u8>,
 }
 
@@ -118,32 +119,45 @@ impl RowDecoder {
                 expected: schema.columns.len(),
             });
         }
-        self.values.clear();
-        for (i, col) in schema.columns.iter().enumerate() {
+        self.keys.clear();
+        self.keys.resize(schema.key.len(), FieldValue::Null);
+        self.out.clear();
+        self.out.push(b'{');
+        for (i, (col, prefix)) in schema
+            .columns
+            .iter()
+            .zip(&schema.field_prefixes)
+            .enumerate()
+        {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.out.extend_from_slice(prefix);
             let v = value_at(row, i);
+            let located = |source| DecodeError::Value {
+                table: schema.qualified(),
+                column: col.name.clone(),
+                source,
+            };
+            let key_slot = schema.key.iter().position(|&k| k == i);
+            // Most values are written straight into the document; key values also make
+            // the `_id`, so they are kept.
+            if key_slot.is_none() && write_direct(col, v, &mut self.out).map_err(located)? {
+                continue;
+            }
             let decoded = match v {
                 // MySQL partial JSON update: the diff applies to the before image's value.
                 Some(BinlogValue::JsonDiff(diffs)) => partial_json(before, i, diffs),
                 _ => decode_value(col, v),
             }
-            .map_err(|source| DecodeError::Value {
-                table: schema.qualified(),
-                column: col.name.clone(),
-                source,
-            })?;
-            self.values.push(decoded);
-        }
-        self.out.clear();
-        self.out.push(b'{');
-        for (i, (v, prefix)) in self.values.iter().zip(&schema.field_prefixes).enumerate() {
-            if i > 0 {
-                self.out.push(b',');
+            .map_err(located)?;
+            decoded.write_json(&mut self.out);
+            if let Some(k) = key_slot {
+                self.keys[k] = decoded;
             }
-            self.out.extend_from_slice(prefix);
-            v.write_json(&mut self.out);
         }
         self.out.push(b'}');
-        let parts: Vec<&FieldValue> = schema.key.iter().map(|&k| &self.values[k]).collect();
+        let parts: Vec<&FieldValue> = self.keys.iter().collect();
         Ok(DecodedRow {
             id: doc_id(&parts),
             source: Bytes::copy_from_slice(&self.out),

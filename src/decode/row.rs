@@ -115,10 +115,18 @@ pub fn read_image<'a>(
         }
     }
     let n_present = present.count_ones();
+    if n_present != columns.len() {
+        let missing = present.iter_zeros().next().unwrap_or(0);
+        return Err(RowError::NotFull {
+            column: columns
+                .get(missing)
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+        });
+    }
     let null_bytes = buf
         .checked_eat(n_present.div_ceil(8))
         .ok_or(RowError::Truncated)?;
-    let nulls = BitSlice::<u8>::from_slice(null_bytes);
     let mut out = Vec::with_capacity(columns.len());
     let mut json_idx = 0;
     for (i, col) in columns.iter().enumerate() {
@@ -130,13 +138,8 @@ pub fn read_image<'a>(
         if is_json {
             json_idx += 1;
         }
-        if !present.get(i).is_some_and(|b| *b) {
-            return Err(RowError::NotFull {
-                column: col.name.clone(),
-            });
-        }
         // Every column is present (checked above), so image and table order agree.
-        let null = nulls.get(i).is_none_or(|b| *b);
+        let null = null_bytes.get(i / 8).is_none_or(|b| b >> (i % 8) & 1 == 1);
         if null {
             out.push(None);
             continue;
@@ -210,15 +213,12 @@ fn decimal_groups_ok(bytes: &[u8], precision: u8, scale: u8) -> bool {
     };
     let (intg0, intg0x) = (intg / 9, intg % 9);
     let (frac0, frac0x) = (scale / 9, scale % 9);
-    let mut groups: Vec<(usize, usize)> = Vec::new(); // (bytes, digits)
-    if intg0x > 0 {
-        groups.push((DIG2BYTES[intg0x], intg0x));
-    }
-    groups.extend(std::iter::repeat_n((4, 9), intg0 + frac0));
-    if frac0x > 0 {
-        groups.push((DIG2BYTES[frac0x], frac0x));
-    }
-    let size: usize = groups.iter().map(|g| g.0).sum();
+    // (bytes, digits) of each group, in storage order; no allocation (this runs per value).
+    let groups = std::iter::once((DIG2BYTES[intg0x], intg0x))
+        .filter(|g| g.1 > 0)
+        .chain(std::iter::repeat_n((4, 9), intg0 + frac0))
+        .chain(std::iter::once((DIG2BYTES[frac0x], frac0x)).filter(|g| g.1 > 0));
+    let size: usize = groups.clone().map(|g| g.0).sum();
     let Some(raw) = bytes.get(..size) else {
         return true;
     };

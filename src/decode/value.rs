@@ -242,6 +242,66 @@ pub fn decode_value(
     }
 }
 
+/// Writes the JSON of one column value straight into `out` for the common kinds (NULL,
+/// integers, UTF-8 text, MariaDB JSON text), skipping the [`FieldValue`] and its copy.
+/// Returns `false`, with nothing written, for every other kind: the caller then goes
+/// through [`decode_value`]. Output and errors are exactly those of [`decode_value`].
+///
+/// # Errors
+/// As [`decode_value`].
+pub fn write_direct(
+    col: &ColumnSpec,
+    value: Option<&BinlogValue<'_>>,
+    out: &mut Vec<u8>,
+) -> Result<bool, ValueError> {
+    let family = family_of(col)?;
+    let value = match value {
+        None | Some(BinlogValue::Value(Value::NULL)) => {
+            out.extend_from_slice(b"null");
+            return Ok(true);
+        }
+        Some(BinlogValue::Value(value)) => value,
+        Some(_) => return Ok(false),
+    };
+    match (family, value) {
+        (Family::Integer, Value::Int(i)) => {
+            out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+        }
+        (Family::Integer, Value::UInt(u)) => {
+            out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes());
+        }
+        (
+            Family::Text {
+                codec: TextCodec::Utf8,
+                charset,
+                pad_to: None,
+            },
+            Value::Bytes(bytes),
+        ) => {
+            write_json_string(out, utf8(bytes, charset)?);
+        }
+        (
+            Family::JsonText {
+                codec: TextCodec::Utf8,
+                charset,
+            },
+            Value::Bytes(bytes),
+        ) => {
+            super::json::write_text_json(utf8(bytes, charset)?, out)?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `bytes` as UTF-8 text of a column in `charset` (utf8mb3/utf8mb4).
+fn utf8<'b>(bytes: &'b [u8], charset: &'static str) -> Result<&'b str, ValueError> {
+    std::str::from_utf8(bytes).map_err(|e| ValueError::InvalidText {
+        charset,
+        offset: Some(e.valid_up_to()),
+    })
+}
+
 /// ENUM: the 1-based index of the label; 0 is MySQL's invalid-value marker (`''`).
 fn decode_enum(ty: ColumnType, value: &Value, labels: &[String]) -> Result<FieldValue, ValueError> {
     let index = match value {
@@ -858,6 +918,17 @@ enum TextCodec {
 /// mysql561 collations, 32 ids per character set), 1024..2048 (NO PAD variants = base
 /// id + 1024) and 2048..3328 (UCA 14.0.0, 256 ids per character set).
 fn text_codec(collation: u16) -> Result<(TextCodec, &'static str), ValueError> {
+    // Resolved once per collation id: this runs for every text value.
+    static KNOWN: std::sync::OnceLock<Vec<Option<(TextCodec, &'static str)>>> =
+        std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(|| (0..4096).map(|id| resolve_codec(id).ok()).collect());
+    match known.get(usize::from(collation)) {
+        Some(Some(found)) => Ok(*found),
+        _ => resolve_codec(collation),
+    }
+}
+
+fn resolve_codec(collation: u16) -> Result<(TextCodec, &'static str), ValueError> {
     let by_range = match collation {
         0 => Some("utf8mb4"),
         576..=607 => Some("utf8mb3"),
@@ -962,9 +1033,7 @@ fn decode_text(
             };
             BASE64.encode(bytes)
         }
-        TextCodec::Utf8 => std::str::from_utf8(bytes)
-            .map_err(|e| invalid(Some(e.valid_up_to())))?
-            .to_owned(),
+        TextCodec::Utf8 => utf8(bytes, charset)?.to_owned(),
         TextCodec::Ascii => match bytes.iter().position(|b| !b.is_ascii()) {
             Some(offset) => return Err(invalid(Some(offset))),
             None => bytes.iter().map(|&b| char::from(b)).collect(),
@@ -1013,7 +1082,18 @@ pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
     let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip 8 bytes at a time while none needs escaping (most text).
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let short = match b {
             b'"' => b'"',
             b'\\' => b'\\',
@@ -1023,7 +1103,10 @@ pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
             0x08 => b'b',
             0x0C => b'f',
             0x00..=0x1F => b'u',
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(bytes.get(run_start..i).unwrap_or_default());
         out.push(b'\\');
@@ -1033,10 +1116,24 @@ pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
             out.push(HEX[usize::from(b >> 4)]);
             out.push(HEX[usize::from(b & 0x0F)]);
         }
-        run_start = i + 1;
+        i += 1;
+        run_start = i;
     }
     out.extend_from_slice(bytes.get(run_start..).unwrap_or_default());
     out.push(b'"');
+}
+
+/// Whether any of the 8 bytes in `word` is a control character, `"` or `\` (SWAR: a byte
+/// below 0x20 or equal to one of the two has its high bit set in the result).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let zero = |x: u64| below(x, 1);
+    (below(word, 0x20)
+        | zero(word ^ (ONES * u64::from(b'"')))
+        | zero(word ^ (ONES * u64::from(b'\\'))))
+        != 0
 }
 
 fn at_offset(offset: Option<usize>) -> String {
@@ -1150,6 +1247,84 @@ mod tests {
         let mut out = Vec::new();
         field.write_json(&mut out);
         String::from_utf8(out).expect("JSON output is UTF-8")
+    }
+
+    #[test]
+    fn json_strings_escape_at_every_position() {
+        // Each special byte at each offset of a text longer than the 8-byte fast path.
+        for special in ['"', '\\', '\n', '\u{1}', '\u{1f}', 'é', '\u{7f}'] {
+            for at in 0..20 {
+                let mut text: String = "abcdefghijklmnopqrst".into();
+                text.insert(at, special);
+                let mut out = Vec::new();
+                write_json_string(&mut out, &text);
+                let back: String = serde_json::from_slice(&out).expect("valid JSON string");
+                assert_eq!(back, text, "{special:?} at {at}");
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    serde_json::to_string(&text).unwrap(),
+                    "{special:?} at {at}"
+                );
+            }
+        }
+        for b in 0u8..=255 {
+            let naive = b < 0x20 || b == b'"' || b == b'\\';
+            let word = u64::from_le_bytes([b'a', b'a', b'a', b, b'a', b'a', b'a', b'a']);
+            assert_eq!(needs_escape(word), naive, "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn direct_writes_equal_decoded_values() {
+        let mut json_col = col(MYSQL_TYPE_BLOB, &[4], false, 45);
+        json_col.json_text = true;
+        let cases: Vec<(ColumnSpec, Option<BinlogValue<'static>>)> = vec![
+            (
+                col(MYSQL_TYPE_LONGLONG, &[], true, 0),
+                Some(BinlogValue::Value(Value::UInt(u64::MAX))),
+            ),
+            (
+                col(MYSQL_TYPE_LONG, &[], false, 0),
+                Some(BinlogValue::Value(Value::Int(-7))),
+            ),
+            (
+                col(MYSQL_TYPE_VARCHAR, &[80, 0], false, 45),
+                Some(BinlogValue::Value(Value::Bytes(
+                    "a \"quoted\" line\n…".into(),
+                ))),
+            ),
+            (col(MYSQL_TYPE_VARCHAR, &[80, 0], false, 45), None),
+            (
+                json_col.clone(),
+                Some(BinlogValue::Value(Value::Bytes(
+                    b"{ \"a\" : [1, \"x y\"] }".to_vec(),
+                ))),
+            ),
+            (
+                json_col,
+                Some(BinlogValue::Value(Value::Bytes(b"[1,2]".to_vec()))),
+            ),
+        ];
+        for (c, v) in &cases {
+            let mut direct = Vec::new();
+            assert!(write_direct(c, v.as_ref(), &mut direct).unwrap(), "{c:?}");
+            let decoded = json_of(&decode_value(c, v.as_ref()).unwrap());
+            assert_eq!(String::from_utf8(direct).unwrap(), decoded, "{v:?}");
+        }
+        // Invalid text is the same error either way; other kinds are left to decode_value.
+        let c = col(MYSQL_TYPE_VARCHAR, &[80, 0], false, 45);
+        let bad = BinlogValue::Value(Value::Bytes(vec![b'a', 0xff]));
+        let mut out = Vec::new();
+        assert_eq!(
+            write_direct(&c, Some(&bad), &mut out)
+                .unwrap_err()
+                .to_string(),
+            decode_value(&c, Some(&bad)).unwrap_err().to_string()
+        );
+        let latin1 = col(MYSQL_TYPE_VARCHAR, &[80, 0], false, 8);
+        let v = BinlogValue::Value(Value::Bytes(vec![0xe9]));
+        assert!(!write_direct(&latin1, Some(&v), &mut out).unwrap());
+        assert!(out.is_empty());
     }
 
     fn decode_json(col: &ColumnSpec, value: &BinlogValue<'_>) -> String {

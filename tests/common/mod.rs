@@ -44,7 +44,7 @@ pub use daemon::{CliOutput, Daemon, DaemonBuilder, run_cli, run_cli_with_env};
 #[allow(unused_imports)]
 pub use es::Es;
 #[allow(unused_imports)]
-pub use servers::{MariaDb, free_port};
+pub use servers::{MariaDb, Osmem, free_port};
 
 /// The servers shared by all tests of one test binary.
 pub struct TestEnv {

@@ -357,40 +357,67 @@ fn spawn_watchdog(pid: u32, dir: &Path) -> u32 {
 
 /// Starts osmem-server on a free port; it exits by itself when this process does.
 fn start_osmem() -> String {
-    let bin = std::env::var("OSMEM_SERVER_BIN").unwrap_or_else(|_| {
-        Command::new("python3")
-            .args(["-c", "import osmem_server as o; print(o.resolve_binary())"])
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            .unwrap_or_else(|| "osmem-server".into())
-    });
-    let mut child: Child = Command::new(&bin)
-        .args(["-addr", "127.0.0.1:0", "-no-stdin-watch", "-parent-pid"])
-        .arg(std::process::id().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("starting {bin}: {e} (pip install osmem-server, or set OSMEM_SERVER_BIN)")
-        });
-    // The first line is `{"url":"http://127.0.0.1:PORT",...}`; keep draining the rest so the
-    // server never blocks on a full pipe.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let server = Osmem::start();
+    let url = server.url.clone();
+    // Shared for the life of the process: reaped by this thread, never killed.
     std::thread::spawn(move || {
-        std::io::copy(&mut stdout, &mut std::io::sink()).ok();
-        child.wait()
+        let mut server = std::mem::ManuallyDrop::new(server);
+        server.child.wait()
     });
-    let banner: serde_json::Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("osmem-server printed {line:?} instead of its banner: {e}"));
-    banner["url"]
-        .as_str()
-        .expect("url in osmem-server banner")
-        .to_string()
+    url
+}
+
+/// An osmem-server of the caller's own, killed when dropped (or when this process exits):
+/// for runs that must not share the sink's state with earlier ones (the e2e bench).
+pub struct Osmem {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+}
+
+impl Osmem {
+    /// Starts one on a free port and returns once it printed its address.
+    pub fn start() -> Osmem {
+        let bin = std::env::var("OSMEM_SERVER_BIN").unwrap_or_else(|_| {
+            Command::new("python3")
+                .args(["-c", "import osmem_server as o; print(o.resolve_binary())"])
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+                .unwrap_or_else(|| "osmem-server".into())
+        });
+        let mut child: Child = Command::new(&bin)
+            .args(["-addr", "127.0.0.1:0", "-no-stdin-watch", "-parent-pid"])
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting {bin}: {e} (pip install osmem-server, or set OSMEM_SERVER_BIN)")
+            });
+        // The first line is `{"url":"http://127.0.0.1:PORT",...}`; keep draining the rest so
+        // the server never blocks on a full pipe.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let banner: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("osmem-server printed {line:?} instead of its banner: {e}"));
+        let url = banner["url"]
+            .as_str()
+            .expect("url in osmem-server banner")
+            .to_string();
+        Osmem { url, child }
+    }
+}
+
+impl Drop for Osmem {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
 }
 
 /// Waits for the server, learns its flavour and creates the daemon's least-privilege account.
