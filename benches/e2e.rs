@@ -30,21 +30,21 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Daemon, Es, Osmem, TestEnv};
+use common::{Daemon, Es, TestEnv};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde_json::json;
+use support::{Sink, cpu_seconds, fresh_sink, ingest, mib, mix, post_bulk};
 use tokio::sync::Mutex;
 
 /// Rows per transaction in the bulk workload.
 const TXN_ROWS: u64 = 1000;
-/// Ops per raw bulk request (binlog2es' default `writer.max_docs`).
-const RAW_BATCH: usize = 1000;
 /// The daemon's `writer.lanes`: from `BINLOG2ES_E2E_WRITER` when it sets them, else the
 /// default; the raw baselines use as many connections.
 fn lanes() -> usize {
@@ -125,14 +125,6 @@ struct Row {
     tags: Vec<&'static str>,
     rev: u32,
     stamp: u64,
-}
-
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
 }
 
 fn row(id: u64, rev: u32, stamp: u64) -> Row {
@@ -362,76 +354,10 @@ fn final_docs(w: Workload, index: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
-/// Sends `ops` (in order per connection, routed by id) over `connections` connections,
-/// `RAW_BATCH` ops per `_bulk` request; returns the wall time.
-async fn ingest(es_url: &str, ops: &[(u64, String)], connections: usize) -> Duration {
-    let mut lanes: Vec<Vec<bytes::Bytes>> = vec![Vec::new(); connections];
-    let mut per_lane: Vec<Vec<&str>> = vec![Vec::new(); connections];
-    for (id, text) in ops {
-        per_lane[(mix(*id) % connections as u64) as usize].push(text);
-    }
-    for (lane, texts) in per_lane.iter().enumerate() {
-        for chunk in texts.chunks(RAW_BATCH) {
-            lanes[lane].push(bytes::Bytes::from(chunk.concat()));
-        }
-    }
-    let url = format!("{es_url}/_bulk?filter_path=errors,items.*.error");
-    let started = Instant::now();
-    let tasks: Vec<_> = lanes
-        .into_iter()
-        .map(|bodies| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                let http = reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .build()
-                    .unwrap();
-                for body in bodies {
-                    post_bulk(&http, &url, body).await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    started.elapsed()
-}
-
-/// One `_bulk` request (its URL asks for at least `errors`); panics unless every item
-/// was applied.
-async fn post_bulk(http: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) {
-    let resp = http
-        .post(url)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "bulk: {}", resp.status());
-    let answer: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(answer["errors"], false, "bulk errors: {answer}");
-}
-
 fn index_body() -> serde_json::Value {
     json!({"mappings": {"dynamic": false, "properties": {
         "id": {"type": "long"}, "rev": {"type": "long"}, "stamp": {"type": "long"}
     }}})
-}
-
-/// CPU seconds (user + system) of a process so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the `(comm)`: state is field 3; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz
-}
-
-fn mib(kib: Option<u64>) -> f64 {
-    kib.unwrap_or(0) as f64 / 1024.0
 }
 
 /// Waits until the daemon's checkpoint is at or past `target`; returns when.
@@ -541,40 +467,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         return Duration::ZERO;
     }
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-/// A sink of its own for one measured run (a fresh osmem-server, so that no run pays for
-/// the documents of an earlier one), or the external `BINLOG2ES_TEST_ES_URL`.
-struct Sink {
-    url: String,
-    es: Es,
-    _server: Option<Osmem>,
-}
-
-async fn fresh_sink(env: &TestEnv) -> Sink {
-    let (url, server) = if std::env::var("BINLOG2ES_TEST_ES_URL").is_ok() {
-        (env.es_url.clone(), None)
-    } else {
-        let server = std::thread::spawn(Osmem::start).join().unwrap();
-        (server.url.clone(), Some(server))
-    };
-    let es = Es::new(&url);
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http
-        .get(&url)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "{url} does not answer");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Sink {
-        url,
-        es,
-        _server: server,
-    }
 }
 
 fn daemon_builder(env: &TestEnv, sink: &Sink, db: &str, index: &str) -> common::DaemonBuilder {

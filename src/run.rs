@@ -771,6 +771,19 @@ pub async fn status(config: &Config) -> Result<String, Error> {
                 humantime::format_rfc3339_seconds(c.updated_at),
                 age(c.updated_at).as_secs(),
             );
+            for copy in &c.copies {
+                text.push_str(&format!(
+                    "copying:    {}.{} ({} rows copied{})\n",
+                    copy.db,
+                    copy.table,
+                    copy.rows,
+                    if copy.after.is_some() {
+                        ", resumes after the last one"
+                    } else {
+                        ", not started"
+                    }
+                ));
+            }
             text.push_str(&server_status(config, &c).await);
             text
         }

@@ -170,6 +170,13 @@ async fn a_copy_killed_midway_resumes_after_the_last_acknowledged_key() {
     daemon.kill();
     let saved = copied_rows(&daemon);
     assert!(copying(&daemon), "copy ended before the kill");
+    let status = daemon.cli("status").await;
+    assert!(
+        status
+            .stdout
+            .contains(&format!("copying:    {db}.t ({saved} rows copied")),
+        "{status}"
+    );
     daemon.restart().await;
     wait_for_copy_end(&mut daemon, secs(600)).await;
     stop.store(true, Ordering::Relaxed);
