@@ -105,9 +105,9 @@ async fn bench() {
     loop {
         daemon.assert_running();
         let done = daemon.checkpoint_path().exists()
-            && !daemon.checkpoint()["copies"]
+            && daemon.checkpoint()["copies"]
                 .as_array()
-                .is_some_and(|c| !c.is_empty());
+                .is_none_or(|c| c.is_empty());
         if done && sink.es.count(&index).await == rows {
             break;
         }
