@@ -480,16 +480,7 @@ fn daemon_builder(env: &TestEnv, sink: &Sink, db: &str, index: &str) -> common::
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("e2e: skipped (run it with `cargo bench --bench e2e`)");
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(bench());
+    support::main_with("e2e", bench);
 }
 
 async fn bench() {

@@ -41,16 +41,7 @@ const DDL: &str = "CREATE TABLE t (
 )";
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("snapshot: skipped (run it with `cargo bench --bench snapshot`)");
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(bench());
+    support::main_with("snapshot", bench);
 }
 
 fn index_body() -> serde_json::Value {

@@ -115,3 +115,18 @@ pub async fn ingest(es_url: &str, ops: &[(u64, String)], connections: usize) -> 
     }
     started.elapsed()
 }
+
+/// A bench binary's `main`: runs `bench` on two worker threads under `cargo bench`, and only
+/// prints a line under `cargo test` (no `--bench` argument).
+pub fn main_with<F: std::future::Future<Output = ()>>(name: &str, bench: impl FnOnce() -> F) {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("{name}: skipped (run it with `cargo bench --bench {name}`)");
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}

@@ -292,16 +292,16 @@ impl Worker {
             table: copy.table.clone(),
             since: opened.version,
         };
-        self.send_chunk(
-            &opened,
-            opened.position.clone(),
-            "".into(),
-            Vec::new(),
-            Some(mark),
-            true,
-        )
-        .await?;
+        self.commit_mark(&opened, mark).await?;
         Ok(opened.version)
+    }
+
+    /// Commits `mark` with a chunk of no rows that closes `opened`.
+    async fn commit_mark(&self, opened: &Opened, mark: CopyMark) -> Result<(), Interrupt> {
+        let at = opened.position.clone();
+        self.send_chunk(opened, at, "".into(), Vec::new(), Some(mark), true)
+            .await
+            .map(drop)
     }
 
     async fn open_window(&self, db: &str, table: &str) -> Result<Opened, Interrupt> {
@@ -461,6 +461,8 @@ impl Worker {
                         continue 'windows;
                     }
                     ChunkOutcome::Emitted { .. } => {
+                        // A retry after a lost connection resumes here, not at the start.
+                        copy.after = Some(last_key.iter().map(KeyValue::from).collect());
                         after = Some(last_key);
                         copy.rows += n;
                         self.counters.done.fetch_add(n, Ordering::Relaxed);
@@ -501,15 +503,7 @@ impl Worker {
             db: copy.db.clone(),
             table: copy.table.clone(),
         };
-        self.send_chunk(
-            &opened,
-            opened.position.clone(),
-            "".into(),
-            Vec::new(),
-            Some(mark),
-            true,
-        )
-        .await?;
+        self.commit_mark(&opened, mark).await?;
         Ok(())
     }
 

@@ -147,7 +147,7 @@ impl EsProxy {
             .unwrap_or(0)
     }
 
-    /// How many `_bulk` requests were forwarded and answered whole.
+    /// How many `_bulk` requests were forwarded and had a whole answer to send back.
     pub fn bulk_passed(&self) -> u64 {
         self.shared.bulk_passed.load(Ordering::Relaxed)
     }
@@ -304,12 +304,14 @@ async fn serve(shared: &Shared, client: Arc<TcpStream>, fault_rx: watch::Receive
             shutdown_write(&client);
             return;
         }
-        if write_all(&client, &response.raw).await.is_err() {
-            return;
-        }
+        // Counted before the answer goes out: a client that reads the counters right after
+        // its response must see this request.
         shared.hit(Fault::PassThrough);
         if bulk {
             shared.bulk_passed.fetch_add(1, Ordering::Relaxed);
+        }
+        if write_all(&client, &response.raw).await.is_err() {
+            return;
         }
         if request.close || response.close {
             shutdown_write(&client);
