@@ -306,12 +306,19 @@ impl Worker {
 
     async fn open_window(&self, db: &str, table: &str) -> Result<Opened, Interrupt> {
         let (reply, rx) = oneshot::channel();
+        let request = CopyRequest::Open {
+            db: db.to_owned(),
+            table: table.to_owned(),
+            reply,
+        };
+        self.ask(request, rx).await
+    }
+
+    /// Sends `request` to the reader and waits for its answer on `rx`; a reader that is
+    /// gone, or `stop`, ends the copy quietly.
+    async fn ask<T>(&self, request: CopyRequest, rx: oneshot::Receiver<T>) -> Result<T, Interrupt> {
         self.reader
-            .send(CopyRequest::Open {
-                db: db.to_owned(),
-                table: table.to_owned(),
-                reply,
-            })
+            .send(request)
             .await
             .map_err(|_| Interrupt::Stopped)?;
         tokio::select! {
@@ -331,22 +338,16 @@ impl Worker {
         last: bool,
     ) -> Result<ChunkOutcome, Interrupt> {
         let (reply, rx) = oneshot::channel();
-        self.reader
-            .send(CopyRequest::Chunk(CopyChunk {
-                window: opened.window,
-                at,
-                index,
-                docs,
-                mark,
-                last,
-                reply,
-            }))
-            .await
-            .map_err(|_| Interrupt::Stopped)?;
-        tokio::select! {
-            r = rx => r.map_err(|_| Interrupt::Stopped),
-            _ = self.stop.cancelled() => Err(Interrupt::Stopped),
-        }
+        let chunk = CopyChunk {
+            window: opened.window,
+            at,
+            index,
+            docs,
+            mark,
+            last,
+            reply,
+        };
+        self.ask(CopyRequest::Chunk(chunk), rx).await
     }
 
     async fn copy_once(&mut self, copy: &mut TableCopy) -> Result<(), Interrupt> {
