@@ -488,14 +488,7 @@ async fn copy_start(
 ) -> Result<Checkpoint, mysql_async::Error> {
     let (position, gtid) = crate::snapshot::consistent::open(conn, server.flavor, true).await?;
     conn.query_drop("COMMIT").await?;
-    let tables: Vec<(String, String)> = conn
-        .query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-             WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
-             ('mysql', 'information_schema', 'performance_schema', 'sys') \
-             ORDER BY TABLE_SCHEMA, TABLE_NAME",
-        )
-        .await?;
+    let tables = crate::scan::user_tables(conn).await?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
@@ -680,13 +673,7 @@ async fn table_checks(
     conn: &mut Conn,
 ) -> Result<Vec<Finding>, mysql_async::Error> {
     let mut out = Vec::new();
-    let tables: Vec<(String, String)> = conn
-        .query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-             WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
-             ('mysql', 'information_schema', 'performance_schema', 'sys')",
-        )
-        .await?;
+    let tables = crate::scan::user_tables(conn).await?;
     for (i, rule) in config.tables.iter().enumerate() {
         let matched: Vec<&(String, String)> = tables
             .iter()

@@ -27,7 +27,7 @@ pub(crate) const SESSION_SETUP: &str = "SET NAMES utf8mb4; SET time_zone = '+00:
 /// A value that does not fit its column (an unknown ENUM/SET label), located by column.
 pub(crate) fn row_image(
     schema: &TableSchema,
-    row: &[Value],
+    row: impl IntoIterator<Item = Value>,
 ) -> Result<Vec<Option<BinlogValue<'static>>>, String> {
     schema
         .columns
@@ -39,6 +39,22 @@ pub(crate) fn row_image(
                 .map_err(|e| format!("{}.{}: {e}", schema.qualified(), col.name))
         })
         .collect()
+}
+
+/// Every base table outside the server's own schemas, as (database, table), in name order.
+///
+/// # Errors
+/// The catalog query fails.
+pub(crate) async fn user_tables(
+    conn: &mut Conn,
+) -> Result<Vec<(String, String)>, mysql_async::Error> {
+    conn.query(
+        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
+         ('mysql', 'information_schema', 'performance_schema', 'sys') \
+         ORDER BY TABLE_SCHEMA, TABLE_NAME",
+    )
+    .await
 }
 
 /// Builds the table's schema from the catalog, with the table-map types and metadata
@@ -227,12 +243,17 @@ pub(crate) async fn read_chunk(
 }
 
 /// A binary-protocol value as the binlog would carry it for this column.
-pub(crate) fn wire_to_binlog(col: &ColumnSpec, value: &Value) -> Result<Value, String> {
+pub(crate) fn wire_to_binlog(col: &ColumnSpec, value: Value) -> Result<Value, String> {
     use ColumnType::*;
-    if *value == Value::NULL {
-        return Ok(Value::NULL);
+    // Only these types arrive in another form than the binlog's; the rest pass as they are.
+    let converted = matches!(
+        col.column_type,
+        MYSQL_TYPE_YEAR | MYSQL_TYPE_TIMESTAMP2 | MYSQL_TYPE_ENUM | MYSQL_TYPE_SET
+    );
+    if value == Value::NULL || !converted {
+        return Ok(value);
     }
-    Ok(match (col.column_type, value) {
+    Ok(match (col.column_type, &value) {
         (MYSQL_TYPE_YEAR, Value::Int(y)) => Value::Bytes(y.to_string().into_bytes()),
         (MYSQL_TYPE_YEAR, Value::UInt(y)) => Value::Bytes(y.to_string().into_bytes()),
         (MYSQL_TYPE_TIMESTAMP2, Value::Date(y, mo, d, h, mi, s, us)) => {
@@ -276,7 +297,7 @@ pub(crate) fn wire_to_binlog(col: &ColumnSpec, value: &Value) -> Result<Value, S
             }
             Value::Bytes(bitmap)
         }
-        (_, other) => other.clone(),
+        _ => value,
     })
 }
 

@@ -219,15 +219,7 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     let client = EsClient::new(&config.elasticsearch).map_err(crate::Error::from)?;
     let settle = Duration::from_millis(config.writer.max_delay_ms.saturating_mul(3))
         + Duration::from_secs(2);
-    let tables: Vec<(String, String)> = conn
-        .query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-             WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
-             ('mysql', 'information_schema', 'performance_schema', 'sys') \
-             ORDER BY TABLE_SCHEMA, TABLE_NAME",
-        )
-        .await
-        .map_err(my)?;
+    let tables = crate::scan::user_tables(&mut conn).await.map_err(my)?;
     let mut report = Report::default();
     for (db, table) in &tables {
         let Some(rule) = config.rule_for(db, table) else {
@@ -435,7 +427,7 @@ async fn lookup(
 
 /// A row as its `_id` and `_source` (SPEC §5/§6), decoded as the stream decodes it.
 fn row_doc(schema: &TableSchema, row: &[Value]) -> Result<(String, Map<String, Json>), String> {
-    let image = row_image(schema, row)?;
+    let image = row_image(schema, row.iter().cloned())?;
     let doc = RowDecoder::default()
         .decode_row(schema, &image, None)
         .map_err(|e| e.to_string())?;

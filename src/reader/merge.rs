@@ -166,6 +166,11 @@ impl Merge {
         }
     }
 
+    /// Whether chunks wait for the stream.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Queues a chunk until the stream reaches its position.
     pub fn push(&mut self, chunk: CopyChunk) {
         self.pending.push(chunk);

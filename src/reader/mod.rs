@@ -418,7 +418,8 @@ impl Reader {
             };
             self.progress.touch();
             self.handle(&event).await?;
-            if self.txn.is_none() && !self.merge.is_idle() {
+            // Only when a chunk waits: the check costs a position per event otherwise.
+            if self.txn.is_none() && self.merge.has_pending() {
                 self.emit_ready().await?;
             }
         }

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use mysql_async::Value;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Value};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -155,7 +155,8 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                     continue;
                 };
                 let key = (req.db.clone(), req.table.clone());
-                let answer = if active.contains(&key) || queue.iter().any(|(c, _)| (c.db.clone(), c.table.clone()) == key) {
+                let queued = queue.iter().any(|(c, _)| c.db == req.db && c.table == req.table);
+                let answer = if active.contains(&key) || queued {
                     Err(format!("`{}.{}` is already being copied", req.db, req.table))
                 } else if setup.config.rule_for(&req.db, &req.table).is_none() {
                     Err(format!("`{}.{}` matches no [[tables]] rule", req.db, req.table))
@@ -365,11 +366,17 @@ impl Worker {
         };
         let mut conn = self.source.connect().await?;
         conn.query_drop(scan::SESSION_SETUP).await?;
-        if !table_exists(&mut conn, &copy.db, &copy.table).await? {
+        let estimate: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&copy.db, &copy.table),
+            )
+            .await?;
+        let Some(estimate) = estimate else {
             info!(table = %name, "Table no longer exists; nothing to copy.");
             self.finish(copy, None).await?;
             return Ok(());
-        }
+        };
         let schema = scan::table_schema(&mut conn, &rule, &copy.db, &copy.table)
             .await
             .map_err(fatal)?;
@@ -387,13 +394,6 @@ impl Worker {
                     })
                 }
             })?;
-        let estimate: Option<u64> = conn
-            .exec_first(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (&copy.db, &copy.table),
-            )
-            .await?
-            .flatten();
         let estimate = estimate.unwrap_or(0).saturating_sub(copy.rows);
         self.counters
             .expected
@@ -436,7 +436,7 @@ impl Worker {
                 };
                 let last_key: Vec<Value> =
                     schema.key.iter().map(|&k| last_row[k].clone()).collect();
-                let docs = decode_rows(&mut decoder, &schema, &rows).map_err(fatal)?;
+                let docs = decode_rows(&mut decoder, &schema, rows).map_err(fatal)?;
                 let n = docs.len() as u64;
                 let mark = CopyMark::Chunk {
                     db: copy.db.clone(),
@@ -562,7 +562,7 @@ impl Worker {
 fn decode_rows(
     decoder: &mut RowDecoder,
     schema: &TableSchema,
-    rows: &[Vec<Value>],
+    rows: Vec<Vec<Value>>,
 ) -> Result<Vec<(String, Op)>, String> {
     let mut docs = Vec::with_capacity(rows.len());
     for row in rows {
@@ -573,16 +573,6 @@ fn decode_rows(
         docs.push((doc.id, Op::Index(doc.source)));
     }
     Ok(docs)
-}
-
-async fn table_exists(conn: &mut Conn, db: &str, table: &str) -> Result<bool, mysql_async::Error> {
-    let n: Option<u64> = conn
-        .exec_first(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (db, table),
-        )
-        .await?;
-    Ok(n.unwrap_or(0) > 0)
 }
 
 /// Ids of documents in `index` whose version is below `since`.
