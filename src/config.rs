@@ -603,7 +603,7 @@ impl TableRule {
 }
 
 /// `*` matches any run of characters (also empty); everything else literally.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
         Some((head, rest)) => {

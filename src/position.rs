@@ -270,7 +270,9 @@ impl fmt::Display for GtidState {
 /// Every transaction in the binlog, whether or not it touches a synced table, gets
 /// the next version; all changes of one transaction share it (external_gte accepts
 /// an equal version, and per-key order inside a transaction is kept by the lanes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Version(pub u64);
 
@@ -290,6 +292,21 @@ impl Version {
     pub fn next(self, unix_seconds: u32) -> Version {
         let floor = u64::from(unix_seconds) << Self::SEQ_BITS;
         Version(self.0.saturating_add(1).max(floor))
+    }
+
+    /// How far ahead of a version about to be written the stored lease reaches: a
+    /// minute of the clock floor, so a stream following the clock renews it about
+    /// once a minute.
+    pub const LEASE_AHEAD: u64 = 60 << Self::SEQ_BITS;
+
+    /// The lease to store before writing `self`.
+    pub fn lease(self) -> Version {
+        Version(self.0.saturating_add(Self::LEASE_AHEAD))
+    }
+
+    /// Whether this is the zero version (nothing written yet).
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
     }
 }
 

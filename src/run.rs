@@ -32,6 +32,8 @@ const COPY_QUEUE: usize = 64;
 /// Tickets queued for the tracker: enough to cover many small transactions while
 /// the oldest one waits for its batch, bounded so the reader feels backpressure.
 const TICKET_QUEUE: usize = 16_384;
+/// Requests to write the checkpoint at once; the reader waits for each, so few are queued.
+const SYNC_QUEUE: usize = 16;
 
 /// Connects to MySQL, retrying for `connect_timeout`; auth, privilege and certificate
 /// errors are final at once.
@@ -157,6 +159,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Drop guard: the endpoint stops with `run`, whichever way it returns.
     let _http_guard = http_stop.clone().drop_guard();
     let (resync_tx, resync_rx) = mpsc::channel(16);
+    let reader_resync = resync_tx.clone();
     if config.http.enabled {
         let silence = config.mysql.heartbeat_interval * 3 + Duration::from_secs(1);
         let endpoint = crate::telemetry::http::Endpoint {
@@ -225,7 +228,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 (c, StartMode::Position)
             } else if config.snapshot.mode == SnapshotMode::WhenNeeded {
                 warn!(position = %c.position, "The checkpoint's binlog file was purged from the server; copying the tables again (snapshot.mode = \"when_needed\").");
-                let c = copy_start(&config, &mut conn, &facts.identity, c.version)
+                // Documents may carry versions up to the lease: the copy must write above them.
+                let floor = c.version.max(c.version_lease);
+                let c = copy_start(&config, &mut conn, &facts.identity, floor)
                     .await
                     .map_err(conn_err)?;
                 store.save(&c)?;
@@ -241,8 +246,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 )));
             }
         }
-        Some(c) if !c.gtid.is_none() && c.server.flavor == facts.identity.flavor => {
+        Some(mut c) if !c.gtid.is_none() && c.server.flavor == facts.identity.flavor => {
             warn!(checkpoint_server = %c.server, server = %facts.identity, gtid = %c.gtid, "Checkpoint is from another server; resuming by GTID.");
+            // Documents may carry versions up to the lease, written from transactions of the
+            // old server that this one may never have received, and this server's clock may
+            // be behind: continue above every version ever written, or its changes would
+            // lose to those documents (409).
+            if c.version_lease > c.version {
+                info!(from = %c.version, to = %c.version_lease, "Versions continue above the stored lease.");
+                c.version = c.version_lease;
+            }
             (c, StartMode::Gtid)
         }
         Some(c) => {
@@ -278,6 +291,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 version: Version(0),
                 updated_at: SystemTime::now(),
                 copies: Vec::new(),
+                version_lease: Version(0),
+                tickets: 0,
             };
             // Persist the starting point now, so a restart resumes here rather than at
             // a later end of the binlog (which would skip the changes in between).
@@ -327,10 +342,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .with_progress(Arc::clone(&progress))
             .run(ticket_rx, ckpt_tx),
     );
-    let persist = tokio::spawn(crate::checkpoint::tracker::persist(
+    let (sync_tx, sync_rx) = mpsc::channel(SYNC_QUEUE);
+    let mut persist = tokio::spawn(crate::checkpoint::tracker::persist(
         store.clone(),
         ckpt_rx,
         Duration::from_millis(config.checkpoint.interval_ms),
+        sync_rx,
     ));
     let reader = Reader::new(ReaderSetup {
         config: Arc::clone(&config),
@@ -351,6 +368,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         committed,
         progress: Arc::clone(&progress),
         copies: Some(copy_rx),
+        persist: sync_tx,
+        leased: start.version_lease,
+        resync: reader_resync,
     });
     let mut reader = tokio::spawn(reader.run());
     let mut copier = tokio::spawn(crate::snapshot::run(crate::snapshot::CopySetup {
@@ -378,6 +398,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tokio::pin!(shutdown);
     let mut reader_done = false;
     let mut copier_done = false;
+    let mut persist_done = false;
     loop {
         tokio::select! {
             _ = &mut shutdown => {
@@ -401,6 +422,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 }
                 break;
             }
+            r = &mut persist, if !persist_done => {
+                // The checkpoint task ends only with the tracker, or when a write failed:
+                // never stream on with the position on disk frozen.
+                persist_done = true;
+                failure = Some(match r {
+                    // The tracker stopped (a failed transaction): the lanes say why.
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => e.into(),
+                    Err(e) => Error::Internal(format!("checkpoint task: {e}")),
+                });
+                break;
+            }
             r = &mut copier, if !copier_done => {
                 copier_done = true;
                 match r {
@@ -419,12 +452,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         abort.cancel();
     }
     if !reader_done {
-        match reader.await {
-            Ok(Err(e)) if failure.is_none() => failure = Some(e.into()),
-            Err(e) if failure.is_none() => {
+        // The reader watches the stop signal wherever it waits; the bound is a safety net
+        // so that a stop under an outage still ends within shutdown_timeout.
+        match tokio::time::timeout(config.shutdown_timeout, &mut reader).await {
+            Ok(Ok(Err(e))) if failure.is_none() => failure = Some(e.into()),
+            Ok(Err(e)) if failure.is_none() => {
                 failure = Some(Error::Internal(format!("reader task: {e}")))
             }
-            _ => {}
+            Ok(_) => {}
+            Err(_) => {
+                warn!(timeout = ?config.shutdown_timeout, "The reader did not stop within shutdown_timeout; abandoning it.");
+                reader.abort();
+                abort.cancel();
+            }
         }
     }
     // Drain: lanes finish their queues, bounded by shutdown_timeout.
@@ -451,9 +491,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let exit = tracker
         .await
         .map_err(|e| Error::Internal(format!("tracker task: {e}")))?;
-    let persisted = persist
-        .await
-        .map_err(|e| Error::Internal(format!("checkpoint task: {e}")))?;
+    let persisted = if persist_done {
+        Ok(())
+    } else {
+        persist
+            .await
+            .map_err(|e| Error::Internal(format!("checkpoint task: {e}")))?
+    };
     let committed = store.load().ok().flatten();
     let at = committed
         .as_ref()
@@ -512,6 +556,8 @@ async fn copy_start(
         version,
         updated_at: SystemTime::now(),
         copies,
+        version_lease: Version(0),
+        tickets: 0,
     })
 }
 

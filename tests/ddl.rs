@@ -125,7 +125,7 @@ async fn drop_table_removes_its_documents_and_a_new_table_is_synced() {
 }
 
 #[tokio::test]
-async fn renamed_table_follows_the_new_names_rule() {
+async fn a_rename_moves_documents_to_the_new_names_index() {
     // GIVEN a wildcard rule with one index per table
     let env = TestEnv::get();
     let (db, mut conn) = env.create_database_with(TABLE).await;
@@ -141,20 +141,203 @@ async fn renamed_table_follows_the_new_names_rule() {
     wait_until_index_equals_table(env, &mut daemon, &db, "t", &format!("{prefix}-t"), secs(60))
         .await;
 
-    // WHEN the table is renamed and written to under its new name
+    // WHEN the table is renamed (no row events) and written to under its new name
     conn.query_drop("RENAME TABLE t TO t2; INSERT INTO t2 VALUES (2, 'b', 2)")
         .await
         .unwrap();
 
-    // THEN later changes land in the new name's index; earlier documents stay where they were
+    // THEN the new name's index holds every row (the renamed rows are copied), and the old
+    // name's documents are gone, as the old table is
+    wait_until_index_equals_table(
+        env,
+        &mut daemon,
+        &db,
+        "t2",
+        &format!("{prefix}-t2"),
+        secs(60),
+    )
+    .await;
     let es = env.es();
-    let new_index = format!("{prefix}-t2");
-    let moved = wait_until(secs(60), async || es.get(&new_index, "2").await.is_some()).await;
+    let old = format!("{prefix}-t");
+    let gone = wait_until(secs(60), async || es.count(&old).await == 0).await;
     assert!(
-        moved,
-        "row 2 not in {new_index}:\n{}",
+        gone,
+        "documents of the old name remain:\n{}",
         daemon.stderr_tail(30)
     );
-    assert!(es.get(&format!("{prefix}-t"), "1").await.is_some());
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn a_crash_right_after_truncate_keeps_the_rows_written_after_it() {
+    // GIVEN a streamed table whose checkpoint is written only every 10 s
+    let mut f = Fixture::start_with("ddlcrash", TABLE, None, |b| {
+        b.checkpoint_toml("interval_ms = 10000")
+    })
+    .await;
+    f.sql("INSERT INTO t VALUES (5, 'e', 5)").await;
+    f.converge().await;
+
+    // WHEN the table is truncated and refilled, and the daemon is killed as soon as the new
+    // rows are searchable (well within the checkpoint interval)
+    f.sql("TRUNCATE TABLE t; INSERT INTO t VALUES (1, 'a', 10), (3, 'c', 30)")
+        .await;
+    f.converge().await;
+    f.daemon.kill();
+    f.daemon.restart().await;
+    f.sql("INSERT INTO t VALUES (7, 'g', 70)").await;
+
+    // THEN the replay after the restart does not delete the rows written after the TRUNCATE
+    let es = f.env.es();
+    let caught_up = wait_until(secs(60), async || es.get(&f.index, "7").await.is_some()).await;
+    assert!(
+        caught_up,
+        "row 7 not indexed:\n{}",
+        f.daemon.stderr_tail(30)
+    );
+    let diff = f.converge().await;
+    assert_eq!(diff.rows, 3);
+    f.daemon.assert_running();
+}
+
+#[tokio::test]
+async fn truncate_finds_documents_not_yet_refreshed() {
+    // GIVEN an index that refreshes only every 30 s
+    let body = json!({"settings": {"index": {"refresh_interval": "30s"}}});
+    let mut f = Fixture::start_with("ddlrefresh", TABLE, Some(body), |b| b).await;
+
+    // WHEN rows are written and the table is truncated right after (within the interval)
+    f.sql("INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2)").await;
+    let es = f.env.es();
+    let seen = wait_until(secs(60), async || es.get(&f.index, "2").await.is_some()).await;
+    assert!(seen, "row 2 not written:\n{}", f.daemon.stderr_tail(30));
+    f.sql("TRUNCATE TABLE t; INSERT INTO t VALUES (3, 'c', 3)")
+        .await;
+
+    // THEN the documents written before the TRUNCATE are gone too
+    let diff = f.converge().await;
+    assert_eq!(diff.rows, 1);
+    f.daemon.assert_running();
+}
+
+#[tokio::test]
+async fn truncate_during_the_initial_copy_leaves_no_copied_document() {
+    // GIVEN a table of 20k rows and a daemon copying it in small chunks
+    let env = TestEnv::get();
+    let (db, mut conn) = env.create_database_with(TABLE).await;
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("INSERT INTO t SELECT seq, CONCAT('r', seq), seq FROM seq_1_to_20000")
+        .await
+        .unwrap();
+    let index = env.unique_index("ddlcopy");
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.t"), &index)
+        .snapshot_mode("initial")
+        .snapshot_toml("chunk_size = 200")
+        .start()
+        .await;
+
+    // WHEN the table is truncated while the copy runs, then written again
+    conn.query_drop("TRUNCATE TABLE t; INSERT INTO t VALUES (1, 'a', 1), (20001, 'z', 2)")
+        .await
+        .unwrap();
+
+    // THEN no copied document survives: the index equals the table
+    let diff = wait_until_index_equals_table(env, &mut daemon, &db, "t", &index, secs(120)).await;
+    assert_eq!(diff.rows, 2);
+    // … also once the copy has ended (its sweep ran)
+    let es = env.es();
+    let done = wait_until(secs(120), async || {
+        !daemon.cli("status").await.stdout.contains("copying")
+    })
+    .await;
+    assert!(done, "the copy did not end:\n{}", daemon.stderr_tail(30));
+    assert_eq!(es.count(&index).await, 2);
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn drop_database_removes_the_documents_of_its_tables() {
+    // GIVEN a wildcard rule over a database with two tables, one index each
+    let env = TestEnv::get();
+    let (db, mut conn) = env.create_database_with(TABLE).await;
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("CREATE TABLE u (id INT PRIMARY KEY, v INT); INSERT INTO u VALUES (1, 1)")
+        .await
+        .unwrap();
+    let prefix = env.unique_index("ddldropdb");
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.*"), &format!("{prefix}-{{table}}"))
+        .start()
+        .await;
+    conn.query_drop("INSERT INTO t VALUES (1, 'a', 1); INSERT INTO u VALUES (2, 2)")
+        .await
+        .unwrap();
+    let es = env.es();
+    let (it, iu) = (format!("{prefix}-t"), format!("{prefix}-u"));
+    let seen = wait_until(secs(60), async || {
+        es.count(&it).await == 1 && es.get(&iu, "2").await.is_some()
+    })
+    .await;
+    assert!(seen, "rows not indexed:\n{}", daemon.stderr_tail(30));
+
+    // WHEN the database is dropped
+    conn.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .unwrap();
+
+    // THEN both tables' documents are gone
+    let gone = wait_until(secs(60), async || {
+        es.count(&it).await == 0 && es.count(&iu).await == 0
+    })
+    .await;
+    assert!(gone, "documents remain:\n{}", daemon.stderr_tail(30));
+    daemon.assert_running();
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn partition_operations_are_followed() {
+    // GIVEN a partitioned table and an unpartitioned twin, both synced
+    let env = TestEnv::get();
+    let (db, mut conn) = env
+        .create_database_with(
+            "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, n INT NULL) \
+         PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (10), \
+         PARTITION p1 VALUES LESS THAN (20), PARTITION p2 VALUES LESS THAN (30))",
+        )
+        .await;
+    use mysql_async::prelude::Queryable;
+    conn.query_drop(
+        "CREATE TABLE x (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, n INT NULL); \
+         INSERT INTO t VALUES (1, 'a', 1), (11, 'b', 2), (21, 'c', 3), (22, 'd', 4); \
+         INSERT INTO x VALUES (5, 'x5', 5), (6, 'x6', 6)",
+    )
+    .await
+    .unwrap();
+    let prefix = env.unique_index("ddlpart");
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.*"), &format!("{prefix}-{{table}}"))
+        .snapshot_mode("initial")
+        .start()
+        .await;
+    let (it, ix) = (format!("{prefix}-t"), format!("{prefix}-x"));
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &it, secs(60)).await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "x", &ix, secs(60)).await;
+
+    // WHEN partitions are truncated, dropped and exchanged (no row events for any of it)
+    conn.query_drop(
+        "ALTER TABLE t TRUNCATE PARTITION p1; ALTER TABLE t DROP PARTITION p2; \
+         ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE x; INSERT INTO t VALUES (12, 'e', 5)",
+    )
+    .await
+    .unwrap();
+
+    // THEN both indices follow their tables
+    let diff = wait_until_index_equals_table(env, &mut daemon, &db, "t", &it, secs(120)).await;
+    assert_eq!(diff.rows, 3);
+    let diff = wait_until_index_equals_table(env, &mut daemon, &db, "x", &ix, secs(120)).await;
+    assert_eq!(diff.rows, 1);
+    daemon.assert_running();
     assert_eq!(daemon.terminate().await, 0);
 }

@@ -103,6 +103,11 @@ pub struct Checkpoint {
     pub updated_at: SystemTime,
     /// Tables whose copy (snapshot or re-sync) is not finished, with their progress.
     pub copies: Vec<TableCopy>,
+    /// Every version written to Elasticsearch so far is at most this (versions are leased
+    /// ahead of the committed one); a resume on another server starts above it.
+    pub version_lease: Version,
+    /// Transactions (tickets) committed by this process so far; not stored.
+    pub tickets: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +121,8 @@ struct FileV1 {
     updated_at: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     copies: Vec<TableCopy>,
+    #[serde(default, skip_serializing_if = "Version::is_zero")]
+    version_lease: Version,
 }
 
 impl Checkpoint {
@@ -130,6 +137,7 @@ impl Checkpoint {
             version: self.version,
             updated_at: humantime::format_rfc3339_seconds(self.updated_at).to_string(),
             copies: self.copies.clone(),
+            version_lease: self.version_lease,
         };
         // Serializing plain structs of strings and integers cannot fail.
         serde_json::to_string_pretty(&file).unwrap_or_default() + "\n"
@@ -161,6 +169,8 @@ impl Checkpoint {
             version: file.version,
             updated_at,
             copies: file.copies,
+            version_lease: file.version_lease,
+            tickets: 0,
         })
     }
 }
@@ -279,6 +289,8 @@ mod tests {
             version: Version(1_782_200_000_000_000),
             updated_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
             copies: Vec::new(),
+            version_lease: Version(0),
+            tickets: 0,
         }
     }
 

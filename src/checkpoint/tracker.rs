@@ -101,6 +101,7 @@ impl Tracker {
                 TxnStatus::Failed => return TrackerExit::Failed(ticket.end),
             }
             let c = &mut self.committed;
+            c.tickets += 1;
             c.position = ticket.end;
             c.version = ticket.version;
             match ticket.gtid {
@@ -124,8 +125,20 @@ impl Tracker {
     }
 }
 
-/// Writes each new committed state to disk, at most once per `interval`, and the
-/// last one when the tracker is gone.
+/// A request to the persist task: write the checkpoint now, once every ticket up to
+/// `tickets` is committed, with a version lease of at least `lease`.
+#[derive(Debug)]
+pub struct SyncRequest {
+    /// Committed ticket count to wait for (0: the current state will do).
+    pub tickets: u64,
+    /// Lease to store (see [`Checkpoint::version_lease`]).
+    pub lease: Version,
+    /// Answered once the file is on disk.
+    pub done: oneshot::Sender<()>,
+}
+
+/// Writes each new committed state to disk, at most once per `interval`, at once when
+/// a [`SyncRequest`] asks for it, and the last one when the tracker is gone.
 ///
 /// # Errors
 /// A failed write: the daemon must stop rather than run without progress on disk.
@@ -133,21 +146,58 @@ pub async fn persist(
     store: CheckpointStore,
     mut rx: watch::Receiver<Checkpoint>,
     interval: Duration,
+    mut requests: mpsc::Receiver<SyncRequest>,
 ) -> Result<(), CheckpointError> {
+    let mut lease = rx.borrow().version_lease;
+    let mut waiting: Vec<SyncRequest> = Vec::new();
+    let mut dirty = false;
+    let mut closed = false;
+    let mut requests_open = true;
+    let mut next_save = tokio::time::Instant::now();
     loop {
-        let closed = rx.changed().await.is_err();
-        let current = rx.borrow_and_update().clone();
-        let s = store.clone();
-        tokio::task::spawn_blocking(move || s.save(&current))
-            .await
-            .map_err(|e| CheckpointError::Write {
-                path: store.path().to_owned(),
-                source: std::io::Error::other(e.to_string()),
-            })??;
+        let committed = rx.borrow().tickets;
+        let (ready, rest): (Vec<_>, Vec<_>) =
+            waiting.into_iter().partition(|r| r.tickets <= committed);
+        waiting = rest;
+        let due = dirty && (closed || tokio::time::Instant::now() >= next_save);
+        if !ready.is_empty() || due {
+            for r in &ready {
+                lease = lease.max(r.lease);
+            }
+            let mut current = rx.borrow_and_update().clone();
+            current.version_lease = current.version_lease.max(lease);
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.save(&current))
+                .await
+                .map_err(|e| CheckpointError::Write {
+                    path: store.path().to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
+            dirty = false;
+            next_save = tokio::time::Instant::now() + interval;
+            for r in ready {
+                let _ = r.done.send(());
+            }
+            continue;
+        }
         if closed {
+            // Requests waiting for tickets that will never come are dropped unanswered.
             return Ok(());
         }
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            r = rx.changed() => match r {
+                Ok(()) => dirty = true,
+                Err(_) => {
+                    closed = true;
+                    dirty = true;
+                }
+            },
+            req = requests.recv(), if requests_open => match req {
+                Some(r) => waiting.push(r),
+                None => requests_open = false,
+            },
+            _ = tokio::time::sleep_until(next_save), if dirty => {}
+        }
     }
 }
 
@@ -170,6 +220,8 @@ mod tests {
             version: Version(0),
             updated_at: SystemTime::UNIX_EPOCH,
             copies: Vec::new(),
+            version_lease: Version(0),
+            tickets: 0,
         }
     }
 
@@ -224,7 +276,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::new(dir.path().join("c.json"));
         let (tx, rx) = watch::channel(start());
-        let task = tokio::spawn(persist(store.clone(), rx, Duration::from_millis(10)));
+        let (_req_tx, req_rx) = mpsc::channel(1);
+        let task = tokio::spawn(persist(
+            store.clone(),
+            rx,
+            Duration::from_millis(10),
+            req_rx,
+        ));
         for i in 0..5 {
             let mut c = start();
             c.position.pos = 10 + i;
@@ -233,6 +291,46 @@ mod tests {
         drop(tx);
         task.await.unwrap().unwrap();
         assert_eq!(store.load().unwrap().unwrap().position.pos, 14);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sync_request_is_written_at_once_when_its_tickets_are_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path().join("c.json"));
+        let (tx, rx) = watch::channel(start());
+        let (req_tx, req_rx) = mpsc::channel(4);
+        // An hour between periodic writes: only the request can cause the second one.
+        let task = tokio::spawn(persist(
+            store.clone(),
+            rx,
+            Duration::from_secs(3600),
+            req_rx,
+        ));
+        let mut c = start();
+        c.position.pos = 10;
+        c.tickets = 1;
+        tx.send_replace(c.clone());
+        let (done, mut answered) = oneshot::channel();
+        req_tx
+            .send(SyncRequest {
+                tickets: 2,
+                lease: Version(500),
+                done,
+            })
+            .await
+            .unwrap();
+        // Not answered while ticket 2 is not committed (tasks run until all wait).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(answered.try_recv().is_err());
+        c.position.pos = 20;
+        c.tickets = 2;
+        tx.send_replace(c);
+        answered.await.unwrap();
+        let saved = store.load().unwrap().unwrap();
+        assert_eq!(saved.position.pos, 20);
+        assert_eq!(saved.version_lease, Version(500));
+        drop(tx);
+        task.await.unwrap().unwrap();
     }
 
     proptest! {

@@ -2,9 +2,9 @@
 //!
 //! Column changes need nothing here: they arrive as a new table map (names from
 //! `binlog_row_metadata=FULL`, or re-read from `information_schema`). What needs
-//! action is a statement that empties or removes a table: TRUNCATE and DROP.
-//! RENAME is recognised so it can be logged; rows after it follow the new name's
-//! rule.
+//! action is a statement that changes rows without row events: TRUNCATE, DROP
+//! TABLE, DROP DATABASE, RENAME (the old name's rows are gone, the new name's appear),
+//! and the partition or tablespace operations that remove, swap or import rows.
 
 /// A table named in a statement: database (the statement's default when not
 /// qualified) and table.
@@ -19,6 +19,12 @@ pub enum Ddl {
     Drop(Vec<TableName>),
     /// `RENAME TABLE a TO b, …` or `ALTER TABLE a RENAME [TO|AS] b`.
     Rename(Vec<(TableName, TableName)>),
+    /// `DROP {DATABASE|SCHEMA} [IF EXISTS] db`.
+    DropDatabase(String),
+    /// Rows of these tables changed without row events: `ALTER TABLE t {TRUNCATE|DROP}
+    /// PARTITION`, `EXCHANGE PARTITION p WITH TABLE t2` (both tables), `IMPORT
+    /// {TABLESPACE|PARTITION}`. Their documents are rebuilt by copying the tables again.
+    Recopy(Vec<TableName>),
 }
 
 /// Whether every document in `rule`'s index comes from one table, so emptying the
@@ -53,8 +59,16 @@ pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
         }
         "DROP" => {
             t.next();
-            if upper(t.next().as_ref())?.as_str() != "TABLE" {
-                return None;
+            match upper(t.next().as_ref())?.as_str() {
+                "TABLE" => {}
+                "DATABASE" | "SCHEMA" => {
+                    if upper(t.peek()).as_deref() == Some("IF") {
+                        t.next();
+                        t.next();
+                    }
+                    return t.next().map(unquote).map(Ddl::DropDatabase);
+                }
+                _ => return None,
             }
             if upper(t.peek()).as_deref() == Some("IF") {
                 t.next();
@@ -98,6 +112,33 @@ pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
             }
             let from = name(&mut t, default_db)?;
             while let Some(tok) = t.next() {
+                let next_is = |t: &mut std::iter::Peekable<_>, word: &str| {
+                    t.peek()
+                        .is_some_and(|n: &&str| n.eq_ignore_ascii_case(word))
+                };
+                if (tok.eq_ignore_ascii_case("TRUNCATE") || tok.eq_ignore_ascii_case("DROP"))
+                    && next_is(&mut t, "PARTITION")
+                {
+                    return Some(Ddl::Recopy(vec![from]));
+                }
+                if tok.eq_ignore_ascii_case("IMPORT")
+                    && (next_is(&mut t, "PARTITION") || next_is(&mut t, "TABLESPACE"))
+                {
+                    return Some(Ddl::Recopy(vec![from]));
+                }
+                if tok.eq_ignore_ascii_case("EXCHANGE") && next_is(&mut t, "PARTITION") {
+                    // EXCHANGE PARTITION p WITH TABLE other
+                    while let Some(w) = t.next() {
+                        if w.eq_ignore_ascii_case("WITH") {
+                            if next_is(&mut t, "TABLE") {
+                                t.next();
+                            }
+                            let other = name(&mut t, default_db)?;
+                            return Some(Ddl::Recopy(vec![from, other]));
+                        }
+                    }
+                    return None;
+                }
                 if tok.eq_ignore_ascii_case("RENAME") {
                     let mut next = t.next()?;
                     if next.eq_ignore_ascii_case("TO") || next.eq_ignore_ascii_case("AS") {
@@ -218,7 +259,32 @@ mod tests {
                 Some(Ddl::Drop(vec![n("shop", "a"), n("other", "b")])),
             ),
             ("DROP TEMPORARY TABLE t", None),
-            ("DROP DATABASE shop", None),
+            ("DROP DATABASE shop", Some(Ddl::DropDatabase("shop".into()))),
+            (
+                "DROP SCHEMA IF EXISTS `my db`",
+                Some(Ddl::DropDatabase("my db".into())),
+            ),
+            (
+                "ALTER TABLE t TRUNCATE PARTITION p0, p1",
+                Some(Ddl::Recopy(vec![n("shop", "t")])),
+            ),
+            (
+                "alter table x.t drop partition p0",
+                Some(Ddl::Recopy(vec![n("x", "t")])),
+            ),
+            (
+                "ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE other.t2 WITHOUT VALIDATION",
+                Some(Ddl::Recopy(vec![n("shop", "t"), n("other", "t2")])),
+            ),
+            (
+                "ALTER TABLE t IMPORT TABLESPACE",
+                Some(Ddl::Recopy(vec![n("shop", "t")])),
+            ),
+            ("ALTER TABLE t DROP COLUMN p", None),
+            (
+                "ALTER TABLE t ADD PARTITION (PARTITION p3 VALUES LESS THAN (30))",
+                None,
+            ),
             (
                 "RENAME TABLE t TO t_old, t_new TO t",
                 Some(Ddl::Rename(vec![

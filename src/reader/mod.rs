@@ -33,6 +33,7 @@ use tracing::{debug, error, info, warn};
 
 use connect::MysqlSource;
 
+use crate::checkpoint::tracker::SyncRequest;
 use crate::checkpoint::{
     AckToken, Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket,
 };
@@ -210,6 +211,17 @@ pub struct Reader {
     merge: Merge,
     /// Origin of copied documents in dead-letter entries.
     copy_origin: Arc<str>,
+    /// Asks the persist task to write the checkpoint now (durable DDL, version lease).
+    persist: mpsc::Sender<SyncRequest>,
+    /// Tables the last statement asks to copy again (see [`Reader::after_ddl`]).
+    recopy: Vec<ddl::TableName>,
+    /// Where those copies are requested.
+    resync: mpsc::Sender<crate::snapshot::ResyncRequest>,
+    /// Highest version the stored lease covers: no change above it is routed before
+    /// the lease is extended on disk.
+    leased: Version,
+    /// Tickets sent to the tracker so far (compared with `Checkpoint::tickets`).
+    sent: u64,
 }
 
 /// Inputs of a reader.
@@ -242,6 +254,12 @@ pub struct ReaderSetup {
     pub progress: Arc<Progress>,
     /// Requests of the copy workers; `None` when nothing is ever copied.
     pub copies: Option<mpsc::Receiver<CopyRequest>>,
+    /// The persist task's request queue.
+    pub persist: mpsc::Sender<SyncRequest>,
+    /// The version lease stored in the checkpoint at start.
+    pub leased: Version,
+    /// The copy coordinator, for tables a statement changed without row events.
+    pub resync: mpsc::Sender<crate::snapshot::ResyncRequest>,
 }
 
 impl Reader {
@@ -272,6 +290,11 @@ impl Reader {
             copy_rx: setup.copies,
             merge: Merge::default(),
             copy_origin: "snapshot".into(),
+            persist: setup.persist,
+            leased: setup.leased,
+            sent: 0,
+            recopy: Vec::new(),
+            resync: setup.resync,
         }
     }
 
@@ -479,8 +502,7 @@ impl Reader {
                     origin: origin.clone(),
                     ack: token.clone(),
                 };
-                if self.router.route(change).await.is_err() {
-                    self.stop.cancel();
+                if !self.route_change(change).await {
                     return Ok(());
                 }
             }
@@ -494,7 +516,7 @@ impl Reader {
                 timestamp: 0,
                 copy: chunk.mark.take(),
             };
-            let _ = self.tickets.send(ticket).await;
+            self.send_ticket(ticket).await;
             let _ = chunk.reply.send(ChunkOutcome::Emitted { routed, skipped });
         }
         Ok(())
@@ -595,13 +617,17 @@ impl Reader {
                         // DDL may change any table's shape: rebuild schemas from the next table maps.
                         self.tables.clear();
                         debug!(query = %q.query(), "Statement event.");
-                        if let Some(ddl) = ddl::parse(&q.query(), &q.schema())
-                            && !self.on_ddl(ddl).await?
-                        {
-                            // Stopped while waiting: the statement is read again next time.
-                            self.txn = None;
-                            return Ok(());
-                        }
+                        let acted = match ddl::parse(&q.query(), &q.schema()) {
+                            None => false,
+                            Some(ddl) => match self.on_ddl(ddl).await? {
+                                Some(acted) => acted,
+                                None => {
+                                    // Stopped while waiting: the statement is read again next time.
+                                    self.txn = None;
+                                    return Ok(());
+                                }
+                            },
+                        };
                         match &self.txn {
                             Some(t) if t.by_begin => {}
                             Some(_) => self.commit().await,
@@ -609,6 +635,9 @@ impl Reader {
                                 self.begin(header.timestamp(), TxnGtid::None, false).await;
                                 self.commit().await;
                             }
+                        }
+                        if acted && self.txn.is_none() && !self.after_ddl().await {
+                            return Ok(());
                         }
                     }
                 }
@@ -636,34 +665,30 @@ impl Reader {
         Ok(())
     }
 
-    /// Applies a statement that removes documents. Returns `false` when stopped
-    /// before it could be applied.
-    async fn on_ddl(&mut self, ddl: ddl::Ddl) -> Result<bool, ReaderError> {
-        let (verb, tables) = match ddl {
-            ddl::Ddl::Truncate(t) => ("TRUNCATE", vec![t]),
-            ddl::Ddl::Drop(ts) => ("DROP TABLE", ts),
+    /// Applies a statement that changes rows without row events: clears the documents of
+    /// tables that are gone, and plans a new copy of tables whose rows changed or appeared
+    /// (sent with the statement's ticket by [`Reader::after_ddl`]). Returns `None` when
+    /// stopped first, else whether anything was done.
+    async fn on_ddl(&mut self, ddl: ddl::Ddl) -> Result<Option<bool>, ReaderError> {
+        let (verb, gone, recopy) = match ddl {
+            ddl::Ddl::Truncate(t) => ("TRUNCATE", vec![t], Vec::new()),
+            ddl::Ddl::Drop(ts) => ("DROP TABLE", ts, Vec::new()),
             ddl::Ddl::Rename(pairs) => {
-                for ((fd, ft), (td, tt)) in pairs {
-                    let from = self
-                        .config
-                        .rule_for(&fd, &ft)
-                        .map(|r| r.index_for(&fd, &ft));
-                    let to = self
-                        .config
-                        .rule_for(&td, &tt)
-                        .map(|r| r.index_for(&td, &tt));
-                    if from.is_some() || to.is_some() {
-                        info!(from = %format!("{fd}.{ft}"), to = %format!("{td}.{tt}"), old_index = ?from, new_index = ?to,
-                            "Table renamed; its later changes follow the new name's rule, documents already written stay where they are.");
-                    }
-                }
-                return Ok(true);
+                let (from, to): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+                ("RENAME", from, to)
             }
+            ddl::Ddl::DropDatabase(db) => {
+                let Some(tables) = self.tables_of_database(&db).await? else {
+                    return Ok(None);
+                };
+                ("DROP DATABASE", tables, Vec::new())
+            }
+            ddl::Ddl::Recopy(ts) => ("ALTER TABLE", Vec::new(), ts),
         };
-        for (db, t) in &tables {
+        for (db, t) in gone.iter().chain(&recopy) {
             self.merge.invalidate(db, t);
         }
-        let targets: Vec<(String, String, bool)> = tables
+        let targets: Vec<(String, String, bool)> = gone
             .iter()
             .filter_map(|(db, t)| {
                 let rule = self.config.rule_for(db, t)?;
@@ -674,20 +699,24 @@ impl Reader {
                 ))
             })
             .collect();
-        if targets.is_empty() {
-            return Ok(true);
+        let recopy: Vec<ddl::TableName> = recopy
+            .into_iter()
+            .filter(|(db, t)| self.config.rule_for(db, t).is_some())
+            .collect();
+        if targets.is_empty() && recopy.is_empty() {
+            return Ok(Some(false));
         }
-        // Everything read before the statement must be in Elasticsearch first, or a
-        // late write of an earlier row would survive the delete.
-        let wanted = self.state.version;
+        // Everything routed before the statement (stream changes and copied chunks) must be
+        // in Elasticsearch first, or a late write of an earlier row would survive the delete.
+        let wanted = self.sent;
         let stop = self.stop.clone();
         tokio::select! {
-            r = self.committed.wait_for(|c| c.version >= wanted) => {
+            r = self.committed.wait_for(|c| c.tickets >= wanted) => {
                 if r.is_err() {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
-            _ = stop.cancelled() => return Ok(false),
+            _ = stop.cancelled() => return Ok(None),
         }
         for (table, index, per_table) in targets {
             if !per_table {
@@ -695,53 +724,198 @@ impl Reader {
                     "The index is shared with other tables, so this table's documents cannot be told apart and were NOT removed; delete them by hand or give the table its own index.");
                 continue;
             }
-            if !self.delete_all(&index).await? {
-                return Ok(false);
-            }
-            info!(statement = verb, table = %table, index = %index, position = %self.here(), "Removed the table's documents.");
+            let Some(deleted) = self.delete_all(&index).await? else {
+                return Ok(None);
+            };
+            info!(statement = verb, table = %table, index = %index, deleted, position = %self.here(), "Removed the table's documents.");
         }
-        Ok(true)
+        for (db, table) in &recopy {
+            info!(statement = verb, table = %format!("{db}.{table}"), position = %self.here(),
+                "Rows changed without row events; the table is copied again.");
+        }
+        self.recopy = recopy;
+        Ok(Some(true))
     }
 
-    /// Deletes every document of `index`, retrying transient failures. Returns
-    /// `false` when stopped first.
-    async fn delete_all(&mut self, index: &str) -> Result<bool, ReaderError> {
+    /// After a statement [`Reader::on_ddl`] acted on was committed: records the copies it
+    /// planned (a ticket each, so the checkpoint cannot pass the statement without them),
+    /// then has the checkpoint written before anything after the statement is routed. A
+    /// replay of the statement after a crash would otherwise delete documents written
+    /// after it, whose replayed writes then lose to the delete's higher internal version.
+    /// Returns `false` when stopped first.
+    async fn after_ddl(&mut self) -> bool {
+        let recopy = std::mem::take(&mut self.recopy);
+        for (db, table) in &recopy {
+            let ticket = TxnTicket {
+                end: self.state.position.clone(),
+                gtid: TxnGtid::None,
+                version: self.state.version,
+                done: None,
+                server: Arc::clone(&self.identity),
+                timestamp: 0,
+                copy: Some(crate::checkpoint::CopyMark::Start {
+                    db: db.clone(),
+                    table: table.clone(),
+                    since: self.state.version,
+                }),
+            };
+            self.send_ticket(ticket).await;
+        }
+        if !self.sync(self.sent, self.leased).await {
+            return false;
+        }
+        for (db, table) in recopy {
+            let (reply, _answer) = oneshot::channel();
+            let request = crate::snapshot::ResyncRequest {
+                db,
+                table,
+                reply,
+                since: Some(self.state.version),
+            };
+            // Without a copy coordinator the copy starts from the checkpoint at the next start.
+            let _ = self.resync.send(request).await;
+        }
+        true
+    }
+
+    /// The synced tables of database `db` whose documents have an index of their own:
+    /// tables a rule names exactly, and for a wildcard rule whose template names the table,
+    /// the existing indices its template gives for `db`. `None` when stopped first.
+    async fn tables_of_database(
+        &mut self,
+        db: &str,
+    ) -> Result<Option<Vec<ddl::TableName>>, ReaderError> {
+        let mut out = Vec::new();
+        let rules = self.config.tables.clone();
+        for rule in &rules {
+            let Some((pd, pt)) = rule.pattern.split_once('.') else {
+                continue;
+            };
+            if !crate::config::glob(pd, db) {
+                continue;
+            }
+            if !pt.contains('*') {
+                out.push((db.to_owned(), pt.to_owned()));
+                continue;
+            }
+            let Some((head, tail)) = rule.index.split_once("{table}") else {
+                continue;
+            };
+            let head = head.replace("{db}", db).to_lowercase();
+            let tail = tail.replace("{db}", db).to_lowercase();
+            let Some(indices) = self.indices_like(&format!("{head}*{tail}")).await? else {
+                return Ok(None);
+            };
+            for index in indices {
+                let table = index
+                    .strip_prefix(head.as_str())
+                    .and_then(|r| r.strip_suffix(tail.as_str()));
+                if let Some(table) = table
+                    && !table.is_empty()
+                    && crate::config::glob(pt, table)
+                {
+                    out.push((db.to_owned(), table.to_owned()));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(Some(out))
+    }
+
+    /// Names of the existing indices matching `pattern` (`*` wildcards), retrying
+    /// transient failures. `None` when stopped first.
+    async fn indices_like(&mut self, pattern: &str) -> Result<Option<Vec<String>>, ReaderError> {
+        let path = format!("/{}/_mapping", urlencode_glob(pattern));
+        let answer = self
+            .es_retry(&path, elasticsearch::http::Method::Get, None)
+            .await?;
+        Ok(answer.map(|v| {
+            v.as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default()
+        }))
+    }
+
+    /// One JSON request to Elasticsearch, retried with backoff while the answer is a
+    /// connection failure, 429 or 5xx. 404 answers `{}`. `None` when stopped first.
+    async fn es_retry(
+        &mut self,
+        path: &str,
+        method: elasticsearch::http::Method,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, ReaderError> {
         let mut backoff = crate::writer::retry::Backoff::new(
             self.config.writer.retry_initial_ms,
             self.config.writer.retry_max_ms,
         );
-        let path = format!("/{}/_delete_by_query", urlencode(index));
         loop {
             let sent = tokio::select! {
-                r = self.es.request(
-                    elasticsearch::http::Method::Post,
-                    &path,
-                    Some(&[("conflicts", "proceed"), ("refresh", "true")]),
-                    Some(bytes::Bytes::from_static(br#"{"query":{"match_all":{}}}"#)),
-                    elasticsearch::http::headers::HeaderMap::new(),
-                ) => r,
-                _ = self.stop.cancelled() => return Ok(false),
+                r = self.es.json(method, path, body) => r,
+                _ = self.stop.cancelled() => return Ok(None),
             };
             let error = match sent {
-                Ok(_) => return Ok(true),
-                Err(crate::writer::SendError::Status { status: 404, .. }) => return Ok(true),
-                Err(crate::writer::SendError::Status { status, body })
-                    if status != 429 && status < 500 =>
-                {
+                Ok((status, v)) if (200..300).contains(&status) => return Ok(Some(v)),
+                Ok((404, _)) => return Ok(Some(serde_json::json!({}))),
+                Ok((status, v)) if status != 429 && status < 500 => {
                     return Err(ReaderError::Event {
                         position: self.here(),
-                        message: format!(
-                            "deleting the documents of index `{index}` failed (HTTP {status}): {body}"
-                        ),
+                        message: format!("Elasticsearch refused `{path}` (HTTP {status}): {v}"),
                     });
                 }
+                Ok((status, v)) => format!("HTTP {status}: {v}"),
                 Err(e) => e.to_string(),
             };
             let delay = backoff.next_delay();
-            warn!(index, error = %error, retry_in = ?delay, "Deleting documents failed, retrying.");
+            warn!(path, error = %error, retry_in = ?delay, "Elasticsearch request failed, retrying.");
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = self.stop.cancelled() => return Ok(false),
+                _ = self.stop.cancelled() => return Ok(None),
+            }
+        }
+    }
+
+    /// Deletes every document of `index`: refreshes it first (so documents acknowledged
+    /// within the refresh interval are found), then deletes by query until an answer
+    /// reports no failure and no version conflict. Returns how many were deleted, or
+    /// `None` when stopped first.
+    async fn delete_all(&mut self, index: &str) -> Result<Option<u64>, ReaderError> {
+        let name = urlencode(index);
+        let refresh = format!("/{name}/_refresh");
+        let delete = format!("/{name}/_delete_by_query?conflicts=proceed&refresh=true");
+        let query = serde_json::json!({"query": {"match_all": {}}});
+        let mut deleted = 0;
+        let mut backoff = crate::writer::retry::Backoff::new(
+            self.config.writer.retry_initial_ms,
+            self.config.writer.retry_max_ms,
+        );
+        loop {
+            if self
+                .es_retry(&refresh, elasticsearch::http::Method::Post, None)
+                .await?
+                .is_none()
+            {
+                return Ok(None);
+            }
+            let Some(answer) = self
+                .es_retry(&delete, elasticsearch::http::Method::Post, Some(&query))
+                .await?
+            else {
+                return Ok(None);
+            };
+            deleted += answer["deleted"].as_u64().unwrap_or(0);
+            let conflicts = answer["version_conflicts"].as_u64().unwrap_or(0);
+            let failures = answer["failures"].as_array().map_or(0, Vec::len);
+            let timed_out = answer["timed_out"].as_bool().unwrap_or(false);
+            if conflicts == 0 && failures == 0 && !timed_out {
+                return Ok(Some(deleted));
+            }
+            let delay = backoff.next_delay();
+            warn!(index, conflicts, failures, timed_out, retry_in = ?delay,
+                "Deleting the documents left some behind, deleting again.");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.cancelled() => return Ok(None),
             }
         }
     }
@@ -790,8 +964,65 @@ impl Reader {
             copy: None,
         };
         self.progress.read(txn.version.0, txn.timestamp);
-        // The tracker only stops at shutdown; then the ticket does not matter.
-        let _ = self.tickets.send(ticket).await;
+        self.send_ticket(ticket).await;
+    }
+
+    /// Sends a ticket to the tracker unless stopped first. The tracker only goes away at
+    /// shutdown; a ticket not sent then simply stays behind the checkpoint.
+    async fn send_ticket(&mut self, ticket: TxnTicket) {
+        let stop = self.stop.clone();
+        tokio::select! {
+            r = self.tickets.send(ticket) => if r.is_ok() {
+                self.sent += 1;
+            },
+            _ = stop.cancelled() => {}
+        }
+    }
+
+    /// Routes one change to its lane, first extending the stored version lease when the
+    /// change's version is past it. `false` when stopped, or when the writer or the
+    /// persist task is gone (the stop is then signalled and the run loop reports why).
+    async fn route_change(&mut self, change: Change) -> bool {
+        if change.version > self.leased {
+            let lease = change.version.lease();
+            if !self.sync(0, lease).await {
+                return false;
+            }
+            self.leased = lease;
+        }
+        let stop = self.stop.clone();
+        tokio::select! {
+            r = self.router.route(change) => {
+                if r.is_err() {
+                    self.stop.cancel();
+                    return false;
+                }
+                true
+            }
+            _ = stop.cancelled() => false,
+        }
+    }
+
+    /// Has the checkpoint written once `tickets` tickets are committed, with a version
+    /// lease of at least `lease`. `false` when stopped first or the persist task is gone.
+    async fn sync(&mut self, tickets: u64, lease: Version) -> bool {
+        let (done, answered) = oneshot::channel();
+        let request = SyncRequest {
+            tickets,
+            lease,
+            done,
+        };
+        let persist = self.persist.clone();
+        let stop = self.stop.clone();
+        let ok = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return false,
+            ok = async { persist.send(request).await.is_ok() && answered.await.is_ok() } => ok,
+        };
+        if !ok {
+            self.stop.cancel();
+        }
+        ok
     }
 
     async fn on_table_map(&mut self, tme: TableMapEvent<'static>) -> Result<(), ReaderError> {
@@ -937,11 +1168,13 @@ impl Reader {
                 out.iter().map(|(id, _)| id.as_str()),
             );
         }
-        let Some(txn) = self.txn.as_mut() else {
+        let Some(version) = self.txn.as_ref().map(|t| t.version) else {
             return Ok(());
         };
-        let version = txn.version;
         for (doc_id, op) in out {
+            let Some(ack) = self.txn.as_mut().map(OpenTxn::token) else {
+                return Ok(());
+            };
             let change = Change {
                 key: DocKey {
                     index: Arc::clone(&schema.index),
@@ -950,11 +1183,9 @@ impl Reader {
                 op,
                 version,
                 origin: origin.clone(),
-                ack: txn.token(),
+                ack,
             };
-            if self.router.route(change).await.is_err() {
-                // The writer is gone (fatal error or shutdown); the caller sees why.
-                self.stop.cancel();
+            if !self.route_change(change).await {
                 return Ok(());
             }
         }
@@ -984,6 +1215,11 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Percent-encodes an index pattern for a URL path, keeping its `*` wildcards.
+fn urlencode_glob(s: &str) -> String {
+    s.split('*').map(urlencode).collect::<Vec<_>>().join("*")
 }
 
 /// Lower-case hyphenated UUID text of a 16-byte source id.

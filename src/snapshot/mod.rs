@@ -71,6 +71,9 @@ pub struct ResyncRequest {
     pub table: String,
     /// Accepted, or why not.
     pub reply: oneshot::Sender<Result<String, String>>,
+    /// Set when the start is already recorded in the checkpoint with this version (a
+    /// statement that changed rows without row events, see the reader); `None`: record it.
+    pub since: Option<Version>,
 }
 
 /// What the copy coordinator needs.
@@ -117,6 +120,8 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
     log_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_log = (Instant::now(), 0u64);
     let mut resync_open = true;
+    // Tables a statement changed while their copy ran: copied again when it ends.
+    let mut deferred: HashSet<(String, String)> = HashSet::new();
     loop {
         while workers.len() < setup.config.snapshot.parallelism {
             let Some((copy, announce)) = queue.pop_front() else {
@@ -135,6 +140,9 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                 match done {
                     Ok(Ok(key)) => {
                         active.remove(&key);
+                        if deferred.remove(&key) {
+                            queue.push_back((fresh_copy(key.0, key.1), true));
+                        }
                     }
                     Ok(Err(e)) => return Err(e),
                     Err(e) => {
@@ -155,8 +163,20 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                     continue;
                 };
                 let key = (req.db.clone(), req.table.clone());
-                let queued = queue.iter().any(|(c, _)| c.db == req.db && c.table == req.table);
-                let answer = if active.contains(&key) || queued {
+                let queued = queue.iter_mut().find(|(c, _)| c.db == req.db && c.table == req.table);
+                let answer = if let (Some(since), Some((copy, _))) = (req.since, queued) {
+                    // Not started yet: it will read the rows as they are now; its sweep must
+                    // reach the documents written before the statement.
+                    copy.since = copy.since.max(since);
+                    Ok(format!("copy of `{}.{}` already queued", req.db, req.table))
+                } else if req.since.is_some() && active.contains(&key) {
+                    // The running copy may have passed rows the statement changed: copy the
+                    // table again once it ends (recorded in the checkpoint then).
+                    deferred.insert(key);
+                    Ok(format!("`{}.{}` is copied again after the running copy", req.db, req.table))
+                } else if active.contains(&key)
+                    || queue.iter().any(|(c, _)| c.db == req.db && c.table == req.table)
+                {
                     Err(format!("`{}.{}` is already being copied", req.db, req.table))
                 } else if setup.config.rule_for(&req.db, &req.table).is_none() {
                     Err(format!("`{}.{}` matches no [[tables]] rule", req.db, req.table))
@@ -167,9 +187,9 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                             table: req.table.clone(),
                             after: None,
                             rows: 0,
-                            since: Version(0),
+                            since: req.since.unwrap_or(Version(0)),
                         },
-                        true,
+                        req.since.is_none(),
                     ));
                     info!(table = %format!("{}.{}", req.db, req.table), "Re-sync requested.");
                     Ok(format!("re-sync of `{}.{}` started", req.db, req.table))
@@ -182,6 +202,17 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                 }
             }
         }
+    }
+}
+
+/// A copy of `db.table` from its first key.
+fn fresh_copy(db: String, table: String) -> TableCopy {
+    TableCopy {
+        db,
+        table,
+        after: None,
+        rows: 0,
+        since: Version(0),
     }
 }
 

@@ -323,6 +323,7 @@ async fn resync(State(s): State<AppState>, uri: Uri) -> (StatusCode, String) {
         db: db.to_owned(),
         table: name.to_owned(),
         reply,
+        since: None,
     };
     if tx.send(request).await.is_err() {
         return (

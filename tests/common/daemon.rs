@@ -30,6 +30,8 @@ pub struct DaemonBuilder {
     mysql_toml: String,
     es_toml: String,
     http_toml: String,
+    checkpoint_toml: String,
+    snapshot_toml: String,
     http_listen: String,
     tables: String,
     extra_toml: String,
@@ -102,6 +104,18 @@ impl DaemonBuilder {
         self
     }
 
+    /// Extra lines inside the `[checkpoint]` section (e.g. `interval_ms = 10000`).
+    pub fn checkpoint_toml(mut self, lines: &str) -> Self {
+        self.checkpoint_toml += &format!("{lines}\n");
+        self
+    }
+
+    /// Extra lines inside the `[snapshot]` section (e.g. `chunk_size = 200`).
+    pub fn snapshot_toml(mut self, lines: &str) -> Self {
+        self.snapshot_toml += &format!("{lines}\n");
+        self
+    }
+
     /// Extra lines inside the `[http]` section.
     pub fn http_toml(mut self, lines: &str) -> Self {
         self.http_toml += &format!("{lines}\n");
@@ -124,8 +138,8 @@ impl DaemonBuilder {
         let config = format!(
             "[mysql]\nurl = {}\nserver_id = {}\nconnect_timeout = {}\n{}\n\
              [elasticsearch]\nurl = {}\n{}\n\
-             [checkpoint]\npath = {}\n\n\
-             [snapshot]\nmode = {}\n\n\
+             [checkpoint]\npath = {}\n{}\n\
+             [snapshot]\nmode = {}\n{}\n\
              [http]\nlisten = {}\n{}{}{}",
             quote(&self.mysql_url),
             next_server_id(),
@@ -134,7 +148,9 @@ impl DaemonBuilder {
             quote(&self.es_url),
             self.es_toml,
             quote(&root.join("checkpoint.json").display().to_string()),
+            self.checkpoint_toml,
             quote(&self.snapshot_mode),
+            self.snapshot_toml,
             quote(&self.http_listen),
             self.http_toml,
             self.tables,
@@ -179,6 +195,8 @@ impl Daemon {
             mysql_toml: String::new(),
             es_toml: String::new(),
             http_toml: String::new(),
+            checkpoint_toml: String::new(),
+            snapshot_toml: String::new(),
             http_listen: "127.0.0.1:0".into(),
             tables: String::new(),
             extra_toml: String::new(),
