@@ -399,6 +399,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut reader_done = false;
     let mut copier_done = false;
     let mut persist_done = false;
+    // Set when the drain gave up on queued or in-flight changes: the exit is then 1 even if
+    // no transaction ticket recorded it (the reader may have stopped inside a transaction).
+    let mut abandoned = false;
     loop {
         tokio::select! {
             _ = &mut shutdown => {
@@ -464,6 +467,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 warn!(timeout = ?config.shutdown_timeout, "The reader did not stop within shutdown_timeout; abandoning it.");
                 reader.abort();
                 abort.cancel();
+                abandoned = true;
             }
         }
     }
@@ -485,6 +489,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Err(_) => {
             warn!(timeout = ?config.shutdown_timeout, "Drain took longer than shutdown_timeout; abandoning the rest.");
             abort.cancel();
+            abandoned = true;
             while lanes.join_next().await.is_some() {}
         }
     }
@@ -511,11 +516,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         return Err(e);
     }
     match exit {
-        TrackerExit::Drained => {
+        TrackerExit::Drained if !abandoned => {
             info!(checkpoint = %at, "Stopped cleanly.");
             Ok(())
         }
-        TrackerExit::Abandoned(_) | TrackerExit::Failed(_) => {
+        TrackerExit::Drained | TrackerExit::Abandoned(_) | TrackerExit::Failed(_) => {
             Err(Error::Incomplete { position: at })
         }
     }

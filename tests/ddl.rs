@@ -222,7 +222,7 @@ async fn truncate_finds_documents_not_yet_refreshed() {
 
 #[tokio::test]
 async fn truncate_during_the_initial_copy_leaves_no_copied_document() {
-    // GIVEN a table of 20k rows and a daemon copying it in small chunks
+    // GIVEN a table of 20k rows, and a daemon copying it through a proxy to Elasticsearch
     let env = TestEnv::get();
     let (db, mut conn) = env.create_database_with(TABLE).await;
     use mysql_async::prelude::Queryable;
@@ -230,23 +230,49 @@ async fn truncate_during_the_initial_copy_leaves_no_copied_document() {
         .await
         .unwrap();
     let index = env.unique_index("ddlcopy");
+    let proxy = common::proxy::EsProxy::start(&env.es_url);
     let mut daemon = Daemon::builder(env)
         .table(&format!("{db}.t"), &index)
+        .es_url(proxy.url())
+        .es_toml("request_timeout = \"2s\"")
         .snapshot_mode("initial")
-        .snapshot_toml("chunk_size = 200")
+        .snapshot_toml("chunk_size = 1000")
+        .extra_toml("[writer]\nretry_initial_ms = 50\nretry_max_ms = 500")
         .start()
         .await;
+    let es = env.es();
+    let copying = wait_until(secs(60), async || es.count(&index).await > 0).await;
+    assert!(
+        copying,
+        "the copy did not start:\n{}",
+        daemon.stderr_tail(30)
+    );
 
-    // WHEN the table is truncated while the copy runs, then written again
-    conn.query_drop("TRUNCATE TABLE t; INSERT INTO t VALUES (1, 'a', 1), (20001, 'z', 2)")
-        .await
-        .unwrap();
+    // WHEN copied documents are held up on their way (bulk requests stall) while the table is
+    // truncated and written again, and then go through
+    proxy.set(common::proxy::Fault::Stall);
+    let stalled = wait_until(secs(30), async || {
+        proxy.hits(common::proxy::Fault::Stall) > 0
+    })
+    .await;
+    assert!(stalled, "no bulk request was held up");
+    // (The TRUNCATE may wait for the copy's read view to end: run it on the side.)
+    let truncate = tokio::spawn(async move {
+        conn.query_drop("TRUNCATE TABLE t; INSERT INTO t VALUES (1, 'a', 1), (20001, 'z', 2)")
+            .await
+            .unwrap();
+    });
+    wait_until(secs(5), async || {
+        daemon.log().contains("Removed the table's documents")
+    })
+    .await;
+    proxy.set(common::proxy::Fault::PassThrough);
+    truncate.await.unwrap();
 
-    // THEN no copied document survives: the index equals the table
+    // THEN no copied document survives the TRUNCATE: the index equals the table, also once
+    // the copy has ended
     let diff = wait_until_index_equals_table(env, &mut daemon, &db, "t", &index, secs(120)).await;
     assert_eq!(diff.rows, 2);
-    // … also once the copy has ended (its sweep ran)
-    let es = env.es();
     let done = wait_until(secs(120), async || {
         !daemon.cli("status").await.stdout.contains("copying")
     })

@@ -1074,6 +1074,77 @@ async fn insert_writer(mut conn: Conn, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec
 }
 
 #[tokio::test]
+async fn sigterm_while_elasticsearch_refuses_exits_1_within_the_timeout() {
+    // GIVEN small lane queues, a 3 s drain budget, and Elasticsearch refusing connections
+    let mut s = Setup::start(
+        "sigtermdown",
+        Options {
+            top: "shutdown_timeout = \"3s\"",
+            writer: "queue_capacity = 64",
+            proxy: true,
+            metrics: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    s.proxy.as_ref().unwrap().set(Fault::Refuse);
+
+    // WHEN 10k rows are written, the reader has filled the queues (it has read far more
+    // changes than they hold and waits for room), and SIGTERM arrives
+    s.sql("INSERT INTO t SELECT seq, CONCAT('row-', seq), seq, NULL FROM seq_21_to_10020")
+        .await;
+    let blocked = wait_until(secs(60), async || {
+        s.metric("binlog2es_changes_total").await.unwrap_or(0.0) >= 1_000.0
+    })
+    .await;
+    assert!(
+        blocked,
+        "the reader did not read the rows:\n{}",
+        s.daemon.stderr_tail(30)
+    );
+    let sent = Instant::now();
+    let code = s.daemon.terminate().await;
+    let took = sent.elapsed();
+
+    // THEN it exits 1 (work left behind the checkpoint) within the drain budget, with margin
+    let log = s.daemon.last_run_log();
+    assert_eq!(code, 1, "{log}");
+    assert!(took < secs(8), "exit took {took:?}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // AND with Elasticsearch back, a restart converges
+    s.proxy.as_ref().unwrap().set(Fault::PassThrough);
+    s.daemon.restart().await;
+    let diff = s.converge().await;
+    assert_eq!(diff.rows, 10_020);
+}
+
+#[tokio::test]
+async fn a_failed_checkpoint_write_stops_the_daemon() {
+    // GIVEN a streaming daemon
+    let mut s = Setup::start("ckptfail", Options::default()).await;
+
+    // WHEN its checkpoint can no longer be written (a directory where its temp file goes:
+    // refused even for root) and rows keep changing
+    let blocker = s.daemon.dir().join(".checkpoint.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    s.sql(&insert_rows(21..=30)).await;
+
+    // THEN it stops with exit 1, naming the checkpoint, instead of streaming on with the
+    // position on disk frozen
+    let code = s.daemon.wait_exit(secs(60)).await;
+    let log = s.daemon.last_run_log();
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("cannot write checkpoint"), "{log}");
+
+    // AND once the file can be written again, a restart converges
+    std::fs::remove_dir(&blocker).unwrap();
+    s.daemon.restart().await;
+    let diff = s.converge().await;
+    assert_eq!(diff.rows, 30);
+}
+
+#[tokio::test]
 async fn sigterm_under_load_drains_and_exits_0() {
     // GIVEN a daemon with a 10 s drain budget and a writer inserting rows fast
     let mut s = Setup::start(

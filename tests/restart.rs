@@ -272,3 +272,81 @@ async fn checkpoint_from_another_server_resumes_by_gtid() {
     assert_ne!(checkpoint["server"]["id"], "someone-else", "{checkpoint}");
     assert_eq!(checkpoint["server"]["id"], real_server, "{checkpoint}");
 }
+
+#[tokio::test]
+async fn a_failover_that_lost_transactions_never_writes_below_a_version_already_written() {
+    // GIVEN a primary, a replica following it by GTID (logging what it applies), and a daemon
+    // on the primary whose checkpoint is written only every minute
+    let primary = TestEnv::dedicated_static(&[]);
+    let replica = TestEnv::dedicated_static(&["--server-id=2", "--log-slave-updates"]);
+    let mut p = primary.mysql().await;
+    let head: String = p
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap();
+    let port = primary.admin_url.rsplit(':').next().unwrap().to_owned();
+    let mut r = replica.mysql().await;
+    r.query_drop(format!(
+        "SET GLOBAL gtid_slave_pos = '{head}'; \
+         CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {port}, \
+         MASTER_USER = 'admin', MASTER_PASSWORD = 'admin', MASTER_USE_GTID = slave_pos; \
+         START SLAVE"
+    ))
+    .await
+    .unwrap();
+    let mut f = Fixture::start_on(primary, "failover", TABLE, None, |b| {
+        b.checkpoint_toml("interval_ms = 60000")
+    })
+    .await;
+    f.sql("INSERT INTO t VALUES (1, 'a', 1, NULL), (2, 'b', 2, NULL)")
+        .await;
+    f.converge().await;
+    let replicated = wait_until(secs(60), async || {
+        let n: Option<u64> = r
+            .query_first(format!("SELECT COUNT(*) FROM `{}`.t", f.db))
+            .await
+            .unwrap_or(None);
+        n == Some(2)
+    })
+    .await;
+    assert!(replicated, "the replica did not receive the rows");
+
+    // WHEN the replica stops applying, the primary changes a row (indexed, with a version
+    // above the checkpoint's), the daemon dies, and the replica, promoted with a clock an hour
+    // behind, changes the same row
+    r.query_drop("STOP SLAVE SQL_THREAD").await.unwrap();
+    f.sql("UPDATE t SET name = 'lost' WHERE id = 1").await;
+    let es = primary.es();
+    let indexed = wait_until(secs(60), async || {
+        es.get(&f.index, "1")
+            .await
+            .is_some_and(|d| d["name"] == "lost")
+    })
+    .await;
+    assert!(indexed, "the update was not indexed");
+    f.daemon.kill();
+    r.query_drop(format!(
+        "STOP SLAVE; RESET SLAVE ALL; SET TIMESTAMP = UNIX_TIMESTAMP() - 3600; \
+         UPDATE `{}`.t SET name = 'new' WHERE id = 1; SET TIMESTAMP = DEFAULT",
+        f.db
+    ))
+    .await
+    .unwrap();
+    let config = std::fs::read_to_string(f.daemon.config_path()).unwrap();
+    let replica_port = replica.admin_url.rsplit(':').next().unwrap();
+    std::fs::write(
+        f.daemon.config_path(),
+        config.replace(&format!(":{port}"), &format!(":{replica_port}")),
+    )
+    .unwrap();
+    f.daemon.restart().await;
+
+    // THEN the daemon resumes on the replica by GTID and the replica's change wins: the index
+    // equals the new primary's table
+    let diff =
+        wait_until_index_equals_table(replica, &mut f.daemon, &f.db, "t", &f.index, secs(60)).await;
+    assert_eq!(diff.rows, 2);
+    assert_eq!(f.doc("1").await.unwrap()["name"], "new");
+    assert!(f.daemon.last_run_log().to_lowercase().contains("by gtid"));
+}
