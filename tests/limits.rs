@@ -37,6 +37,11 @@ struct Setup {
 
 impl Setup {
     async fn start(prefix: &str, writer: &str) -> Setup {
+        Setup::start_with(prefix, writer, "").await
+    }
+
+    /// As [`Setup::start`], with `extra` TOML (sections) after `[writer]`.
+    async fn start_with(prefix: &str, writer: &str, extra: &str) -> Setup {
         let env = TestEnv::get();
         let (db, mut conn) = env.create_database_with(TABLE).await;
         let index = env.unique_index(prefix);
@@ -55,7 +60,7 @@ impl Setup {
             .table(&format!("{db}.t"), &index)
             .es_url(proxy.url())
             .http_listen(&listen)
-            .extra_toml(&format!("[writer]\n{FAST_RETRIES}\n{writer}"))
+            .extra_toml(&format!("[writer]\n{FAST_RETRIES}\n{writer}\n{extra}"))
             .start()
             .await;
         conn.query_drop("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')")
@@ -271,4 +276,66 @@ async fn a_document_over_the_sinks_request_size_is_dead_lettered_and_the_stream_
     );
     s.daemon.assert_running();
     assert_eq!(s.daemon.terminate().await, 0, "{}", s.daemon.log());
+}
+
+#[tokio::test]
+async fn a_document_over_the_sinks_request_size_stops_the_daemon_with_on_rejected_fail() {
+    // GIVEN dead_letter.on_rejected = "fail" and a sink refusing bulk bodies over 64 KiB
+    let mut s = Setup::start_with(
+        "too-large-fail",
+        "",
+        "[dead_letter]\non_rejected = \"fail\"",
+    )
+    .await;
+    let before_big = s.binlog_position().await;
+    s.proxy.set(Fault::MaxBody(64 * 1024));
+
+    // WHEN a row of 100 kB is written
+    s.sql("INSERT INTO t VALUES (30, REPEAT('x', 100000))")
+        .await;
+
+    // THEN the daemon exits 1 naming the document and the limit, the checkpoint before it
+    let code = s.daemon.wait_exit(secs(30)).await;
+    assert_eq!(code, 1, "{}", s.daemon.log());
+    let log = s.daemon.log();
+    assert!(
+        log.contains("rejected document `30`") && log.contains("maximum request size"),
+        "{log}"
+    );
+    assert!(
+        s.daemon.checkpoint_position() <= before_big,
+        "the checkpoint {:?} passed the refused row (at {before_big:?})",
+        s.daemon.checkpoint_position()
+    );
+    assert!(s.daemon.dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn batches_stay_within_max_bytes() {
+    // GIVEN writer.max_bytes = 64 KiB and a sink refusing bulk bodies over 64 KiB
+    let mut s = Setup::start(
+        "max-bytes",
+        "lanes = 1\nmax_bytes = 65536\nmax_delay_ms = 200",
+    )
+    .await;
+    s.proxy.set(Fault::MaxBody(65536));
+
+    // WHEN one transaction writes 30 rows of 20 kB (three fit in a batch, four do not)
+    let rows: Vec<String> = (10..40)
+        .map(|id| format!("({id}, REPEAT(CHAR(65 + {id} % 26), 20000))"))
+        .collect();
+    s.sql(&format!("INSERT INTO t VALUES {}", rows.join(", ")))
+        .await;
+
+    // THEN every batch fits: the index equals the table, and no request was refused
+    let (env, db, index) = (s.env, s.db.clone(), s.index.clone());
+    wait_until_index_equals_table(env, &mut s.daemon, &db, "t", &index, secs(60)).await;
+    assert_eq!(
+        s.proxy.hits(Fault::MaxBody(65536)),
+        0,
+        "{}",
+        s.proxy.stats()
+    );
+    assert!(s.proxy.bulk_passed() >= 10, "{}", s.proxy.stats());
+    assert!(s.daemon.dead_letters().is_empty());
 }
