@@ -1253,6 +1253,21 @@ match = "shop.*"
     }
 
     #[test]
+    fn a_byte_budget_smaller_than_a_batch_is_refused() {
+        let c = load_str(MINIMAL).unwrap();
+        assert_eq!(c.writer.max_buffered_bytes, DEFAULT_MAX_BUFFERED_BYTES);
+        let c = load_str(&format!(
+            "{MINIMAL}\n[writer]\nmax_bytes = 2097152\nmax_buffered_bytes = 1048576\n"
+        ))
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("writer.max_buffered_bytes") && e.contains("max_bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn index_options_parse_with_defaults() {
         let c = load_str(MINIMAL).unwrap();
         assert!(c.tables[0].create_index);
