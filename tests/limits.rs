@@ -339,3 +339,29 @@ async fn batches_stay_within_max_bytes() {
     assert!(s.proxy.bulk_passed() >= 10, "{}", s.proxy.stats());
     assert!(s.daemon.dead_letters().is_empty());
 }
+
+#[tokio::test]
+async fn a_row_larger_than_the_whole_byte_budget_still_passes() {
+    // GIVEN a byte budget of 1 MiB (and batches of at most 1 MiB)
+    let mut s = Setup::start(
+        "over-budget",
+        "lanes = 2\nmax_bytes = 1048576\nmax_buffered_bytes = 1048576",
+    )
+    .await;
+
+    // WHEN rows of 3 MB, larger than the whole budget, are written between small ones
+    for id in 10..14 {
+        s.sql(&format!("INSERT INTO t VALUES ({id}, 'small {id}')"))
+            .await;
+        s.sql(&format!(
+            "INSERT INTO t VALUES ({}, REPEAT('y', 3000000))",
+            id + 100
+        ))
+        .await;
+    }
+
+    // THEN each takes the whole budget in turn instead of waiting forever: all arrive
+    let (env, db, index) = (s.env, s.db.clone(), s.index.clone());
+    wait_until_index_equals_table(env, &mut s.daemon, &db, "t", &index, secs(60)).await;
+    assert!(s.daemon.dead_letters().is_empty());
+}
