@@ -39,8 +39,13 @@ pub fn default_lanes() -> usize {
 /// Docs per bulk request: large enough to amortise the request, small enough to
 /// keep one rejected batch cheap to retry.
 pub const DEFAULT_MAX_DOCS: usize = 1000;
-/// Bytes per bulk request (5 MiB), well under Elasticsearch's 100 MiB limit.
+/// Bytes per bulk request (5 MiB): Elasticsearch advises bulk bodies of 5-15 MB, and
+/// its `http.max_content_length` is 100 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
+/// Bytes of changes held between the reader and Elasticsearch, all lanes together
+/// (64 MiB): room for a full 5 MiB batch in flight on each of 8 lanes plus as much again
+/// queued, while rows of a megabyte can no longer fill `lanes × queue_capacity` slots.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// A partial batch waits at most this long, bounding change→searchable latency.
 pub const DEFAULT_MAX_DELAY_MS: u64 = 50;
 /// Changes queued per lane before the reader blocks (backpressure, SPEC §2.3).
@@ -393,6 +398,10 @@ pub struct WriterConfig {
     /// Changes queued per lane.
     #[serde(default = "d_queue")]
     pub queue_capacity: usize,
+    /// Most bytes of changes queued or in flight, all lanes together (see
+    /// [`DEFAULT_MAX_BUFFERED_BYTES`]); at least `max_bytes`.
+    #[serde(default = "d_max_buffered_bytes")]
+    pub max_buffered_bytes: usize,
     /// First retry delay, in ms.
     #[serde(default = "d_retry_initial")]
     pub retry_initial_ms: u64,
@@ -419,6 +428,7 @@ impl Default for WriterConfig {
             max_bytes: DEFAULT_MAX_BYTES,
             max_delay_ms: DEFAULT_MAX_DELAY_MS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             retry_initial_ms: DEFAULT_RETRY_INITIAL_MS,
             retry_max_ms: DEFAULT_RETRY_MAX_MS,
             max_retries: 0,
@@ -718,6 +728,15 @@ impl Config {
             return Err(ConfigError::invalid(
                 "writer.max_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if w.max_buffered_bytes < w.max_bytes {
+            return Err(ConfigError::invalid(
+                "writer.max_buffered_bytes",
+                format!(
+                    "must be at least writer.max_bytes ({}): batches are filled from it",
+                    w.max_bytes
+                ),
             ));
         }
         if w.retry_initial_ms == 0 || w.retry_max_ms < w.retry_initial_ms {
@@ -1118,6 +1137,9 @@ fn d_max_delay() -> u64 {
 fn d_queue() -> usize {
     DEFAULT_QUEUE_CAPACITY
 }
+fn d_max_buffered_bytes() -> usize {
+    DEFAULT_MAX_BUFFERED_BYTES
+}
 fn d_retry_initial() -> u64 {
     DEFAULT_RETRY_INITIAL_MS
 }
@@ -1227,6 +1249,21 @@ match = "shop.*"
                 .unwrap_err()
                 .to_string()
                 .contains("snapshot.chunk_size")
+        );
+    }
+
+    #[test]
+    fn a_byte_budget_smaller_than_a_batch_is_refused() {
+        let c = load_str(MINIMAL).unwrap();
+        assert_eq!(c.writer.max_buffered_bytes, DEFAULT_MAX_BUFFERED_BYTES);
+        let c = load_str(&format!(
+            "{MINIMAL}\n[writer]\nmax_bytes = 2097152\nmax_buffered_bytes = 1048576\n"
+        ))
+        .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("writer.max_buffered_bytes") && e.contains("max_bytes"),
+            "{e}"
         );
     }
 

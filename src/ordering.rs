@@ -5,12 +5,19 @@
 //! different documents run in parallel. Within a batch several changes to one key
 //! collapse into the last one; the superseded changes' acknowledgements travel
 //! with the batch so their transactions complete when the batch is acknowledged.
+//!
+//! Memory between the reader and Elasticsearch is bounded twice: each lane queue holds at
+//! most `writer.queue_capacity` changes, and all lanes together hold at most
+//! `writer.max_buffered_bytes` of changes ([`Router::route`] takes a change's weight from a
+//! shared budget before queueing it; the lane gives it back once the change is applied,
+//! dead-lettered or abandoned). A change heavier than the whole budget takes all of it, so it
+//! travels alone instead of waiting forever.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::checkpoint::AckToken;
 use crate::position::Version;
@@ -101,25 +108,62 @@ pub fn key_hash(key: &DocKey) -> u64 {
 #[error("writer lanes are closed")]
 pub struct LanesClosed;
 
-/// Routes changes onto bounded lane queues; a full queue blocks the caller.
+/// A change on its way through a lane, with its share of the byte budget (given back when
+/// this value, or the batch its permit was merged into, is dropped).
+#[derive(Debug)]
+pub struct Routed {
+    /// The change.
+    pub change: Change,
+    /// Budget bytes held for it.
+    pub held: OwnedSemaphorePermit,
+}
+
+/// Routes changes onto bounded lane queues; a full queue, or a spent byte budget, blocks
+/// the caller.
 #[derive(Clone)]
 pub struct Router {
-    lanes: Vec<mpsc::Sender<Change>>,
+    lanes: Vec<mpsc::Sender<Routed>>,
+    budget: Arc<Semaphore>,
+    /// The budget's size in bytes (what one oversized change takes).
+    budget_bytes: usize,
 }
 
 impl Router {
-    /// A router over these lane queues.
-    pub fn new(lanes: Vec<mpsc::Sender<Change>>) -> Self {
-        Self { lanes }
+    /// A router over these lane queues, holding at most `budget_bytes` of changes in all of
+    /// them together (`writer.max_buffered_bytes`).
+    pub fn new(lanes: Vec<mpsc::Sender<Routed>>, budget_bytes: usize) -> Self {
+        let budget_bytes = budget_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            lanes,
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
+        }
     }
 
-    /// Sends `change` to its lane, waiting while that lane is full.
+    /// Bytes of the budget not held by any change (for tests and diagnostics).
+    pub fn budget_available(&self) -> usize {
+        self.budget.available_permits()
+    }
+
+    /// Sends `change` to its lane, waiting while the byte budget is spent or that lane is
+    /// full. Cancel-safe: dropping the future gives back what it took.
     ///
     /// # Errors
     /// The lane's writer has stopped.
     pub async fn route(&self, change: Change) -> Result<(), LanesClosed> {
+        // Never more than the whole budget, so one huge change waits for the others to
+        // drain and then goes alone, rather than never.
+        let share = change.weight().min(self.budget_bytes);
+        let share = u32::try_from(share).unwrap_or(u32::MAX);
+        let held = Arc::clone(&self.budget)
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| LanesClosed)?;
         let lane = lane_of(&change.key, self.lanes.len());
-        self.lanes[lane].send(change).await.map_err(|_| LanesClosed)
+        self.lanes[lane]
+            .send(Routed { change, held })
+            .await
+            .map_err(|_| LanesClosed)
     }
 }
 
@@ -258,5 +302,51 @@ mod tests {
         }
         assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
         assert_eq!(lane_of(&key(1), 1), 0);
+    }
+
+    fn big(id: &str, bytes: usize) -> Change {
+        change("i", id, Op::Index(Bytes::from(vec![b'x'; bytes])), 1)
+    }
+
+    #[tokio::test]
+    async fn route_waits_while_the_byte_budget_is_spent() {
+        let (tx, mut rx) = mpsc::channel(100);
+        let router = Router::new(vec![tx], 10_000);
+        router.route(big("1", 6_000)).await.unwrap();
+        assert!(router.budget_available() < 4_000);
+        // The queue has room, the budget does not: the second change waits.
+        let second = router.route(big("2", 6_000));
+        tokio::pin!(second);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), &mut second).await;
+        assert!(waited.is_err(), "routed beyond the byte budget");
+        // The writer finishes with the first change: the second goes through.
+        drop(rx.recv().await.unwrap());
+        second.await.unwrap();
+        let routed = rx.recv().await.unwrap();
+        assert_eq!(routed.change.key.id, "2");
+        drop(routed);
+        assert_eq!(router.budget_available(), 10_000);
+    }
+
+    #[tokio::test]
+    async fn a_change_larger_than_the_budget_takes_all_of_it_and_passes() {
+        let (tx, mut rx) = mpsc::channel(100);
+        let router = Router::new(vec![tx], 10_000);
+        router.route(big("small", 100)).await.unwrap();
+        let huge = router.route(big("huge", 50_000));
+        tokio::pin!(huge);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), &mut huge).await;
+        assert!(
+            waited.is_err(),
+            "the huge change must wait for the budget to drain"
+        );
+        drop(rx.recv().await.unwrap());
+        tokio::time::timeout(std::time::Duration::from_secs(5), huge)
+            .await
+            .expect("a change larger than the budget never passed")
+            .unwrap();
+        assert_eq!(router.budget_available(), 0);
+        drop(rx.recv().await.unwrap());
+        assert_eq!(router.budget_available(), 10_000);
     }
 }

@@ -360,7 +360,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             version: start.version,
         },
         mode,
-        router: Router::new(senders),
+        router: Router::new(senders, config.writer.max_buffered_bytes),
         tickets: ticket_tx,
         stop: stop_reading.clone(),
         indices,

@@ -7,6 +7,14 @@
 //! Transient failures are retried with backoff — the whole request or only the
 //! failed items — while the lane's queue fills and backpressure reaches the reader.
 //! Rejected documents go to the dead-letter file (or stop the daemon).
+//!
+//! A batch is capped by `writer.max_docs` and by `writer.max_bytes` of body (a change that
+//! would overflow it starts the next batch; a single larger change goes alone). A request
+//! the sink refuses as too large (HTTP 413, `http.max_content_length`) is split in halves
+//! and retried; a single document that is still too large is rejected like a 400 item
+//! (dead-lettered, or stops the daemon with `on_rejected = "fail"`).
+//! Each batch holds its changes' share of the byte budget (see [`crate::ordering`]) until
+//! it is done with, so the budget bounds what the queues and requests in flight hold.
 
 pub mod bulk;
 pub mod client;
@@ -21,14 +29,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, warn};
 
 use crate::checkpoint::{AckToken, TxnStatus};
 use crate::config::{OnRejected, WriterConfig};
-use crate::ordering::{Change, coalesce, key_hash};
+use crate::ordering::{Change, Routed, coalesce, key_hash};
 use crate::telemetry::metrics;
 pub use client::{EsClient, SendError};
 use dead_letter::{DeadLetter, Rejection};
@@ -178,7 +186,7 @@ impl Lane {
     /// A fatal sink condition (rejection with `on_rejected = "fail"`, refused request,
     /// retries exhausted, dead-letter file unwritable).
     #[tracing::instrument(name = "lane", skip_all, fields(stage = "writer", lane = self.id))]
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Change>) -> Result<(), WriterError> {
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Routed>) -> Result<(), WriterError> {
         let max_docs = self.ctx.config.max_docs;
         let max_bytes = self.ctx.config.max_bytes;
         let max_delay = Duration::from_millis(self.ctx.config.max_delay_ms);
@@ -187,27 +195,33 @@ impl Lane {
         let mut in_flight: JoinSet<Flushed> = JoinSet::new();
         // Key hashes of each in-flight batch (only tracked with depth > 1).
         let mut busy: HashMap<tokio::task::Id, HashSet<u64>> = HashMap::new();
+        // A change that did not fit in the last batch's bytes: the next batch starts with it.
+        let mut carry: Option<Routed> = None;
         loop {
             // A free slot first: while every slot is busy the queue fills up, so the
             // next batch is a full one.
             while in_flight.len() >= depth {
                 self.settle_one(&mut in_flight, &mut busy).await?;
             }
-            let first = loop {
-                tokio::select! {
-                    c = rx.recv() => break c,
-                    done = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                        self.settled(done, &mut busy)?;
+            let first = match carry.take() {
+                Some(c) => Some(c),
+                None => loop {
+                    tokio::select! {
+                        c = rx.recv() => break c,
+                        done = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                            self.settled(done, &mut busy)?;
+                        }
+                        _ = abort.cancelled() => return Ok(()),
                     }
-                    _ = abort.cancelled() => return Ok(()),
-                }
+                },
             };
             let Some(first) = first else {
                 return self.drain(&mut in_flight, &mut busy).await;
             };
             let deadline = tokio::time::Instant::now() + max_delay;
-            let mut bytes = first.weight();
-            let mut batch = vec![first];
+            let mut bytes = first.change.weight();
+            let mut held = first.held;
+            let mut batch = vec![first.change];
             let mut closed = false;
             while batch.len() < max_docs && bytes < max_bytes {
                 let next = match rx.try_recv() {
@@ -225,9 +239,15 @@ impl Lane {
                     },
                 };
                 match next {
+                    Some(c) if bytes + c.change.weight() > max_bytes => {
+                        carry = Some(c);
+                        break;
+                    }
                     Some(c) => {
-                        bytes += c.weight();
-                        batch.push(c);
+                        bytes += c.change.weight();
+                        // One router, one semaphore: merging permits of it cannot fail.
+                        held.merge(c.held);
+                        batch.push(c.change);
                     }
                     None => break,
                 }
@@ -247,13 +267,14 @@ impl Lane {
                 pending,
                 superseded,
                 self.body_capacity,
+                held,
             )
             .instrument(tracing::Span::current());
             let task = in_flight.spawn(flush);
             if depth > 1 {
                 busy.insert(task.id(), keys);
             }
-            if closed {
+            if closed && carry.is_none() {
                 // The queue is closed and was drained into this last batch.
                 return self.drain(&mut in_flight, &mut busy).await;
             }
@@ -303,73 +324,119 @@ impl Lane {
 }
 
 /// Writes one coalesced batch until every change is applied, dead-lettered or
-/// abandoned; `done_tokens` are the acknowledgements of the changes it superseded.
+/// abandoned; `superseded` are the acknowledgements of the changes it superseded, and
+/// `held` the batch's share of the byte budget, given back when this returns.
 /// Returns the outcome and the size of the last request body.
 async fn flush(
     ctx: Arc<LaneContext>,
-    mut pending: Vec<Change>,
+    pending: Vec<Change>,
     superseded: Vec<AckToken>,
     capacity: usize,
+    held: OwnedSemaphorePermit,
 ) -> Flushed {
-    let mut done_tokens = superseded;
+    let _held = held;
     let mut capacity = capacity;
+    // Parts still to write, the next one last. A batch is one part until the sink refuses
+    // it as too large; each refused part is replaced by its two halves, in order.
+    let mut parts = vec![pending];
+    while let Some(mut part) = parts.pop() {
+        match write_part(&ctx, &mut part, &mut capacity).await {
+            Ok(Written::Done) => {}
+            Ok(Written::Abandoned) => return (Ok(()), capacity),
+            Err(e) => return (Err(e), capacity),
+            Ok(Written::TooLarge { body }) if part.len() > 1 => {
+                metrics::bulk_request("split");
+                warn!(docs = part.len(), bytes = capacity, error = %body, "Elasticsearch refused a bulk request as too large (HTTP 413); splitting it in two.");
+                let second = part.split_off(part.len() / 2);
+                parts.push(second);
+                parts.push(part);
+            }
+            Ok(Written::TooLarge { body }) => {
+                metrics::bulk_request("refused");
+                let error = serde_json::json!({
+                    "type": "request_entity_too_large",
+                    "reason": format!(
+                        "this document alone makes a bulk request of {capacity} bytes, more \
+                         than the sink's maximum request size (http.max_content_length); \
+                         raise that limit on the cluster or make the row smaller"
+                    ),
+                    "response": body,
+                });
+                let rejected = part.drain(..).map(|c| (c, 413, error.clone())).collect();
+                match reject(&ctx, rejected).await {
+                    Ok(handled) => resolve_all(handled, Vec::new(), TxnStatus::Delivered),
+                    Err(e) => return (Err(e), capacity),
+                }
+            }
+        }
+    }
+    resolve_all(Vec::new(), superseded, TxnStatus::Delivered);
+    (Ok(()), capacity)
+}
+
+/// How writing one part of a batch ended (errors aside).
+enum Written {
+    /// Every change applied or dead-lettered, its acknowledgement resolved.
+    Done,
+    /// Shutdown's drain budget ran out: the changes are dropped unresolved.
+    Abandoned,
+    /// HTTP 413 for the whole request: nothing was applied, the part is unchanged.
+    TooLarge {
+        /// Start of the response body.
+        body: String,
+    },
+}
+
+/// Sends `part` until every change is applied or dead-lettered (retrying transient
+/// failures: the whole request, or only the failed items), or until the sink refuses it
+/// as too large. `capacity` is the size of the last request body.
+async fn write_part(
+    ctx: &LaneContext,
+    part: &mut Vec<Change>,
+    capacity: &mut usize,
+) -> Result<Written, WriterError> {
     let mut backoff = Backoff::new(ctx.config.retry_initial_ms, ctx.config.retry_max_ms);
     loop {
-        let mut body = Vec::with_capacity(capacity);
-        bulk::encode(&pending, &mut body);
-        capacity = body.len();
+        let mut body = Vec::with_capacity(*capacity);
+        bulk::encode(part, &mut body);
+        *capacity = body.len();
         // The buffer is handed over, not copied.
         let body = Bytes::from(body);
         let started = Instant::now();
         let sent = tokio::select! {
             r = ctx.client.bulk_with(body, ctx.config.gzip) => r,
-            _ = ctx.abort.cancelled() => return (Ok(()), capacity),
+            _ = ctx.abort.cancelled() => return Ok(Written::Abandoned),
         };
         metrics::bulk_duration(started.elapsed());
         let failure = match sent {
             Ok(resp) => {
-                let items = match response::parse(&resp, pending.len()) {
-                    Ok(items) => items,
-                    Err(e) => return (Err(e.into()), capacity),
-                };
-                let Some(items) = items else {
+                let Some(items) = response::parse(&resp, part.len())? else {
                     metrics::bulk_request("success");
-                    debug!(docs = pending.len(), "Bulk request applied.");
-                    resolve_all(pending, done_tokens, TxnStatus::Delivered);
-                    return (Ok(()), capacity);
+                    debug!(docs = part.len(), "Bulk request applied.");
+                    resolve_all(std::mem::take(part), Vec::new(), TxnStatus::Delivered);
+                    return Ok(Written::Done);
                 };
-                let (retry, reason) = match settle_items(&ctx, &mut pending, items).await {
-                    Ok(r) => r,
-                    Err(e) => return (Err(e), capacity),
-                };
-                for c in std::mem::take(&mut pending) {
-                    done_tokens.push(c.ack);
-                }
+                let (retry, reason) = settle_items(ctx, part, items).await?;
+                // Applied and dead-lettered items are done; only the transient failures
+                // go again.
+                resolve_all(std::mem::take(part), Vec::new(), TxnStatus::Delivered);
                 if retry.is_empty() {
                     metrics::bulk_request("partial");
-                    resolve_all(Vec::new(), done_tokens, TxnStatus::Delivered);
-                    return (Ok(()), capacity);
+                    return Ok(Written::Done);
                 }
-                // Applied items are done; only the transient failures go again.
-                resolve_all(
-                    Vec::new(),
-                    std::mem::take(&mut done_tokens),
-                    TxnStatus::Delivered,
-                );
-                pending = retry;
+                *part = retry;
                 metrics::bulk_request("retry_items");
                 reason
+            }
+            Err(SendError::Status { status: 413, body }) => {
+                return Ok(Written::TooLarge { body });
             }
             Err(SendError::Status { status, body })
                 if !(status == 429 || status >= 500 || status == 401 || status == 403) =>
             {
                 metrics::bulk_request("refused");
-                let hint = if status == 413 {
-                    "lower writer.max_bytes"
-                } else {
-                    "this is a bug or an incompatible server; please report it"
-                };
-                return (Err(WriterError::Refused { status, body, hint }), capacity);
+                let hint = "this is a bug or an incompatible server; please report it";
+                return Err(WriterError::Refused { status, body, hint });
             }
             Err(e) => {
                 metrics::bulk_request("error");
@@ -378,22 +445,21 @@ async fn flush(
         };
         let max = ctx.config.max_retries;
         if max > 0 && backoff.attempts() + 1 >= max {
-            let err = WriterError::RetriesExhausted {
+            return Err(WriterError::RetriesExhausted {
                 attempts: backoff.attempts() + 1,
                 last: failure,
-            };
-            return (Err(err), capacity);
+            });
         }
         let delay = backoff.next_delay();
         if failure.contains("HTTP 401") || failure.contains("HTTP 403") {
             error!(error = %failure, retry_in = ?delay, "Elasticsearch refuses our credentials; fix them, retrying.");
         } else {
-            warn!(error = %failure, docs = pending.len(), attempt = backoff.attempts(), retry_in = ?delay, "Bulk request failed, retrying.");
+            warn!(error = %failure, docs = part.len(), attempt = backoff.attempts(), retry_in = ?delay, "Bulk request failed, retrying.");
         }
         metrics::retry();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = ctx.abort.cancelled() => return (Ok(()), capacity),
+            _ = ctx.abort.cancelled() => return Ok(Written::Abandoned),
         }
     }
 }
@@ -422,45 +488,56 @@ async fn settle_items(
         }
     }
     if !rejected.is_empty() {
-        if ctx.on_rejected == OnRejected::Fail {
-            let (c, status, error) = &rejected[0];
-            let err = WriterError::Rejected {
-                index: c.key.index.to_string(),
-                id: c.key.id.clone(),
-                status: *status,
-                error: error.to_string(),
-                position: c.origin.to_string(),
-            };
-            for (c, _, _) in rejected {
-                c.ack.resolve(TxnStatus::Failed);
-            }
-            return Err(err);
-        }
-        let entries: Vec<Rejection<'_>> = rejected
-            .iter()
-            .map(|(c, status, error)| Rejection {
-                change: c,
-                status: *status,
-                error,
-            })
-            .collect();
-        ctx.dead_letter.append(&entries, &ctx.abort).await?;
-        metrics::rejected(rejected.len());
-        let (c, status, error) = &rejected[0];
-        warn!(
-            count = rejected.len(),
-            index = %c.key.index,
-            id = %c.key.id,
-            status,
-            error = %error,
-            position = %c.origin,
-            dead_letter = %ctx.dead_letter.describe(),
-            "Elasticsearch rejected documents; written to the dead-letter destination."
-        );
-        keep.extend(rejected.into_iter().map(|(c, _, _)| c));
+        keep.extend(reject(ctx, rejected).await?);
     }
     *pending = keep;
     Ok((retry, reason))
+}
+
+/// Documents the sink refused for good (a 4xx item, or alone over its request size):
+/// written to the dead-letter destination and counted, then returned as handled; or, with
+/// `on_rejected = "fail"`, the daemon's stop.
+async fn reject(
+    ctx: &LaneContext,
+    rejected: Vec<(Change, u16, serde_json::Value)>,
+) -> Result<Vec<Change>, WriterError> {
+    let Some((c, status, error)) = rejected.first() else {
+        return Ok(Vec::new());
+    };
+    if ctx.on_rejected == OnRejected::Fail {
+        let err = WriterError::Rejected {
+            index: c.key.index.to_string(),
+            id: c.key.id.clone(),
+            status: *status,
+            error: error.to_string(),
+            position: c.origin.to_string(),
+        };
+        for (c, _, _) in rejected {
+            c.ack.resolve(TxnStatus::Failed);
+        }
+        return Err(err);
+    }
+    let entries: Vec<Rejection<'_>> = rejected
+        .iter()
+        .map(|(c, status, error)| Rejection {
+            change: c,
+            status: *status,
+            error,
+        })
+        .collect();
+    ctx.dead_letter.append(&entries, &ctx.abort).await?;
+    metrics::rejected(rejected.len());
+    warn!(
+        count = rejected.len(),
+        index = %c.key.index,
+        id = %c.key.id,
+        status,
+        error = %error,
+        position = %c.origin,
+        dead_letter = %ctx.dead_letter.describe(),
+        "Elasticsearch rejected documents; written to the dead-letter destination."
+    );
+    Ok(rejected.into_iter().map(|(c, _, _)| c).collect())
 }
 
 fn resolve_all(changes: Vec<Change>, tokens: Vec<AckToken>, status: TxnStatus) {

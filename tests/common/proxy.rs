@@ -5,7 +5,7 @@
 //! chunked). [`EsProxy::set`] switches the [`Fault`] at run time; [`EsProxy::hits`] counts
 //! what each fault was applied to, so a test can assert that the fault was actually hit.
 //!
-//! The HTTP-level faults (`Status`, `Stall`, `Cut`) apply to `_bulk` requests only: other
+//! The HTTP-level faults (`Status`, `Stall`, `Cut`, `MaxBody`) apply to `_bulk` requests only: other
 //! requests (`GET /`, index management) pass through, so a fault hits the data path and
 //! nothing else. The connection-level faults (`Down`, `Refuse`) apply to everything and also
 //! close the connections already open (a pooled keep-alive connection would dodge them).
@@ -45,6 +45,10 @@ pub enum Fault {
     /// Forward `_bulk` requests (Elasticsearch applies them), relay the first half of the
     /// response bytes, then close (counted per request).
     Cut,
+    /// Forward `_bulk` requests whose body has at most this many bytes; answer larger ones
+    /// with HTTP 413, as Elasticsearch does above `http.max_content_length`, without
+    /// forwarding them (counted per refused request).
+    MaxBody(usize),
 }
 
 struct Shared {
@@ -280,6 +284,13 @@ async fn serve(shared: &Shared, client: Arc<TcpStream>, fault_rx: watch::Receive
                 }
                 continue;
             }
+            Fault::MaxBody(max) if bulk && request.body_len > max => {
+                shared.hit(fault);
+                if write_all(&client, &status_response(413)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Fault::Stall if bulk => {
                 shared.hit(fault);
                 // Never answer; keep reading (and discarding) until the client gives up.
@@ -365,6 +376,8 @@ struct Message {
     target: String,
     /// The connection ends after this message.
     close: bool,
+    /// Bytes after the head (chunk framing included).
+    body_len: usize,
 }
 
 impl Message {
@@ -485,6 +498,7 @@ async fn read_message(
         method,
         target,
         close,
+        body_len: end - head_end,
     }))
 }
 
@@ -564,6 +578,7 @@ fn status_response(status: u16) -> Vec<u8> {
         503 => ("Service Unavailable", "cluster_block_exception"),
         502 => ("Bad Gateway", "proxy_exception"),
         500 => ("Internal Server Error", "exception"),
+        413 => ("Request Entity Too Large", "content_too_long_exception"),
         _ => ("Error", "exception"),
     };
     let message = format!("{reason} (injected by the test proxy)");
