@@ -482,7 +482,7 @@ impl Worker {
         }
         let _ = conn.disconnect().await;
         let last = after.map(|k| k.iter().map(KeyValue::from).collect::<Vec<_>>());
-        let per_table = crate::reader::ddl::index_is_per_table(&self.config, &rule);
+        let per_table = crate::reader::ddl::index_is_per_table(&self.config, &copy.db, &copy.table);
         self.finish(copy, per_table.then(|| (Arc::clone(&schema.index), last)))
             .await?;
         info!(table = %name, rows = copy.rows, "Table copied.");
