@@ -261,7 +261,14 @@ async fn keyless_table_under_a_wildcard_is_skipped_and_restarts_work() {
     );
     let series = format!("binlog2es_skipped_tables{{table=\"{table_k}\"}}");
     assert_eq!(metric(&base, &series).await, Some(1.0), "{series}");
-    daemon.assert_running();
+
+    // AND a re-sync of it is refused, naming the fix, and the daemon streams on
+    let config = daemon.config_path().display().to_string();
+    let out = run_cli(&["resync", "--config", &config, "--table", &table_k]).await;
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.all().contains("no primary key"), "{out}");
+    sql(&mut conn, "INSERT INTO t VALUES (5, 'e', 5)").await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
 
     // AND a restart that reads those events again streams on (it used to stop at the same
     // event forever)

@@ -160,6 +160,12 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                     Err(format!("`{}.{}` is already being copied", req.db, req.table))
                 } else if setup.config.rule_for(&req.db, &req.table).is_none() {
                     Err(format!("`{}.{}` matches no [[tables]] rule", req.db, req.table))
+                } else if crate::reader::schema::is_keyless(&format!("{}.{}", req.db, req.table)) {
+                    // A copy would stop the daemon at its first chunk: it has no key to go by.
+                    Err(format!(
+                        "`{}.{}` has no primary key and is skipped: add one, or set id_columns in its [[tables]] rule",
+                        req.db, req.table
+                    ))
                 } else {
                     queue.push_back((
                         TableCopy {
