@@ -206,6 +206,16 @@ async fn check_names_a_keyless_table_under_a_wildcard_and_run_skips_it() {
         .filter(|l| l.contains("WARN") && l.contains(&format!("{db}.nokey")))
         .count();
     assert_eq!(warns, 1, "{log}");
+    // AND verify compares the synced table and reports the keyless one as skipped, not as a
+    // difference
+    let out = daemon.cli("verify").await;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(&format!("{db}.nokey")) && l.contains("skipped")),
+        "{out}"
+    );
     assert_eq!(daemon.terminate().await, 0);
 
     // AND with on_keyless = "fail" the same table fails check, naming it
