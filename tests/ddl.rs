@@ -337,3 +337,39 @@ async fn skip_tables_leave_tables_to_the_next_rule() {
     assert_eq!(es.count(&format!("{prefix}-audit")).await, 0);
     assert_eq!(daemon.terminate().await, 0);
 }
+
+#[tokio::test]
+async fn initial_copy_sweeps_stale_documents_with_default_indices() {
+    // GIVEN two tables under two rules with the default index, and in one index a document
+    // from an earlier run whose row no longer exists
+    let env = TestEnv::get();
+    let (db, _conn) = env
+        .create_database_with(&format!(
+            "{TABLE}; CREATE TABLE u (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, n INT NULL); \
+             INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2); INSERT INTO u VALUES (1, 'x', 1)"
+        ))
+        .await;
+    let (index_t, index_u) = (format!("{db}.t"), format!("{db}.u"));
+    let es = env.es();
+    let (status, body) = es
+        .request(
+            reqwest::Method::PUT,
+            &format!("/{index_t}/_doc/99?version=1&version_type=external&refresh=true"),
+            Some(json!({"id": 99, "name": "gone", "n": null})),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+
+    // WHEN the daemon copies both tables
+    let mut daemon = Daemon::builder(env)
+        .table_toml(&format!("match = \"{db}.t\""))
+        .table_toml(&format!("match = \"{db}.u\""))
+        .snapshot_mode("initial")
+        .start()
+        .await;
+
+    // THEN the copy's sweep removes the stale document: each index equals its table
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "u", &index_u, secs(60)).await;
+    assert_eq!(daemon.terminate().await, 0);
+}
