@@ -564,6 +564,14 @@ pub struct TableRule {
     /// Columns forming `_id` when the table has no primary key (or to override it).
     #[serde(default)]
     pub id_columns: Vec<String>,
+    /// `db.table` patterns (same `*` syntax as `match`) this rule does not take; a later
+    /// rule may match them. Default empty.
+    #[serde(default)]
+    pub skip_tables: Vec<String>,
+    /// What to do with a matched table that has no primary key and no `id_columns`; default
+    /// [`KeylessPolicy::default_for`] the pattern (skip under a wildcard, fail for one table).
+    #[serde(default)]
+    pub on_keyless: Option<KeylessPolicy>,
     /// Whether binlog2es may create the index (mapping derived from the column types) and
     /// add fields for new columns; default true. `false`: indices of this rule are never
     /// created or altered (Elasticsearch's own auto-creation and dynamic mapping apply).
@@ -587,6 +595,8 @@ impl Default for TableRule {
             pattern: String::new(),
             index: d_index(),
             id_columns: Vec::new(),
+            skip_tables: Vec::new(),
+            on_keyless: None,
             create_index: true,
             mapping: BTreeMap::new(),
             index_settings: serde_json::Map::new(),
@@ -594,13 +604,44 @@ impl Default for TableRule {
     }
 }
 
+/// `[[tables]] on_keyless`: a matched table without a primary key (and no `id_columns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeylessPolicy {
+    /// Leave the table out, with one WARN naming it and a metric; the others go on.
+    Skip,
+    /// Refuse to start, or stop the daemon, naming the table and the fix.
+    Fail,
+}
+
+impl KeylessPolicy {
+    /// The default for a `match` pattern: a rule naming one table exactly exists for that
+    /// table, so it cannot be left out silently (`fail`); a wildcard rule may meet tables
+    /// nobody planned for (created later, scratch copies), which must not stop the others
+    /// (`skip`, SPEC §2.5).
+    pub fn default_for(pattern: &str) -> Self {
+        if pattern.contains('*') {
+            Self::Skip
+        } else {
+            Self::Fail
+        }
+    }
+}
+
 impl TableRule {
-    /// Whether `db.table` matches this rule.
+    /// Whether `db.table` matches this rule: its pattern and none of its `skip_tables`.
     pub fn matches(&self, db: &str, table: &str) -> bool {
-        let Some((pd, pt)) = self.pattern.split_once('.') else {
-            return false;
-        };
-        glob(pd, db) && glob(pt, table)
+        pattern_matches(&self.pattern, db, table)
+            && !self
+                .skip_tables
+                .iter()
+                .any(|p| pattern_matches(p, db, table))
+    }
+
+    /// The policy for keyless tables: `on_keyless`, or the default for the pattern.
+    pub fn keyless_policy(&self) -> KeylessPolicy {
+        self.on_keyless
+            .unwrap_or_else(|| KeylessPolicy::default_for(&self.pattern))
     }
 
     /// The index name for `db.table` (lowercased: Elasticsearch index names must be).
@@ -610,6 +651,14 @@ impl TableRule {
             .replace("{table}", table)
             .to_lowercase()
     }
+}
+
+/// Whether `db.table` matches the `db.table` pattern `pattern` (`*` wildcards).
+fn pattern_matches(pattern: &str, db: &str, table: &str) -> bool {
+    let Some((pd, pt)) = pattern.split_once('.') else {
+        return false;
+    };
+    glob(pd, db) && glob(pt, table)
 }
 
 /// `*` matches any run of characters (also empty); everything else literally.
@@ -795,6 +844,17 @@ impl Config {
                     &key,
                     format!("`{}` must be `db.table` (wildcards allowed)", t.pattern),
                 ));
+            }
+            for (j, skip) in t.skip_tables.iter().enumerate() {
+                let valid = skip
+                    .split_once('.')
+                    .is_some_and(|(d, t)| !d.is_empty() && !t.is_empty() && !t.contains('.'));
+                if !valid {
+                    return Err(ConfigError::invalid(
+                        &format!("tables[{i}].skip_tables[{j}]"),
+                        format!("`{skip}` must be `db.table` (wildcards allowed), as `match`"),
+                    ));
+                }
             }
             let sample = t.index_for("db", "table");
             if sample.is_empty()
@@ -1377,6 +1437,44 @@ match = "shop.*"
         assert!(!glob("ord*", "customers"));
         assert!(glob("a*b*c", "axxbyyc"));
         assert!(!glob("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn skip_tables_hand_tables_to_the_next_rule() {
+        let text = format!(
+            "{}skip_tables = [\"shop.tmp_*\", \"shop.audit\"]\non_keyless = \"fail\"\n\
+             [[tables]]\nmatch = \"shop.*\"\nindex = \"scratch\"\n",
+            MINIMAL
+        );
+        let c = load_str(&text).unwrap();
+        c.validate().unwrap();
+        let index = |t: &str| c.rule_for("shop", t).map(|r| r.index_for("shop", t));
+        assert_eq!(index("orders").as_deref(), Some("shop.orders"));
+        assert_eq!(index("tmp_1").as_deref(), Some("scratch"));
+        assert_eq!(index("audit").as_deref(), Some("scratch"));
+        assert_eq!(index("audit2").as_deref(), Some("shop.audit2"));
+        assert_eq!(c.tables[0].keyless_policy(), KeylessPolicy::Fail);
+        assert_eq!(c.tables[1].keyless_policy(), KeylessPolicy::Skip);
+
+        let mut c = load_str(MINIMAL).unwrap();
+        c.tables[0].skip_tables = vec!["nodot".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("tables[0].skip_tables[0]") && e.contains("nodot"),
+            "{e}"
+        );
+        let e = load_str(&format!("{MINIMAL}on_keyless = \"ignore\"\n")).unwrap_err();
+        assert!(e.to_string().contains("ignore"), "{e}");
+    }
+
+    #[test]
+    fn keyless_default_depends_on_the_pattern() {
+        assert_eq!(KeylessPolicy::default_for("shop.*"), KeylessPolicy::Skip);
+        assert_eq!(KeylessPolicy::default_for("*.orders"), KeylessPolicy::Skip);
+        assert_eq!(
+            KeylessPolicy::default_for("shop.orders"),
+            KeylessPolicy::Fail
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::Error;
 use crate::checkpoint::TableCopy;
 use crate::checkpoint::store::age;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, TrackerExit};
-use crate::config::{Config, SnapshotMode};
+use crate::config::{Config, KeylessPolicy, SnapshotMode};
 use crate::ordering::Router;
 use crate::position::Version;
 use crate::reader::connect::MysqlSource;
@@ -545,7 +545,11 @@ async fn copy_start(
     let version = floor.next(now);
     let copies = tables
         .into_iter()
-        .filter(|(db, t)| config.rule_for(db, t).is_some())
+        // Keyless tables the start-up checks chose to skip have nothing to copy by.
+        .filter(|(db, t)| {
+            config.rule_for(db, t).is_some()
+                && !crate::reader::schema::is_keyless(&format!("{db}.{t}"))
+        })
         .map(|(db, table)| TableCopy {
             db,
             table,
@@ -760,13 +764,30 @@ async fn table_checks(
                     format!("cannot SELECT ({e}); GRANT SELECT ON `{db}`.* to this user"),
                 ));
             } else if key.is_empty() && rule.id_columns.is_empty() {
-                out.push(finding(
-                    Severity::Error,
-                    &what,
-                    format!(
-                        "has no primary key: add one, or set id_columns = [\"col\", …] in tables[{i}]"
+                out.push(match rule.keyless_policy() {
+                    KeylessPolicy::Fail => finding(
+                        Severity::Error,
+                        &what,
+                        format!(
+                            "has no primary key: add one, or set id_columns = [\"col\", …] in \
+                             tables[{i}], or leave it out with skip_tables = [\"{db}.{table}\"]"
+                        ),
                     ),
-                ));
+                    KeylessPolicy::Skip => {
+                        // Known now, so the reader does not report it again.
+                        crate::reader::schema::note_keyless(&format!("{db}.{table}"));
+                        finding(
+                            Severity::Warning,
+                            &what,
+                            format!(
+                                "has no primary key and is NOT synced (tables[{i}] {}, on_keyless = \"skip\"): \
+                                 add a primary key, set id_columns = [\"col\", …] in tables[{i}], \
+                                 or exclude it with skip_tables = [\"{db}.{table}\"]",
+                                rule.pattern
+                            ),
+                        )
+                    }
+                });
             } else {
                 let id = if rule.id_columns.is_empty() {
                     key.join(", ")

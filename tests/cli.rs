@@ -154,3 +154,76 @@ async fn run_exits_1_naming_an_unreachable_mysql() {
     assert!(log.contains(&addr), "the log does not name {addr}");
     assert!(!log.contains("panicked"), "the daemon panicked");
 }
+
+#[tokio::test]
+async fn check_names_a_keyless_table_under_a_wildcard_and_run_skips_it() {
+    // GIVEN a wildcard rule over a keyed table and a table without a primary key
+    let env = TestEnv::get();
+    let (db, mut conn) = env
+        .create_database_with(&format!(
+            "{TABLE}; CREATE TABLE nokey (a INT, b VARCHAR(20)); \
+             INSERT INTO t VALUES (1, 'a'), (2, 'b'); INSERT INTO nokey VALUES (1, 'x')"
+        ))
+        .await;
+    let prefix = env.unique_index("wildkey");
+    let builder = || {
+        Daemon::builder(env)
+            .table(&format!("{db}.*"), &format!("{prefix}-{{table}}"))
+            .snapshot_mode("initial")
+    };
+    let mut daemon = builder().build();
+
+    // WHEN check runs
+    let out = daemon.cli("check").await;
+
+    // THEN it passes, with one warning naming the keyless table and the fix, and the keyed
+    // table is reported as synced
+    assert_eq!(out.code, 0, "{out}");
+    let keyless: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&format!("{db}.nokey")))
+        .collect();
+    assert_eq!(keyless.len(), 1, "{out}");
+    assert!(
+        keyless[0].contains("no primary key") && keyless[0].contains("skip_tables"),
+        "{out}"
+    );
+    assert!(out.stdout.contains(&format!("{db}.t")), "{out}");
+
+    // AND run copies and streams the keyed table, leaves the keyless one out, and says so
+    daemon.restart().await;
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("INSERT INTO t VALUES (3, 'c'); INSERT INTO nokey VALUES (2, 'y')")
+        .await
+        .unwrap();
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &format!("{prefix}-t"), secs(60))
+        .await;
+    assert_eq!(env.es().count(&format!("{prefix}-nokey")).await, 0);
+    let log = daemon.last_run_log();
+    let warns = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(&format!("{db}.nokey")))
+        .count();
+    assert_eq!(warns, 1, "{log}");
+    // AND verify compares the synced table and reports the keyless one as skipped, not as a
+    // difference
+    let out = daemon.cli("verify").await;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(&format!("{db}.nokey")) && l.contains("skipped")),
+        "{out}"
+    );
+    assert_eq!(daemon.terminate().await, 0);
+
+    // AND with on_keyless = "fail" the same table fails check, naming it
+    let strict = builder().table_lines("on_keyless = \"fail\"").build();
+    let out = strict.cli("check").await;
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.all().contains(&format!("{db}.nokey")) && out.all().contains("id_columns"),
+        "{out}"
+    );
+}

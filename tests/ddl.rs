@@ -367,3 +367,218 @@ async fn partition_operations_are_followed() {
     daemon.assert_running();
     assert_eq!(daemon.terminate().await, 0);
 }
+
+#[tokio::test]
+async fn truncate_with_default_indices_empties_only_that_tables_index() {
+    // GIVEN the most common multi-rule config: two rules, both with the default index
+    // `{db}.{table}`, so each table has an index of its own
+    let env = TestEnv::get();
+    let (db, mut conn) = env
+        .create_database_with(&format!(
+            "{TABLE}; CREATE TABLE u (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, n INT NULL)"
+        ))
+        .await;
+    let mut daemon = Daemon::builder(env)
+        .table_toml(&format!("match = \"{db}.t\""))
+        .table_toml(&format!("match = \"{db}.u\""))
+        .start()
+        .await;
+    let (index_t, index_u) = (format!("{db}.t"), format!("{db}.u"));
+    use mysql_async::prelude::Queryable;
+    conn.query_drop(
+        "INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2); INSERT INTO u VALUES (1, 'x', 1), (3, 'y', 3)",
+    )
+    .await
+    .unwrap();
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "u", &index_u, secs(60)).await;
+
+    // WHEN one table is truncated
+    conn.query_drop("TRUNCATE TABLE t").await.unwrap();
+
+    // THEN its index is empty, the other table's index is intact, and no false ERROR
+    // about a shared index is logged
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(30)).await;
+    assert_eq!(env.es().count(&index_t).await, 0);
+    assert_index_equals_table(env, &db, "u", &index_u).await;
+    assert_eq!(env.es().count(&index_u).await, 2);
+    let log = daemon.log();
+    assert!(!log.contains("shared with other tables"), "{log}");
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+/// The value of the series `series` (name and labels, as `/metrics` prints them).
+async fn metric(base: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn keyless_table_under_a_wildcard_is_skipped_and_restarts_work() {
+    // GIVEN a wildcard rule streaming a keyed table, the operations endpoint on a known port
+    let env = TestEnv::get();
+    let (db, mut conn) = env.create_database_with(TABLE).await;
+    let prefix = env.unique_index("keyless");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.*"), &format!("{prefix}-{{table}}"))
+        .http_listen(&format!("127.0.0.1:{port}"))
+        .start()
+        .await;
+    // Where a replay would start: before every statement below.
+    let before = daemon.checkpoint();
+    let index_t = format!("{prefix}-t");
+    let sql = async |conn: &mut mysql_async::Conn, q: &str| {
+        use mysql_async::prelude::Queryable;
+        conn.query_drop(q)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+    };
+
+    // WHEN a table without a primary key is created while streaming and written to, between
+    // writes to the keyed table
+    sql(
+        &mut conn,
+        "CREATE TABLE k (a INT, b VARCHAR(10)); INSERT INTO k VALUES (1, 'x'), (2, 'y'); \
+         INSERT INTO t VALUES (1, 'a', 1); UPDATE k SET b = 'z' WHERE a = 1; \
+         INSERT INTO k VALUES (3, 'w'); INSERT INTO t VALUES (2, 'b', 2)",
+    )
+    .await;
+
+    // THEN the keyed table keeps syncing, the keyless one is not indexed, one WARN names it
+    // and its fix, and the metric shows it
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
+    assert_eq!(env.es().count(&format!("{prefix}-k")).await, 0);
+    let table_k = format!("{db}.k");
+    let warns = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("WARN") && l.contains(&table_k) && l.contains("no primary key"))
+            .count()
+    };
+    let log = daemon.last_run_log();
+    assert_eq!(warns(&log), 1, "{log}");
+    assert!(
+        log.contains("skip_tables") && log.contains("id_columns"),
+        "{log}"
+    );
+    let series = format!("binlog2es_skipped_tables{{table=\"{table_k}\"}}");
+    assert_eq!(metric(&base, &series).await, Some(1.0), "{series}");
+
+    // AND a re-sync of it is refused, naming the fix, and the daemon streams on
+    let config = daemon.config_path().display().to_string();
+    let out = run_cli(&["resync", "--config", &config, "--table", &table_k]).await;
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.all().contains("no primary key"), "{out}");
+    sql(&mut conn, "INSERT INTO t VALUES (5, 'e', 5)").await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
+
+    // AND a restart that reads those events again streams on (it used to stop at the same
+    // event forever)
+    daemon.kill();
+    daemon.write_checkpoint(&before);
+    daemon.restart().await;
+    sql(&mut conn, "INSERT INTO t VALUES (3, 'c', 3)").await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
+    assert_eq!(
+        warns(&daemon.last_run_log()),
+        1,
+        "{}",
+        daemon.last_run_log()
+    );
+
+    // AND after DROP TABLE, a replay over the dropped table's events streams on too (it used
+    // to fail with a message about binlog_row_metadata)
+    sql(&mut conn, "DROP TABLE k").await;
+    daemon.kill();
+    daemon.write_checkpoint(&before);
+    daemon.restart().await;
+    sql(&mut conn, "INSERT INTO t VALUES (4, 'd', 4)").await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
+    let log = daemon.last_run_log();
+    assert!(!log.contains("binlog_row_metadata"), "{log}");
+    assert_eq!(env.es().count(&format!("{prefix}-k")).await, 0);
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn skip_tables_leave_tables_to_the_next_rule() {
+    // GIVEN a wildcard rule skipping scratch tables and an audit table, and a later rule
+    // that takes the audit table into an index of its own
+    let env = TestEnv::get();
+    let (db, mut conn) = env
+        .create_database_with(&format!(
+            "{TABLE}; CREATE TABLE tmp_a (id INT PRIMARY KEY, v INT); \
+             CREATE TABLE audit (id INT PRIMARY KEY, what VARCHAR(20))"
+        ))
+        .await;
+    let prefix = env.unique_index("skip");
+    let audit_index = format!("{prefix}-audit-log");
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.*"), &format!("{prefix}-{{table}}"))
+        .table_lines(&format!("skip_tables = [\"{db}.tmp_*\", \"{db}.audit\"]"))
+        .table(&format!("{db}.audit"), &audit_index)
+        .start()
+        .await;
+
+    // WHEN all three tables are written, the skipped scratch table first
+    use mysql_async::prelude::Queryable;
+    conn.query_drop(
+        "INSERT INTO tmp_a VALUES (1, 1), (2, 2); INSERT INTO audit VALUES (1, 'login'); \
+         INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2)",
+    )
+    .await
+    .unwrap();
+
+    // THEN the synced table and the audit table (under the next rule) equal their indices,
+    // and the scratch table's rows were never indexed
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &format!("{prefix}-t"), secs(60))
+        .await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "audit", &audit_index, secs(60)).await;
+    let es = env.es();
+    assert_eq!(es.count(&format!("{prefix}-tmp_a")).await, 0);
+    assert_eq!(es.count(&format!("{prefix}-audit")).await, 0);
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn initial_copy_sweeps_stale_documents_with_default_indices() {
+    // GIVEN two tables under two rules with the default index, and in one index a document
+    // from an earlier run whose row no longer exists
+    let env = TestEnv::get();
+    let (db, _conn) = env
+        .create_database_with(&format!(
+            "{TABLE}; CREATE TABLE u (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, n INT NULL); \
+             INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2); INSERT INTO u VALUES (1, 'x', 1)"
+        ))
+        .await;
+    let (index_t, index_u) = (format!("{db}.t"), format!("{db}.u"));
+    let es = env.es();
+    let (status, body) = es
+        .request(
+            reqwest::Method::PUT,
+            &format!("/{index_t}/_doc/99?version=1&version_type=external&refresh=true"),
+            Some(json!({"id": 99, "name": "gone", "n": null})),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+
+    // WHEN the daemon copies both tables
+    let mut daemon = Daemon::builder(env)
+        .table_toml(&format!("match = \"{db}.t\""))
+        .table_toml(&format!("match = \"{db}.u\""))
+        .snapshot_mode("initial")
+        .start()
+        .await;
+
+    // THEN the copy's sweep removes the stale document: each index equals its table
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "u", &index_u, secs(60)).await;
+    assert_eq!(daemon.terminate().await, 0);
+}

@@ -279,3 +279,59 @@ async fn times_keep_sign_hours_and_fsp_digits() {
     .await;
     f.daemon.assert_running();
 }
+
+const INVALID: &str = "CREATE TABLE t (id INT PRIMARY KEY, d DATE, dt DATETIME, dt6 DATETIME(6))";
+
+#[tokio::test]
+async fn dates_that_are_no_calendar_dates_are_null_in_stream_copy_and_verify() {
+    // GIVEN a daemon streaming DATE and DATETIME columns
+    let mut f = Fixture::start("tmp-invalid", INVALID).await;
+
+    // WHEN days past the month's end, which ALLOW_INVALID_DATES lets MySQL store (also
+    // 29 February of years that are not leap years), are written beside valid leap days
+    f.sql(
+        "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'; \
+         INSERT INTO t VALUES \
+           (1, '2023-02-30', '2023-04-31 10:00:00', '2023-02-29 00:00:00.5'), \
+           (2, '1900-02-29', '2023-06-31 23:59:59', '2100-02-29 12:00:00.000001'), \
+           (3, '2024-02-29', '2000-02-29 13:45:01', '2023-11-30 00:00:00.25'); \
+         SET SESSION sql_mode = DEFAULT",
+    )
+    .await;
+
+    // THEN every date that is not a calendar date is null, also inside a DATETIME
+    let expected = [
+        ("1", json!({"id": 1, "d": null, "dt": null, "dt6": null})),
+        ("2", json!({"id": 2, "d": null, "dt": null, "dt6": null})),
+        (
+            "3",
+            json!({"id": 3, "d": "2024-02-29", "dt": "2000-02-29T13:45:01",
+                   "dt6": "2023-11-30T00:00:00.250000"}),
+        ),
+    ];
+    f.assert_docs(&expected).await;
+
+    // AND the initial copy, which reads the rows over SQL, gives the same documents
+    let copy_index = f.env.unique_index("tmp-invalid-copy");
+    let mut copy = Daemon::builder(f.env)
+        .table(&format!("{}.t", f.db), &copy_index)
+        .snapshot_mode("initial")
+        .start()
+        .await;
+    let es = f.env.es();
+    let copied = wait_until(secs(60), async || es.count(&copy_index).await == 3).await;
+    assert!(copied, "{}", copy.stderr_tail(30));
+    for (id, want) in &expected {
+        let doc = es
+            .get(&copy_index, id)
+            .await
+            .unwrap_or_else(|| panic!("no copied document {id}"));
+        assert_fields(&doc, want, &format!("copied document {id}"));
+    }
+    assert_eq!(copy.terminate().await, 0);
+
+    // AND verify, which reads them over SQL too, finds the streamed index equal
+    let out = f.daemon.cli("verify").await;
+    assert_eq!(out.code, 0, "{out}");
+    f.daemon.assert_running();
+}

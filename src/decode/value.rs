@@ -723,25 +723,25 @@ fn decode_date(ty: ColumnType, value: &Value) -> Result<FieldValue, ValueError> 
     let Value::Date(year, month, day, ..) = *value else {
         return Err(unexpected(ty, kind(value)));
     };
-    if month == 0 || day == 0 {
+    check_date(ty, year, month, day)?;
+    if !is_calendar_date(year, month, day) {
         return Ok(FieldValue::Null);
     }
-    check_date(ty, year, month, day)?;
     let mut out = String::with_capacity(10);
     push_date(&mut out, year, month, day);
     Ok(FieldValue::Str(out))
 }
 
-/// DATETIME: the zero value, and (as for DATE) a zero month or day, are `null`: no JSON
-/// consumer can read them as dates.
+/// DATETIME: the zero value, and (as for DATE) a date part that is not a calendar date, are
+/// `null`: no JSON consumer can read them as dates.
 fn decode_datetime(ty: ColumnType, value: &Value, fsp: u8) -> Result<FieldValue, ValueError> {
     let Value::Date(year, month, day, hour, minute, second, micros) = *value else {
         return Err(unexpected(ty, kind(value)));
     };
-    if month == 0 || day == 0 {
+    check_date(ty, year, month, day)?;
+    if !is_calendar_date(year, month, day) {
         return Ok(FieldValue::Null);
     }
-    check_date(ty, year, month, day)?;
     if hour > 23 || minute > 59 || second > 59 || micros > 999_999 {
         return Err(malformed(ty, format!("{value:?}")));
     }
@@ -840,13 +840,27 @@ fn decode_time(ty: ColumnType, value: &Value, fsp: u8) -> Result<FieldValue, Val
     Ok(FieldValue::Str(out))
 }
 
+/// Parts no server stores (even with ALLOW_INVALID_DATES or sql_mode ''): a corrupt value.
 fn check_date(ty: ColumnType, year: u16, month: u8, day: u8) -> Result<(), ValueError> {
-    // The day is not checked against the month: MySQL's ALLOW_INVALID_DATES stores
-    // 2024-02-30, and we show what MySQL shows.
     if year > 9999 || month > 12 || day > 31 {
         return Err(malformed(ty, format!("{year}-{month}-{day}")));
     }
     Ok(())
+}
+
+/// Whether the parts name a day of the proleptic Gregorian calendar (SPEC §6). Not: the zero
+/// date, a zero month or day, or a day past the month's end (`2023-02-30`, `2023-04-31`),
+/// which MySQL stores under `ALLOW_INVALID_DATES` and which no JSON consumer reads as a date.
+fn is_calendar_date(year: u16, month: u8, day: u8) -> bool {
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let last = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=last).contains(&day)
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
@@ -1572,6 +1586,18 @@ mod tests {
             ((2024, 0, 0), "null"),
             ((2024, 1, 0), "null"),
             ((2024, 0, 5), "null"),
+            // Days past the month's end (ALLOW_INVALID_DATES) are no calendar dates.
+            ((2023, 2, 30), "null"),
+            ((2023, 2, 29), "null"),
+            ((1900, 2, 29), "null"),
+            ((2000, 2, 29), r#""2000-02-29""#),
+            ((0, 2, 29), r#""0000-02-29""#),
+            ((2023, 4, 31), "null"),
+            ((2023, 6, 31), "null"),
+            ((2023, 9, 31), "null"),
+            ((2023, 11, 31), "null"),
+            ((2023, 11, 30), r#""2023-11-30""#),
+            ((2023, 12, 31), r#""2023-12-31""#),
         ];
         for ((y, m, d), expected) in cases {
             let raw = newdate_bytes(*y, *m, *d);
@@ -1623,6 +1649,15 @@ mod tests {
             (0, (0, 0, 0, 0, 0, 0), 0, "null"),
             (6, (0, 0, 0, 0, 0, 0), 0, "null"),
             (0, (2024, 0, 0, 10, 0, 0), 0, "null"),
+            (0, (2023, 2, 30, 10, 0, 0), 0, "null"),
+            (6, (2023, 4, 31, 23, 59, 59), 999_999, "null"),
+            (0, (2100, 2, 29, 0, 0, 0), 0, "null"),
+            (
+                3,
+                (2400, 2, 29, 0, 0, 1),
+                5_000,
+                r#""2400-02-29T00:00:01.005""#,
+            ),
         ];
         for (fsp, dt, usec, expected) in cases {
             let c = col(MYSQL_TYPE_DATETIME2, &[*fsp], false, 0);

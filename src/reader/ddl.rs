@@ -6,6 +6,8 @@
 //! TABLE, DROP DATABASE, RENAME (the old name's rows are gone, the new name's appear),
 //! and the partition or tablespace operations that remove, swap or import rows.
 
+use crate::config::{Config, TableRule, glob};
+
 /// A table named in a statement: database (the statement's default when not
 /// qualified) and table.
 pub type TableName = (String, String);
@@ -27,21 +29,128 @@ pub enum Ddl {
     Recopy(Vec<TableName>),
 }
 
-/// Whether every document in `rule`'s index comes from one table, so emptying the
-/// index empties exactly that table's documents.
-pub fn index_is_per_table(config: &crate::config::Config, rule: &crate::config::TableRule) -> bool {
-    let Some((db, table)) = rule.pattern.split_once('.') else {
+/// Whether every document in the index of `db.table` comes from that table, so emptying
+/// the index empties exactly the table's documents: no other table, under its own rule or
+/// another one, can resolve to the same index name. Index names are lowercased, so names
+/// that differ only in letter case count as one table.
+pub fn index_is_per_table(config: &Config, db: &str, table: &str) -> bool {
+    let Some(rule) = config.rule_for(db, table) else {
         return false;
     };
-    let one_table = !table.contains('*') || rule.index.contains("{table}");
-    let one_db = !db.contains('*') || rule.index.contains("{db}");
-    let unshared = config
+    let name = rule.index_for(db, table);
+    let me = (db.to_lowercase(), table.to_lowercase());
+    !config
         .tables
         .iter()
-        .filter(|r| r.index == rule.index)
-        .count()
-        == 1;
-    one_table && one_db && unshared
+        .any(|other| resolves_for_another(other, &name, &me))
+}
+
+/// Whether `rule` can give the index name `name` to a table it matches other than `me`
+/// (lowercased). The template is solved for the names it contains; a part it does not
+/// contain can be any name the pattern's part matches. Tables an earlier rule takes are
+/// not excluded: that can only make an index count as shared, never the reverse.
+fn resolves_for_another(rule: &TableRule, name: &str, me: &(String, String)) -> bool {
+    let Some((pd, pt)) = rule.pattern.split_once('.') else {
+        return false;
+    };
+    let (pd, pt) = (pd.to_lowercase(), pt.to_lowercase());
+    // A pattern part without a wildcard fixes that part even when the template omits it.
+    let fixed = |part: &str| (!part.contains('*')).then(|| part.to_owned());
+    solve_template(&rule.index, name).into_iter().any(|(d, t)| {
+        let d = d.or_else(|| fixed(&pd));
+        let t = t.or_else(|| fixed(&pt));
+        let fits = |part: &str, v: &Option<String>| v.as_ref().is_none_or(|v| glob(part, v));
+        if !fits(&pd, &d) || !fits(&pt, &t) {
+            return false;
+        }
+        if let (Some(d), Some(t)) = (&d, &t)
+            && rule.skip_tables.iter().any(|p| {
+                p.to_lowercase()
+                    .split_once('.')
+                    .is_some_and(|(sd, st)| glob(sd, d) && glob(st, t))
+            })
+        {
+            return false;
+        }
+        // A free part (wildcard, not in the template) can always be another name.
+        d.as_ref().is_none_or(|d| *d != me.0) || t.as_ref().is_none_or(|t| *t != me.1)
+    })
+}
+
+/// A piece of an index template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Db,
+    Table,
+}
+
+/// Every (db, table) assignment, lowercased, for which `template` gives `name` (already
+/// lowercased); `None` for a part the template does not contain.
+fn solve_template(template: &str, name: &str) -> Vec<(Option<String>, Option<String>)> {
+    let mut pieces = Vec::new();
+    let mut rest = template;
+    while !rest.is_empty() {
+        let next = [("{db}", Piece::Db), ("{table}", Piece::Table)]
+            .into_iter()
+            .filter_map(|(tag, piece)| rest.find(tag).map(|at| (at, tag, piece)))
+            .min_by_key(|(at, ..)| *at);
+        match next {
+            Some((at, tag, piece)) => {
+                if at > 0 {
+                    pieces.push(Piece::Text(rest[..at].to_lowercase()));
+                }
+                pieces.push(piece);
+                rest = &rest[at + tag.len()..];
+            }
+            None => {
+                pieces.push(Piece::Text(rest.to_lowercase()));
+                rest = "";
+            }
+        }
+    }
+    let mut out = Vec::new();
+    solve(&pieces, name, (None, None), &mut out);
+    out
+}
+
+fn solve(
+    pieces: &[Piece],
+    rest: &str,
+    bound: (Option<String>, Option<String>),
+    out: &mut Vec<(Option<String>, Option<String>)>,
+) {
+    let Some((piece, later)) = pieces.split_first() else {
+        if rest.is_empty() {
+            out.push(bound);
+        }
+        return;
+    };
+    let slot = match piece {
+        Piece::Text(text) => {
+            if let Some(after) = rest.strip_prefix(text.as_str()) {
+                solve(later, after, bound, out);
+            }
+            return;
+        }
+        Piece::Db => &bound.0,
+        Piece::Table => &bound.1,
+    };
+    if let Some(value) = slot {
+        if let Some(after) = rest.strip_prefix(value.as_str()) {
+            solve(later, after, bound.clone(), out);
+        }
+        return;
+    }
+    // MySQL names are never empty.
+    for end in (1..=rest.len()).filter(|&e| rest.is_char_boundary(e)) {
+        let value = rest[..end].to_owned();
+        let next = match piece {
+            Piece::Db => (Some(value), bound.1.clone()),
+            _ => (bound.0.clone(), Some(value)),
+        };
+        solve(later, &rest[end..], next, out);
+    }
 }
 
 /// Parses the statements binlog2es acts on; anything else is `None`.
@@ -305,5 +414,220 @@ mod tests {
         for (sql, want) in cases {
             assert_eq!(parse(sql, "shop"), want, "{sql}");
         }
+    }
+
+    /// (pattern, index, skip_tables) of a rule.
+    type Rule<'a> = (&'a str, Option<&'a str>, &'a [&'a str]);
+
+    /// The shipped config with these rules.
+    fn config(rules: &[Rule<'_>]) -> Config {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/binlog2es.toml");
+        let mut c = Config::load(&path).unwrap();
+        c.tables = rules
+            .iter()
+            .map(|(pattern, index, skip)| {
+                let mut r = TableRule {
+                    pattern: (*pattern).into(),
+                    skip_tables: skip.iter().map(|s| (*s).to_owned()).collect(),
+                    ..TableRule::default()
+                };
+                if let Some(index) = index {
+                    r.index = (*index).into();
+                }
+                r
+            })
+            .collect();
+        c
+    }
+
+    #[test]
+    fn resolved_index_names_decide_sharing() {
+        // (rules, table, alone in its index)
+        let cases: Vec<(Vec<Rule<'_>>, (&str, &str), bool)> = vec![
+            // Two rules with the default index: one index per table.
+            (
+                vec![("shop.orders", None, &[]), ("shop.items", None, &[])],
+                ("shop", "orders"),
+                true,
+            ),
+            (
+                vec![("shop.orders", None, &[]), ("shop.items", None, &[])],
+                ("shop", "items"),
+                true,
+            ),
+            (vec![("shop.*", None, &[])], ("shop", "orders"), true),
+            (vec![("*.*", None, &[])], ("shop", "orders"), true),
+            // A specific rule before a wildcard one, both default: the wildcard rule never
+            // takes shop.orders, and its other tables get other names.
+            (
+                vec![("shop.orders", None, &[]), ("shop.*", None, &[])],
+                ("shop", "orders"),
+                true,
+            ),
+            (
+                vec![("shop.orders", None, &[]), ("shop.*", None, &[])],
+                ("shop", "items"),
+                true,
+            ),
+            // The template does not tell the pattern's tables apart.
+            (
+                vec![("shop.*", Some("shop"), &[])],
+                ("shop", "orders"),
+                false,
+            ),
+            (
+                vec![("*.orders", Some("{table}"), &[])],
+                ("shop", "orders"),
+                false,
+            ),
+            (
+                vec![("shop.orders", Some("{table}"), &[])],
+                ("shop", "orders"),
+                true,
+            ),
+            // Another rule resolves to the same name.
+            (
+                vec![
+                    ("shop.*", Some("{table}"), &[]),
+                    ("blog.*", Some("{table}"), &[]),
+                ],
+                ("shop", "users"),
+                false,
+            ),
+            (
+                vec![
+                    ("shop.orders", Some("x"), &[]),
+                    ("shop.items", Some("x"), &[]),
+                ],
+                ("shop", "orders"),
+                false,
+            ),
+            (
+                vec![
+                    ("shop.orders", Some("orders"), &[]),
+                    ("shop.*", Some("{table}"), &[]),
+                ],
+                ("shop", "orders"),
+                true,
+            ),
+            (
+                vec![
+                    ("shop.orders", Some("all-orders"), &[]),
+                    ("shop.*", Some("all-{table}"), &[]),
+                ],
+                ("shop", "orders"),
+                true,
+            ),
+            (
+                vec![
+                    ("shop.orders", Some("all-items"), &[]),
+                    ("shop.*", Some("all-{table}"), &[]),
+                ],
+                ("shop", "orders"),
+                false,
+            ),
+            // Index names are lowercased: a literal that only differs in case collides.
+            (
+                vec![
+                    ("shop.orders", Some("Orders"), &[]),
+                    ("blog.*", Some("{table}"), &[]),
+                ],
+                ("shop", "orders"),
+                false,
+            ),
+            // Separators inside names: a.`b-c` and `a-b`.c both give a-b-c.
+            (
+                vec![
+                    ("a.*", Some("{db}-{table}"), &[]),
+                    ("a-b.*", Some("{db}-{table}"), &[]),
+                ],
+                ("a", "b-c"),
+                false,
+            ),
+            (
+                vec![
+                    ("a.*", Some("{db}-{table}"), &[]),
+                    ("x.*", Some("{db}-{table}"), &[]),
+                ],
+                ("a", "b-c"),
+                true,
+            ),
+            // A table skipped by a rule is not that rule's.
+            (
+                vec![
+                    ("shop.*", Some("{table}"), &["shop.users"]),
+                    ("blog.users", Some("users"), &[]),
+                ],
+                ("blog", "users"),
+                true,
+            ),
+            (
+                vec![
+                    ("shop.*", Some("{table}"), &["shop.u*"]),
+                    ("blog.users", Some("users"), &[]),
+                ],
+                ("blog", "users"),
+                true,
+            ),
+            (
+                vec![
+                    ("shop.*", Some("{table}"), &["shop.x"]),
+                    ("blog.users", Some("users"), &[]),
+                ],
+                ("blog", "users"),
+                false,
+            ),
+            // Repeated placeholders must agree.
+            (
+                vec![
+                    ("d.*", Some("{table}-{table}"), &[]),
+                    ("e.*", Some("{table}"), &[]),
+                ],
+                ("d", "t"),
+                false,
+            ),
+            (
+                vec![
+                    ("d.*", Some("{table}-{table}"), &[]),
+                    ("e.*", Some("{table}x"), &[]),
+                ],
+                ("d", "t"),
+                true,
+            ),
+        ];
+        for (rules, (db, table), alone) in cases {
+            let c = config(&rules);
+            assert_eq!(
+                index_is_per_table(&c, db, table),
+                alone,
+                "{db}.{table} under {rules:?}"
+            );
+        }
+        // No rule: nothing to say the index is the table's.
+        assert!(!index_is_per_table(
+            &config(&[("x.y", None, &[])]),
+            "shop",
+            "orders"
+        ));
+    }
+
+    #[test]
+    fn templates_are_solved_for_their_names() {
+        let some = |d: &str, t: &str| (Some(d.to_owned()), Some(t.to_owned()));
+        assert_eq!(
+            solve_template("{db}.{table}", "shop.orders"),
+            vec![some("shop", "orders")]
+        );
+        assert_eq!(
+            solve_template("{db}-{table}", "a-b-c"),
+            vec![some("a", "b-c"), some("a-b", "c")]
+        );
+        assert_eq!(
+            solve_template("{table}", "t"),
+            vec![(None, Some("t".into()))]
+        );
+        assert_eq!(solve_template("Fixed", "fixed"), vec![(None, None)]);
+        assert!(solve_template("fixed", "other").is_empty());
+        assert!(solve_template("{table}-{table}", "a-b").is_empty());
     }
 }

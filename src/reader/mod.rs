@@ -37,7 +37,7 @@ use crate::checkpoint::tracker::SyncRequest;
 use crate::checkpoint::{
     AckToken, Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket,
 };
-use crate::config::Config;
+use crate::config::{Config, KeylessPolicy};
 use crate::decode::row::read_image;
 use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
@@ -695,7 +695,7 @@ impl Reader {
                 Some((
                     format!("{db}.{t}"),
                     rule.index_for(db, t),
-                    ddl::index_is_per_table(&self.config, rule),
+                    ddl::index_is_per_table(&self.config, db, t),
                 ))
             })
             .collect();
@@ -1062,7 +1062,22 @@ impl Reader {
                 .map_err(serr)?;
             schema::mark_json_columns(&mut map, &json_columns);
         }
-        let schema = schema::build(&db, &table, &rule, map).map_err(serr)?;
+        let schema = match schema::build(&db, &table, &rule, map) {
+            Ok(schema) => schema,
+            // SPEC §2.5: a keyless table the rule may skip does not stop the others.
+            Err(SchemaError::NoKey { table: name })
+                if rule.keyless_policy() == KeylessPolicy::Skip =>
+            {
+                if schema::note_keyless(&name) {
+                    warn!(table = %name, position = %position, rule = %rule.pattern,
+                        "Table has no primary key and is NOT synced: add a primary key (then `binlog2es resync --table {name}`), set id_columns in its [[tables]] rule, or exclude it with skip_tables; on_keyless = \"fail\" stops instead.");
+                }
+                self.tables.insert(id, (tme, None));
+                return Ok(());
+            }
+            Err(e) => return Err(serr(e)),
+        };
+        schema::clear_keyless(&schema.qualified());
         self.indices
             .ensure(&schema)
             .await

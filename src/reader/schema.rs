@@ -4,7 +4,8 @@
 //! On MariaDB, text columns that are really JSON (the `JSON` alias is a LONGTEXT with a
 //! `json_valid(col)` CHECK constraint) are found in `information_schema.CHECK_CONSTRAINTS`.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use mysql_async::prelude::Queryable;
 use mysql_common::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
@@ -43,7 +44,8 @@ pub enum SchemaError {
     /// No key and no `id_columns`.
     #[error(
         "table `{table}` has no primary key: add one, or set id_columns = [\"col\", …] in its \
-         [[tables]] rule so documents get a stable _id"
+         [[tables]] rule so documents get a stable _id, or leave it out with \
+         skip_tables = [\"{table}\"] (or on_keyless = \"skip\")"
     )]
     NoKey {
         /// `db.table`.
@@ -79,6 +81,16 @@ pub enum SchemaError {
         /// Columns in the catalog.
         catalog: usize,
     },
+    /// The table no longer exists and the event lacks what the catalog would have told.
+    #[error(
+        "`{table}` no longer exists, so information_schema cannot supply the column names \
+         or ENUM/SET labels its binlog event lacks; set binlog_row_metadata=FULL on the server \
+         so they travel with each event"
+    )]
+    Gone {
+        /// `db.table`.
+        table: String,
+    },
     /// The catalog query failed.
     #[error("reading information_schema for `{table}`: {source}")]
     Query {
@@ -87,6 +99,38 @@ pub enum SchemaError {
         /// Driver error.
         source: mysql_async::Error,
     },
+}
+
+/// Tables this process leaves out for lack of a key (SPEC §2.5), so each is reported once.
+static KEYLESS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Records that `table` (`db.table`) is skipped for lack of a key and sets its metric.
+/// Returns whether this is news, i.e. whether to log it.
+pub fn note_keyless(table: &str) -> bool {
+    crate::telemetry::metrics::skipped_table(table, true);
+    // A poisoned lock only means another thread panicked mid-insert; the set is still usable.
+    let mut set = KEYLESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    set.insert(table.to_owned())
+}
+
+/// Whether `table` (`db.table`) is skipped for lack of a key.
+pub fn is_keyless(table: &str) -> bool {
+    let set = KEYLESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    set.contains(table)
+}
+
+/// `table` is synced (again): it got a key. Clears its metric if it was skipped.
+pub fn clear_keyless(table: &str) {
+    let mut set = KEYLESS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if set.remove(table) {
+        crate::telemetry::metrics::skipped_table(table, false);
+    }
 }
 
 /// What the table map event itself tells about the columns.
@@ -456,6 +500,16 @@ pub fn merge_catalog(
     map: &mut MapInfo,
     catalog: &CatalogColumns,
 ) -> Result<(), SchemaError> {
+    if catalog.names.is_empty() {
+        // Dropped since the event was written (a replay after a restart): the event's own
+        // metadata is all there is. Full metadata is enough, and its key is the table's key.
+        if map.has_names && !map.lacks_labels() {
+            return Ok(());
+        }
+        return Err(SchemaError::Gone {
+            table: format!("{db}.{table}"),
+        });
+    }
     if catalog.names.len() != map.columns.len() {
         return Err(SchemaError::Mismatch {
             table: format!("{db}.{table}"),
@@ -575,6 +629,53 @@ mod tests {
         for (clause, expected) in cases {
             assert_eq!(json_valid_column(clause).as_deref(), *expected, "{clause}");
         }
+    }
+
+    #[test]
+    fn a_dropped_table_keeps_the_events_own_metadata() {
+        let col = |name: &str| ColumnSpec {
+            name: name.into(),
+            column_type: ColumnType::MYSQL_TYPE_LONG,
+            ..ColumnSpec::default()
+        };
+        let gone = CatalogColumns {
+            names: vec![],
+            collations: vec![],
+            unsigned: vec![],
+            key: vec![],
+            labels: vec![],
+        };
+        // Full metadata without a key: the table was keyless, not "changed since".
+        let mut map = MapInfo {
+            columns: vec![col("a"), col("b")],
+            has_names: true,
+            key: vec![],
+        };
+        merge_catalog("d", "t", &mut map, &gone).unwrap();
+        let rule = TableRule::default();
+        let err = build("d", "t", &rule, map).unwrap_err();
+        assert!(matches!(err, SchemaError::NoKey { .. }), "{err}");
+        assert!(err.to_string().contains("skip_tables"), "{err}");
+        // Without names nothing can decode it: say the table is gone, not that it changed.
+        let mut map = MapInfo {
+            columns: vec![col(""), col("")],
+            has_names: false,
+            key: vec![],
+        };
+        let err = merge_catalog("d", "t", &mut map, &gone).unwrap_err();
+        assert!(matches!(err, SchemaError::Gone { .. }), "{err}");
+        assert!(err.to_string().contains("no longer exists"), "{err}");
+    }
+
+    #[test]
+    fn keyless_tables_are_reported_once() {
+        assert!(!is_keyless("once.t"));
+        assert!(note_keyless("once.t"));
+        assert!(!note_keyless("once.t"));
+        assert!(is_keyless("once.t"));
+        clear_keyless("once.t");
+        assert!(!is_keyless("once.t"));
+        assert!(note_keyless("once.t"), "reported again after it had a key");
     }
 
     #[test]

@@ -180,6 +180,12 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                     Err(format!("`{}.{}` is already being copied", req.db, req.table))
                 } else if setup.config.rule_for(&req.db, &req.table).is_none() {
                     Err(format!("`{}.{}` matches no [[tables]] rule", req.db, req.table))
+                } else if crate::reader::schema::is_keyless(&format!("{}.{}", req.db, req.table)) {
+                    // A copy would stop the daemon at its first chunk: it has no key to go by.
+                    Err(format!(
+                        "`{}.{}` has no primary key and is skipped: add one, or set id_columns in its [[tables]] rule",
+                        req.db, req.table
+                    ))
                 } else {
                     queue.push_back((
                         TableCopy {
@@ -513,7 +519,7 @@ impl Worker {
         }
         let _ = conn.disconnect().await;
         let last = after.map(|k| k.iter().map(KeyValue::from).collect::<Vec<_>>());
-        let per_table = crate::reader::ddl::index_is_per_table(&self.config, &rule);
+        let per_table = crate::reader::ddl::index_is_per_table(&self.config, &copy.db, &copy.table);
         self.finish(copy, per_table.then(|| (Arc::clone(&schema.index), last)))
             .await?;
         info!(table = %name, rows = copy.rows, "Table copied.");

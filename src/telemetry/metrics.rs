@@ -21,6 +21,9 @@ pub const LAG_SECONDS: &str = "binlog2es_lag_seconds";
 pub const BEHIND_BYTES: &str = "binlog2es_behind_bytes";
 /// Rows copied by the snapshot.
 pub const SNAPSHOT_ROWS_TOTAL: &str = "binlog2es_snapshot_rows_total";
+/// Tables a rule matches that are not synced (no primary key, `on_keyless = "skip"`), by
+/// `table`: 1 while skipped, 0 once the table has a key again.
+pub const SKIPPED_TABLES: &str = "binlog2es_skipped_tables";
 
 /// Describes every metric once at start-up.
 pub fn describe() {
@@ -38,6 +41,10 @@ pub fn describe() {
     metrics::describe_counter!(BULK_RETRIES_TOTAL, "Bulk retries after transient failures.");
     metrics::describe_gauge!(LAG_SECONDS, metrics::Unit::Seconds, "Replication lag.");
     metrics::describe_counter!(SNAPSHOT_ROWS_TOTAL, "Rows copied by the snapshot.");
+    metrics::describe_gauge!(
+        SKIPPED_TABLES,
+        "Matched tables not synced for lack of a primary key (1 while skipped), by table."
+    );
     metrics::describe_gauge!(
         BEHIND_BYTES,
         metrics::Unit::Bytes,
@@ -83,4 +90,13 @@ pub fn snapshot_rows(n: u64) {
 /// Sets the current lag.
 pub fn lag(seconds: f64) {
     metrics::gauge!(LAG_SECONDS).set(seconds);
+}
+
+/// Marks `table` (`db.table`) as skipped (or synced again).
+pub fn skipped_table(table: &str, skipped: bool) {
+    metrics::gauge!(SKIPPED_TABLES, "table" => table.to_owned()).set(if skipped {
+        1.0
+    } else {
+        0.0
+    });
 }
