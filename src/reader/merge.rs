@@ -16,7 +16,7 @@
 //! be neither in the chunk nor recorded; [`crate::snapshot::consistent`] makes sure of both.
 //!
 //! Windows are bounded: the worker closes each one on every way out (a guard), and a window
-//! that recorded [`MAX_TOUCHED`] ids stops recording, frees them and turns invalid (its
+//! that recorded [`MAX_TOUCHED_BYTES`] of ids stops recording, frees them and turns invalid (its
 //! chunks are refused and read again under a new window), so a window that is left open
 //! (a worker that vanished) or that a burst of writes outgrew costs a few bytes, not memory
 //! growing with every changed row of the table.
@@ -33,10 +33,14 @@ use crate::position::{BinlogPosition, Version};
 /// Identifies an open window.
 pub type WindowId = u64;
 
-/// Ids one window records at most. A window lives for one snapshot refresh (5 s by default)
-/// plus the time its last chunk waits for the stream; more changed rows than this in that
-/// time is a burst the copy does better to read again after (about 8 MB per window).
-pub const MAX_TOUCHED: usize = 100_000;
+/// Memory one window's recorded ids may take (their bytes plus a set entry each). A window
+/// lives for one snapshot refresh (5 s by default) plus the time its last chunk waits for the
+/// stream; more changes than this in that time (100,000 short ids) are a burst the copy
+/// does better to read again after.
+pub const MAX_TOUCHED_BYTES: usize = 8 << 20;
+
+/// What one recorded id costs besides its bytes (the `String` and the set's slot).
+const ENTRY_BYTES: usize = 48;
 
 /// What a copy worker asks of the reader.
 #[derive(Debug)]
@@ -107,6 +111,8 @@ struct Window {
     db: String,
     table: String,
     touched: HashSet<String>,
+    /// Memory `touched` takes, roughly (see [`MAX_TOUCHED_BYTES`]).
+    touched_bytes: usize,
     invalid: bool,
 }
 
@@ -158,10 +164,15 @@ impl Merge {
     ) {
         for w in self.windows.values_mut() {
             if w.db == db && w.table == table && !w.invalid {
-                w.touched.extend(ids.clone().map(str::to_owned));
-                if w.touched.len() > MAX_TOUCHED {
+                for id in ids.clone() {
+                    if w.touched.insert(id.to_owned()) {
+                        w.touched_bytes += id.len() + ENTRY_BYTES;
+                    }
+                }
+                if w.touched_bytes > MAX_TOUCHED_BYTES {
                     // Too much to remember: give the memory back and have the chunk re-read.
                     w.touched = HashSet::new();
+                    w.touched_bytes = 0;
                     w.invalid = true;
                 }
             }
@@ -322,7 +333,9 @@ mod tests {
         // GIVEN an open window that nobody closes, on a table with many changes
         let mut m = Merge::default();
         let w = m.open("d".into(), "t".into());
-        let ids: Vec<String> = (0..MAX_TOUCHED + 1).map(|i| i.to_string()).collect();
+        let ids: Vec<String> = (0..MAX_TOUCHED_BYTES / ENTRY_BYTES)
+            .map(|i| i.to_string())
+            .collect();
 
         // WHEN more ids than the bound change
         for batch in ids.chunks(1000) {

@@ -147,7 +147,8 @@ pub(crate) async fn high_watermark(
     head_sql: &mut Option<&'static str>,
 ) -> Result<BinlogPosition, mysql_async::Error> {
     const STATEMENTS: [&str; 2] = ["SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"];
-    let row: Option<(String, u64)> = match *head_sql {
+    // A `Row`, read by column: the statements return more columns than file and position.
+    let row: Option<mysql_async::Row> = match *head_sql {
         Some(sql) => conn.query_first(sql).await?,
         None => match conn.query_first(STATEMENTS[0]).await {
             Ok(row) => {
@@ -161,8 +162,13 @@ pub(crate) async fn high_watermark(
             Err(e) => return Err(e),
         },
     };
-    let (file, pos) = row.ok_or_else(no_binlog)?;
-    Ok(BinlogPosition::new(file, pos))
+    let row = row.ok_or_else(no_binlog)?;
+    let file: Option<String> = row.get_opt(0).and_then(Result::ok);
+    let pos: Option<u64> = row.get_opt(1).and_then(Result::ok);
+    match (file, pos) {
+        (Some(file), Some(pos)) => Ok(BinlogPosition::new(file, pos)),
+        _ => Err(no_binlog()),
+    }
 }
 
 /// The GTIDs in a `@@GLOBAL.gtid_owned` value (`uuid:5#12:6#13,uuid2[:tag]:7#14`; the number

@@ -389,9 +389,13 @@ impl Worker {
             self.finish(copy, None).await?;
             return Ok(());
         };
-        let schema = scan::table_schema(&mut conn, &rule, &copy.db, &copy.table)
+        let schema = scan::read_table_schema(&mut conn, &rule, &copy.db, &copy.table)
             .await
-            .map_err(fatal)?;
+            .map_err(|e| match e {
+                // A lost connection is retried like any other; only the table itself is fatal.
+                scan::SchemaReadError::Query { source, .. } => Interrupt::from(source),
+                scan::SchemaReadError::Table(m) => fatal(m),
+            })?;
         IndexManager::new(self.es.clone(), Arc::clone(&self.config))
             .with_stop(self.stop.clone())
             .ensure(&schema)
