@@ -375,7 +375,6 @@ async fn copying_daemon(env: &TestEnv, db: &str, index: &str, url: &str, chunk: 
         .table(&format!("{db}.t"), index)
         .mysql_url(url)
         .snapshot_mode("initial")
-        .extra_toml(&std::env::var("B2E_TEST_EXTRA").unwrap_or_default())
         .build();
     let config = std::fs::read_to_string(daemon.config_path()).unwrap();
     std::fs::write(

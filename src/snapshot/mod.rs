@@ -1,8 +1,9 @@
 //! Copies existing rows (the initial snapshot, and on-line re-syncs of one table) while the
-//! stream keeps running, without locks on MariaDB and without loss or regression.
+//! stream keeps running, without a global lock (MySQL and MariaDB) and without loss or
+//! regression.
 //!
 //! Each table is read in primary-key order in chunks (keyset pagination) inside short
-//! consistent snapshots whose binlog positions are known ([`consistent`]); the chunks are
+//! consistent snapshots, between a low and a high watermark ([`consistent`]); the chunks are
 //! merged into the stream by the reader (see [`crate::reader::merge`]), so they go through
 //! the same lanes, versions and checkpoint as streamed changes. Progress (the last key of the
 //! last acknowledged chunk) is committed in the checkpoint with the chunk, so a restart
