@@ -57,6 +57,22 @@ pub(crate) async fn user_tables(
     .await
 }
 
+/// Why a table's schema could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SchemaReadError {
+    /// The catalog query failed (a lost connection...): worth trying again.
+    #[error("reading information_schema for `{table}`: {source}")]
+    Query {
+        /// `db.table`.
+        table: String,
+        /// The driver's error.
+        source: mysql_async::Error,
+    },
+    /// The table cannot be turned into documents (unsupported column, no key...).
+    #[error("{0}")]
+    Table(String),
+}
+
 /// Builds the table's schema from the catalog, with the table-map types and metadata
 /// bytes the binary-protocol values are converted for.
 pub(crate) async fn table_schema(
@@ -65,6 +81,22 @@ pub(crate) async fn table_schema(
     db: &str,
     table: &str,
 ) -> Result<TableSchema, String> {
+    read_table_schema(conn, rule, db, table)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// [`table_schema`], telling a failed query (transient) from a table that cannot be copied.
+pub(crate) async fn read_table_schema(
+    conn: &mut Conn,
+    rule: &TableRule,
+    db: &str,
+    table: &str,
+) -> Result<TableSchema, SchemaReadError> {
+    let query = |source| SchemaReadError::Query {
+        table: format!("{db}.{table}"),
+        source,
+    };
     type ColumnRow = (
         String,
         String,
@@ -81,20 +113,22 @@ pub(crate) async fn table_schema(
             (db, table),
         )
         .await
-        .map_err(|e| e.to_string())?;
-    let catalog = schema::read_catalog(conn, db, table)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(query)?;
+    let catalog = match schema::read_catalog(conn, db, table).await {
+        Ok(catalog) => catalog,
+        Err(schema::SchemaError::Query { source, .. }) => return Err(query(source)),
+        Err(e) => return Err(SchemaReadError::Table(e.to_string())),
+    };
     let mut columns = Vec::with_capacity(rows.len());
     for (i, (data_type, column_type, precision, scale, fsp, octets)) in rows.iter().enumerate() {
         let data_type = data_type.to_ascii_lowercase();
         let binary = catalog.collations.get(i) == Some(&BINARY);
         let (ty, meta, text) =
             wire_type(&data_type, *precision, *scale, *fsp).ok_or_else(|| {
-                format!(
+                SchemaReadError::Table(format!(
                     "column `{}` has type {column_type}, which verify does not support",
                     catalog.names.get(i).map(String::as_str).unwrap_or("?")
-                )
+                ))
             })?;
         let meta = if ty == ColumnType::MYSQL_TYPE_STRING && binary {
             string_meta(octets.unwrap_or(0))
@@ -123,14 +157,15 @@ pub(crate) async fn table_schema(
         has_names: false,
         key: Vec::new(),
     };
-    schema::merge_catalog(db, table, &mut map, &catalog).map_err(|e| e.to_string())?;
+    schema::merge_catalog(db, table, &mut map, &catalog)
+        .map_err(|e| SchemaReadError::Table(e.to_string()))?;
     if map.has_text_blobs() {
         // MariaDB's JSON alias; MySQL's CHECK_CONSTRAINTS has no TABLE_NAME (query fails).
         if let Ok(json_columns) = schema::read_json_columns(conn, db, table).await {
             schema::mark_json_columns(&mut map, &json_columns);
         }
     }
-    schema::build(db, table, rule, map).map_err(|e| e.to_string())
+    schema::build(db, table, rule, map).map_err(|e| SchemaReadError::Table(e.to_string()))
 }
 
 /// Table-map type and metadata for an information_schema DATA_TYPE, and whether values are

@@ -341,3 +341,253 @@ async fn resync_of_one_table_under_concurrent_writes_equals_the_table() {
     assert_eq!(es.get(&f.index, "ghost").await, None);
     assert_eq!(f.daemon.terminate().await, 0);
 }
+
+/// Creates an account with what the copy and the stream need and nothing more: no `RELOAD`
+/// (the copy takes no global lock). Returns (user, URL).
+async fn account_without_reload(env: &TestEnv, tag: &str) -> (String, String) {
+    let user = format!("b2e_{tag}_{}", std::process::id());
+    let grants = if env.is_mariadb {
+        "SELECT, REPLICATION SLAVE, BINLOG MONITOR"
+    } else {
+        "SELECT, REPLICATION SLAVE, REPLICATION CLIENT"
+    };
+    let mut admin = env.mysql().await;
+    admin
+        .query_drop(format!(
+            "DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; \
+             GRANT {grants} ON *.* TO '{user}'@'%'"
+        ))
+        .await
+        .unwrap();
+    let grants: Vec<String> = admin
+        .query(format!("SHOW GRANTS FOR '{user}'@'%'"))
+        .await
+        .unwrap();
+    assert!(!grants.iter().any(|g| g.contains("RELOAD")), "{grants:?}");
+    admin.disconnect().await.ok();
+    let host_port = env.daemon_url.rsplit('@').next().unwrap().to_owned();
+    (user.clone(), format!("mysql://{user}:pw@{host_port}"))
+}
+
+/// A daemon copying `db.t` into `index` as `url`, with `chunk_size` rows per chunk.
+async fn copying_daemon(env: &TestEnv, db: &str, index: &str, url: &str, chunk: usize) -> Daemon {
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.t"), index)
+        .mysql_url(url)
+        .snapshot_mode("initial")
+        .build();
+    let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    std::fs::write(
+        daemon.config_path(),
+        config.replacen(
+            "mode = \"initial\"",
+            &format!("mode = \"initial\"\nchunk_size = {chunk}"),
+            1,
+        ),
+    )
+    .unwrap();
+    daemon.restart().await;
+    daemon
+}
+
+/// Connection ids of `user` running a statement other than the binlog dump: the copy's
+/// (the daemon's other connections are idle while it copies one table).
+async fn copy_connections(admin: &mut Conn, user: &str) -> Vec<u64> {
+    admin
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ? \
+             AND COMMAND <> 'Binlog Dump' AND INFO IS NOT NULL",
+            (user,),
+        )
+        .await
+        .unwrap()
+}
+
+/// A table keyed by long ids (188 bytes): each id the daemon keeps costs ~4× a short one.
+const LONG_KEYS: &str = "CREATE TABLE t (id VARCHAR(200) PRIMARY KEY, n INT NOT NULL)";
+
+/// Inserts rows numbered `from..from + count` into a [`LONG_KEYS`] table, in one statement.
+async fn insert_long_keys(conn: &mut Conn, from: u64, count: u64) {
+    let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
+                  UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
+                  UNION ALL SELECT 8 UNION ALL SELECT 9)";
+    conn.query_drop(format!(
+        "INSERT INTO t (id, n) SELECT CONCAT(REPEAT('k', 180), LPAD({from} + s.i, 8, '0')), s.i \
+         FROM (SELECT p0.d + p1.d * 10 + p2.d * 100 + p3.d * 1000 + p4.d * 10000 AS i \
+               FROM {digits} p0 CROSS JOIN {digits} p1 CROSS JOIN {digits} p2 \
+               CROSS JOIN {digits} p3 CROSS JOIN {digits} p4) s WHERE s.i < {count}"
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn killed_copy_connections_leave_no_window_recording_changes() {
+    // GIVEN a table being copied by an account without RELOAD, in small chunks
+    let env = TestEnv::get();
+    let (db, mut conn) = env.create_database_with(LONG_KEYS).await;
+    insert_long_keys(&mut conn, 0, 15_000).await;
+    let index = env.unique_index("snap-leak");
+    let (user, url) = account_without_reload(env, "leak").await;
+    let mut daemon = copying_daemon(env, &db, &index, &url, 100).await;
+
+    // WHEN its copy connection is killed five times mid-copy (each a transient error)
+    let mut admin = env.mysql().await;
+    let mut killed: Vec<u64> = Vec::new();
+    while killed.len() < 5 {
+        // Polled fast (not `wait_until`'s 50 ms): the copy's statements take milliseconds.
+        let deadline = Instant::now() + secs(60);
+        let found = loop {
+            let ids = copy_connections(&mut admin, &user).await;
+            if let Some(id) = ids.into_iter().find(|id| !killed.contains(id)) {
+                break Some(id);
+            }
+            if !copying(&daemon) {
+                break None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no copy connection to kill:\n{}",
+                daemon.stderr_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let Some(id) = found else { break };
+        // It may have finished its transaction meanwhile: KILL then just fails.
+        let _ = admin.query_drop(format!("KILL {id}")).await;
+        killed.push(id);
+    }
+    assert_eq!(killed.len(), 5, "the copy ended before five kills");
+    wait_for_copy_end(&mut daemon, secs(120)).await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index, secs(120)).await;
+    let interrupted = daemon.log().matches("Copy interrupted").count();
+    assert!(interrupted >= 3, "only {interrupted} interruptions logged");
+
+    // AND 60,000 rows with new (long) ids are written to the synced table
+    let before = daemon.rss_kib().unwrap();
+    insert_long_keys(&mut conn, 1_000_000, 60_000).await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index, secs(180)).await;
+
+    // THEN the daemon did not keep those ids (an open window would hold each one: ~250 bytes
+    // per id and window, ~15 MB per leaked window), and the index equals the table
+    let after = daemon.rss_kib().unwrap();
+    let grown = after.saturating_sub(before) / 1024;
+    eprintln!(
+        "copy-windows: kills={} interrupted={interrupted} rss_before={} MiB rss_after={} MiB grown={grown} MiB",
+        killed.len(),
+        before / 1024,
+        after / 1024
+    );
+    assert!(grown < 25, "RSS grew by {grown} MiB after 60k new ids");
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn a_copy_without_reload_under_concurrent_writes_equals_the_table() {
+    // GIVEN a table and an account without RELOAD (the copy takes no global lock, on MySQL
+    // neither: this is the same window / SELECT / high-watermark code, only the check that a
+    // read view covers the low watermark differs by flavour)
+    let env = TestEnv::get();
+    let (db, mut conn) = env.create_database_with(TABLE).await;
+    fill(&mut conn, 10_000).await;
+    let index = env.unique_index("snap-noreload");
+    let (_, url) = account_without_reload(env, "noreload").await;
+
+    // WHEN it is copied in small chunks while a writer changes rows as fast as it can
+    let mut daemon = copying_daemon(env, &db, &index, &url, 200).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = spawn_writer(env, db.clone(), 10_000, 2_000, Arc::clone(&stop));
+    wait_for_copy_end(&mut daemon, secs(180)).await;
+    stop.store(true, Ordering::Relaxed);
+    let statements = writer.await.unwrap();
+
+    // THEN the index equals the table, and no privilege error was logged
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index, secs(120)).await;
+    let log = daemon.log();
+    assert!(
+        statements > 100,
+        "the writer ran only {statements} statements"
+    );
+    assert!(
+        !log.contains("denied") && !log.contains("RELOAD"),
+        "{}",
+        daemon.stderr_tail(30)
+    );
+    assert!(log.contains("Table copied"), "{}", daemon.stderr_tail(30));
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn the_sweep_walks_a_large_index_in_pages_without_holding_every_id() {
+    // GIVEN a streamed table of 100 rows whose index also holds 40,000 documents of rows
+    // that do not exist, with long ids (480 bytes: holding them all takes ~20 MB)
+    let env = TestEnv::get();
+    let port = free_port();
+    let mut f = Fixture::start_with("sweep", TABLE, None, |b| {
+        b.http_listen(&format!("127.0.0.1:{port}"))
+            .extra_toml("[writer]\nqueue_capacity = 256\n")
+    })
+    .await;
+    fill(&mut f.conn, 100).await;
+    f.converge().await;
+    const STALE: usize = 40_000;
+    let http = reqwest::Client::new();
+    for part in 0..10 {
+        let mut body = String::new();
+        for i in 0..STALE / 10 {
+            let id = format!("{}{:08}", "g".repeat(472), part * STALE / 10 + i);
+            body.push_str(&format!(
+                "{{\"index\":{{\"_id\":\"{id}\",\"version\":1,\"version_type\":\"external\"}}}}\n{{\"n\":0}}\n"
+            ));
+        }
+        let resp = http
+            .post(format!("{}/{}/_bulk", env.es_url, f.index))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    }
+    let es = env.es();
+    es.refresh(&f.index).await;
+    assert_eq!(es.count(&f.index).await, 100 + STALE as u64);
+    let peak_before = f.daemon.peak_rss_kib().unwrap();
+
+    // WHEN the table is re-synced (its copy ends with the sweep)
+    let out = run_cli(&[
+        "resync",
+        "--config",
+        &f.daemon.config_path().display().to_string(),
+        "--table",
+        &format!("{}.t", f.db),
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        wait_until(secs(240), async || {
+            !copying(&f.daemon) && f.daemon.log().contains("Table copied")
+        })
+        .await,
+        "re-sync did not finish:\n{}",
+        f.daemon.stderr_tail(30)
+    );
+
+    // THEN every stale document is gone, and the daemon's peak memory barely moved
+    f.converge().await;
+    let peak_after = f.daemon.peak_rss_kib().unwrap();
+    let grown = peak_after.saturating_sub(peak_before) / 1024;
+    eprintln!(
+        "sweep: stale={STALE} peak_before={} MiB peak_after={} MiB grown={grown} MiB",
+        peak_before / 1024,
+        peak_after / 1024
+    );
+    assert!(
+        f.daemon.log().contains(&format!("documents={STALE}")),
+        "{}",
+        f.daemon.stderr_tail(20)
+    );
+    // Measured: 27 MiB when every id was collected first, 10 MiB page by page.
+    assert!(grown < 18, "peak RSS grew by {grown} MiB during the sweep");
+    assert_eq!(f.daemon.terminate().await, 0);
+}

@@ -11,9 +11,15 @@
 //! stream, with the current version, through the same lanes: a copied row can neither
 //! overwrite a newer streamed change nor bring back a row deleted later.
 //!
-//! The window must open at or before the snapshot (`at` ≥ the reader's position when it
-//! opened), or changes between the two would be neither in the snapshot nor recorded; the
-//! worker checks this and takes a new snapshot otherwise.
+//! The window must open before the chunk's read view, and that read view must see every
+//! transaction the reader had read when the window opened, or changes between the two would
+//! be neither in the chunk nor recorded; [`crate::snapshot::consistent`] makes sure of both.
+//!
+//! Windows are bounded: the worker closes each one on every way out (a guard), and a window
+//! that recorded [`MAX_TOUCHED_BYTES`] of ids stops recording, frees them and turns invalid (its
+//! chunks are refused and read again under a new window), so a window that is left open
+//! (a worker that vanished) or that a burst of writes outgrew costs a few bytes, not memory
+//! growing with every changed row of the table.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,6 +32,15 @@ use crate::position::{BinlogPosition, Version};
 
 /// Identifies an open window.
 pub type WindowId = u64;
+
+/// Memory one window's recorded ids may take (their bytes plus a set entry each). A window
+/// lives for one snapshot refresh (5 s by default) plus the time its last chunk waits for the
+/// stream; more changes than this in that time (100,000 short ids) are a burst the copy
+/// does better to read again after.
+pub const MAX_TOUCHED_BYTES: usize = 8 << 20;
+
+/// What one recorded id costs besides its bytes (the `String` and the set's slot).
+const ENTRY_BYTES: usize = 48;
 
 /// What a copy worker asks of the reader.
 #[derive(Debug)]
@@ -96,6 +111,8 @@ struct Window {
     db: String,
     table: String,
     touched: HashSet<String>,
+    /// Memory `touched` takes, roughly (see [`MAX_TOUCHED_BYTES`]).
+    touched_bytes: usize,
     invalid: bool,
 }
 
@@ -127,6 +144,11 @@ impl Merge {
         self.next_id
     }
 
+    /// Open windows (for tests and metrics).
+    pub fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+
     /// Forgets a window and any chunk still waiting in it.
     pub fn close(&mut self, id: WindowId) {
         self.windows.remove(&id);
@@ -141,8 +163,18 @@ impl Merge {
         ids: impl Iterator<Item = &'a str> + Clone,
     ) {
         for w in self.windows.values_mut() {
-            if w.db == db && w.table == table {
-                w.touched.extend(ids.clone().map(str::to_owned));
+            if w.db == db && w.table == table && !w.invalid {
+                for id in ids.clone() {
+                    if w.touched.insert(id.to_owned()) {
+                        w.touched_bytes += id.len() + ENTRY_BYTES;
+                    }
+                }
+                if w.touched_bytes > MAX_TOUCHED_BYTES {
+                    // Too much to remember: give the memory back and have the chunk re-read.
+                    w.touched = HashSet::new();
+                    w.touched_bytes = 0;
+                    w.invalid = true;
+                }
             }
         }
     }
@@ -152,6 +184,7 @@ impl Merge {
         for w in self.windows.values_mut() {
             if w.db == db && w.table == table {
                 w.invalid = true;
+                w.touched = HashSet::new();
             }
         }
     }
@@ -160,6 +193,7 @@ impl Merge {
     pub fn invalidate_all(&mut self) {
         for w in self.windows.values_mut() {
             w.invalid = true;
+            w.touched = HashSet::new();
         }
         for c in &mut self.pending {
             c.at = BinlogPosition::new("", 0);
@@ -277,5 +311,44 @@ mod tests {
         m.push(chunk(w2, 9, &["1"], false));
         m.close(w2);
         assert!(m.is_idle());
+    }
+
+    #[test]
+    fn closing_every_window_leaves_nothing_recorded() {
+        let mut m = Merge::default();
+        let windows: Vec<_> = (0..5).map(|_| m.open("d".into(), "t".into())).collect();
+        assert_eq!(m.open_windows(), 5);
+        for w in windows {
+            m.close(w);
+        }
+        assert_eq!(m.open_windows(), 0);
+        assert!(m.is_idle());
+        // Nothing is recorded once no window is open.
+        m.record("d", "t", ["1"].into_iter());
+        assert!(m.windows.is_empty());
+    }
+
+    #[test]
+    fn a_window_that_outgrows_its_bound_forgets_and_is_refused() {
+        // GIVEN an open window that nobody closes, on a table with many changes
+        let mut m = Merge::default();
+        let w = m.open("d".into(), "t".into());
+        let ids: Vec<String> = (0..MAX_TOUCHED_BYTES / ENTRY_BYTES)
+            .map(|i| i.to_string())
+            .collect();
+
+        // WHEN more ids than the bound change
+        for batch in ids.chunks(1000) {
+            m.record("d", "t", batch.iter().map(String::as_str));
+        }
+        m.record("d", "t", ["more"].into_iter());
+
+        // THEN it holds no ids any more, and its chunks are refused (read again elsewhere)
+        assert!(m.windows[&w].touched.is_empty());
+        assert!(m.filter(&mut chunk(w, 1, &["1"], false)).is_none());
+        // A new window records again from empty.
+        let w2 = m.open("d".into(), "t".into());
+        m.record("d", "t", ["7"].into_iter());
+        assert_eq!(m.windows[&w2].touched.len(), 1);
     }
 }

@@ -1,8 +1,9 @@
 //! Copies existing rows (the initial snapshot, and on-line re-syncs of one table) while the
-//! stream keeps running, without locks on MariaDB and without loss or regression.
+//! stream keeps running, without a global lock (MySQL and MariaDB) and without loss or
+//! regression.
 //!
 //! Each table is read in primary-key order in chunks (keyset pagination) inside short
-//! consistent snapshots whose binlog positions are known ([`consistent`]); the chunks are
+//! consistent snapshots, between a low and a high watermark ([`consistent`]); the chunks are
 //! merged into the stream by the reader (see [`crate::reader::merge`]), so they go through
 //! the same lanes, versions and checkpoint as streamed changes. Progress (the last key of the
 //! last acknowledged chunk) is committed in the checkpoint with the chunk, so a restart
@@ -34,12 +35,14 @@ use crate::decode::RowDecoder;
 use crate::ordering::Op;
 use crate::position::{BinlogPosition, Version};
 use crate::reader::connect::MysqlSource;
-use crate::reader::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened, reached};
+use crate::reader::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened};
 use crate::reader::schema::TableSchema;
 use crate::scan;
 use crate::telemetry::metrics;
 use crate::writer::EsClient;
 use crate::writer::index::IndexManager;
+use consistent::ViewError;
+use elasticsearch::http::Method;
 
 /// Errors that stop a copy (and the daemon): a table binlog2es cannot read or decode.
 #[derive(Debug, thiserror::Error)]
@@ -324,32 +327,42 @@ impl Worker {
 
     /// Records a (re-)start of the table's copy in the checkpoint; returns its version.
     async fn announce(&mut self, copy: &TableCopy) -> Result<Version, Interrupt> {
-        let opened = self.open_window(&copy.db, &copy.table).await?;
-        let mark = CopyMark::Start {
-            db: copy.db.clone(),
-            table: copy.table.clone(),
-            since: opened.version,
-        };
-        self.commit_mark(&opened, mark).await?;
-        Ok(opened.version)
+        loop {
+            let window = self.open_window(&copy.db, &copy.table).await?;
+            let mark = CopyMark::Start {
+                db: copy.db.clone(),
+                table: copy.table.clone(),
+                since: window.opened.version,
+            };
+            if self.commit_mark(&window, mark).await? {
+                return Ok(window.opened.version);
+            }
+        }
     }
 
-    /// Commits `mark` with a chunk of no rows that closes `opened`.
-    async fn commit_mark(&self, opened: &Opened, mark: CopyMark) -> Result<(), Interrupt> {
-        let at = opened.position.clone();
-        self.send_chunk(opened, at, "".into(), Vec::new(), Some(mark), true)
-            .await
-            .map(drop)
+    /// Commits `mark` with a chunk of no rows that closes `window`; `false` when the window
+    /// was invalidated meanwhile (the caller tries again under a new one).
+    async fn commit_mark(&self, window: &Window, mark: CopyMark) -> Result<bool, Interrupt> {
+        let at = window.opened.position.clone();
+        let outcome = self
+            .send_chunk(window, at, "".into(), Vec::new(), Some(mark), true)
+            .await?;
+        Ok(matches!(outcome, ChunkOutcome::Emitted { .. }))
     }
 
-    async fn open_window(&self, db: &str, table: &str) -> Result<Opened, Interrupt> {
+    /// Opens a window at the reader, closed again when the returned guard is dropped.
+    async fn open_window(&self, db: &str, table: &str) -> Result<Window, Interrupt> {
         let (reply, rx) = oneshot::channel();
         let request = CopyRequest::Open {
             db: db.to_owned(),
             table: table.to_owned(),
             reply,
         };
-        self.ask(request, rx).await
+        let opened = self.ask(request, rx).await?;
+        Ok(Window {
+            opened,
+            reader: self.reader.clone(),
+        })
     }
 
     /// Sends `request` to the reader and waits for its answer on `rx`; a reader that is
@@ -368,7 +381,7 @@ impl Worker {
     /// Hands a chunk to the reader and waits until it was emitted (or refused).
     async fn send_chunk(
         &self,
-        opened: &Opened,
+        window: &Window,
         at: BinlogPosition,
         index: Arc<str>,
         docs: Vec<(String, Op)>,
@@ -377,7 +390,7 @@ impl Worker {
     ) -> Result<ChunkOutcome, Interrupt> {
         let (reply, rx) = oneshot::channel();
         let chunk = CopyChunk {
-            window: opened.window,
+            window: window.opened.window,
             at,
             index,
             docs,
@@ -414,9 +427,13 @@ impl Worker {
             self.finish(copy, None).await?;
             return Ok(());
         };
-        let schema = scan::table_schema(&mut conn, &rule, &copy.db, &copy.table)
+        let schema = scan::read_table_schema(&mut conn, &rule, &copy.db, &copy.table)
             .await
-            .map_err(fatal)?;
+            .map_err(|e| match e {
+                // A lost connection is retried like any other; only the table itself is fatal.
+                scan::SchemaReadError::Query { source, .. } => Interrupt::from(source),
+                scan::SchemaReadError::Table(m) => fatal(m),
+            })?;
         IndexManager::new(self.es.clone(), Arc::clone(&self.config))
             .with_stop(self.stop.clone())
             .ensure(&schema)
@@ -447,15 +464,21 @@ impl Worker {
         };
         let mut decoder = RowDecoder::default();
         let chunk_size = self.config.snapshot.chunk_size;
+        let mut head_sql = None;
+        // Every way out of this loop (an error included) drops `window`, which closes it at
+        // the reader: a window left open would record every changed id of the table.
         'windows: loop {
-            let opened = self.open_window(&copy.db, &copy.table).await?;
-            let (at, _) = consistent::open(&mut conn, self.flavor, false).await?;
-            if !reached(&at, &opened.position) {
-                // The read view is older than the window's start: changes in between would be
-                // in neither. Take a new one.
-                tracing::debug!(table = %name, snapshot = %at, window = %opened.position, "Read view older than the window; taking a new one.");
-                conn.query_drop("ROLLBACK").await?;
-                let _ = self.reader.send(CopyRequest::Close(opened.window)).await;
+            // Low watermark first, then a read view that sees everything up to it.
+            let window = self.open_window(&copy.db, &copy.table).await?;
+            let covered =
+                consistent::read_view_covering(&mut conn, self.flavor, &window.opened.position)
+                    .await
+                    .map_err(|e| match e {
+                        ViewError::Sql(e) => Interrupt::from(e),
+                        ViewError::Unsupported(m) => fatal(m),
+                    })?;
+            if !covered {
+                drop(window);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
@@ -463,12 +486,14 @@ impl Worker {
             loop {
                 let rows =
                     scan::read_chunk(&mut conn, &schema, after.as_deref(), chunk_size).await?;
+                // High watermark: read after the SELECT, so every change the read view holds
+                // lies before it.
+                let at = consistent::high_watermark(&mut conn, &mut head_sql).await?;
                 let full = rows.len() == chunk_size;
-                tracing::debug!(table = %name, rows = rows.len(), snapshot = %at, "Chunk read.");
+                tracing::debug!(table = %name, rows = rows.len(), at = %at, "Chunk read.");
                 let refresh = started.elapsed() >= self.config.snapshot.snapshot_refresh;
                 let Some(last_row) = rows.last() else {
                     conn.query_drop("COMMIT").await?;
-                    let _ = self.reader.send(CopyRequest::Close(opened.window)).await;
                     break 'windows;
                 };
                 let last_key: Vec<Value> =
@@ -484,8 +509,8 @@ impl Worker {
                 let close = !full || refresh;
                 match self
                     .send_chunk(
-                        &opened,
-                        at.clone(),
+                        &window,
+                        at,
                         Arc::clone(&schema.index),
                         docs,
                         Some(mark),
@@ -494,7 +519,8 @@ impl Worker {
                     .await?
                 {
                     ChunkOutcome::Invalidated => {
-                        // A TRUNCATE/DROP came between: read again from the same key.
+                        // A TRUNCATE/DROP came between, or the window outgrew its bound:
+                        // read again from the same key under a new window.
                         conn.query_drop("COMMIT").await?;
                         continue 'windows;
                     }
@@ -527,71 +553,227 @@ impl Worker {
     }
 
     /// Ends a table's copy: with `sweep` (its own index and the copy's last key), deletes
-    /// documents the copy and the stream did not write, then records the end.
+    /// documents the copy and the stream did not write, then records the end. A window
+    /// invalidated on the way (TRUNCATE, or more changes than a window holds) starts the end
+    /// again under a new one.
     async fn finish(
         &mut self,
         copy: &TableCopy,
         sweep: Option<(Arc<str>, Option<Vec<KeyValue>>)>,
     ) -> Result<(), Interrupt> {
-        let opened = self.open_window(&copy.db, &copy.table).await?;
-        if let Some((index, last)) = sweep {
-            self.sweep(copy, &opened, index, last).await?;
+        loop {
+            let window = self.open_window(&copy.db, &copy.table).await?;
+            if let Some((index, last)) = &sweep
+                && !self.sweep(copy, &window, index, last).await?
+            {
+                continue;
+            }
+            let mark = CopyMark::Done {
+                db: copy.db.clone(),
+                table: copy.table.clone(),
+            };
+            if self.commit_mark(&window, mark).await? {
+                return Ok(());
+            }
         }
-        let mark = CopyMark::Done {
-            db: copy.db.clone(),
-            table: copy.table.clone(),
-        };
-        self.commit_mark(&opened, mark).await?;
-        Ok(())
     }
 
     /// Deletes documents of `index` older than the copy's start version. They were neither
     /// copied nor streamed since, so their row did not exist when the window opened — unless
-    /// the stream touched them since, which the window filters out.
+    /// the stream touched them since, which the window filters out. Walks the index one page
+    /// at a time (`snapshot.chunk_size` documents), deleting each page's stale documents
+    /// before reading the next, so memory does not grow with the index. `false` when the
+    /// window was invalidated: the caller sweeps again under a new one.
     async fn sweep(
         &mut self,
         copy: &TableCopy,
-        opened: &Opened,
-        index: Arc<str>,
-        last: Option<Vec<KeyValue>>,
-    ) -> Result<(), Interrupt> {
+        window: &Window,
+        index: &Arc<str>,
+        last: &Option<Vec<KeyValue>>,
+    ) -> Result<bool, Interrupt> {
         // Every copied chunk, and everything read before the window, must be in the index
         // first, or a document on its way would look stale.
         let (db, table) = (copy.db.clone(), copy.table.clone());
-        let wanted = opened.version;
+        let wanted = window.opened.version;
         let stop = self.stop.clone();
         tokio::select! {
             r = self.committed.wait_for(|c| {
                 c.version >= wanted
-                    && c.copies.iter().any(|t| t.db == db && t.table == table && t.after == last)
+                    && c.copies.iter().any(|t| t.db == db && t.table == table && t.after == *last)
             }) => { r.map_err(|_| Interrupt::Stopped)?; }
             _ = stop.cancelled() => return Err(Interrupt::Stopped),
         }
-        let stale = stale_ids(&self.es, &index, copy.since)
-            .await
-            .map_err(Interrupt::Transient)?;
-        if stale.is_empty() {
-            return Ok(());
+        let mut pages =
+            StalePages::open(&self.es, index, copy.since, self.config.snapshot.chunk_size)
+                .await
+                .map_err(Interrupt::Transient)?;
+        let mut deleted = 0usize;
+        let result = async {
+            while let Some(ids) = pages.next_page().await.map_err(Interrupt::Transient)? {
+                if ids.is_empty() {
+                    continue;
+                }
+                let n = ids.len();
+                let docs = ids.into_iter().map(|id| (id, Op::Delete)).collect();
+                let outcome = self
+                    .send_chunk(
+                        window,
+                        window.opened.position.clone(),
+                        Arc::clone(index),
+                        docs,
+                        None,
+                        false,
+                    )
+                    .await?;
+                if outcome == ChunkOutcome::Invalidated {
+                    return Ok(false);
+                }
+                deleted += n;
+            }
+            Ok(true)
         }
-        info!(table = %format!("{db}.{table}"), index = %index, documents = stale.len(), "Deleting documents whose rows no longer exist.");
-        for ids in stale.chunks(self.config.snapshot.chunk_size) {
-            let docs = ids.iter().map(|id| (id.clone(), Op::Delete)).collect();
-            if let ChunkOutcome::Invalidated = self
-                .send_chunk(
-                    opened,
-                    opened.position.clone(),
-                    Arc::clone(&index),
-                    docs,
-                    None,
-                    false,
-                )
-                .await?
-            {
-                // The table was truncated or dropped: its documents are gone anyway.
-                return Ok(());
+        .await;
+        pages.close().await;
+        if deleted > 0 {
+            info!(table = %format!("{}.{}", copy.db, copy.table), index = %index, documents = deleted, "Deleted documents whose rows no longer exist.");
+        }
+        result
+    }
+}
+
+/// A window opened at the reader; dropping it closes the window there (a window nobody
+/// closes records every changed id of its table until it outgrows its bound).
+struct Window {
+    opened: Opened,
+    reader: mpsc::Sender<CopyRequest>,
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // Closing twice is harmless (the last chunk already closed it at the reader).
+        let close = CopyRequest::Close(self.opened.window);
+        match self.reader.try_send(close) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(close)) => {
+                // The reader is busy: send it later, without blocking whoever drops us.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let reader = self.reader.clone();
+                    rt.spawn(async move {
+                        let _ = reader.send(close).await;
+                    });
+                }
             }
         }
-        Ok(())
+    }
+}
+
+/// Pages of the ids of documents whose version is below a copy's start, read with a scroll
+/// (a fixed view of the index: deleting meanwhile does not move the pages).
+struct StalePages<'a> {
+    es: &'a EsClient,
+    index: &'a str,
+    since: Version,
+    scroll_id: Option<String>,
+    first: Option<serde_json::Value>,
+}
+
+impl<'a> StalePages<'a> {
+    /// Refreshes `index` and opens a scroll over it; a missing index has no pages.
+    async fn open(
+        es: &'a EsClient,
+        index: &'a str,
+        since: Version,
+        page: usize,
+    ) -> Result<StalePages<'a>, String> {
+        let mut pages = StalePages {
+            es,
+            index,
+            since,
+            scroll_id: None,
+            first: None,
+        };
+        let (status, _) = es
+            .json(Method::Post, &format!("/{index}/_refresh"), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if status == 404 {
+            return Ok(pages);
+        }
+        let query = json!({ "_source": false, "version": true, "sort": ["_doc"], "size": page });
+        let (status, body) = es
+            .json(
+                Method::Post,
+                &format!("/{index}/_search?scroll=1m"),
+                Some(&query),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if status == 404 {
+            return Ok(pages);
+        }
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "_search on `{index}` answered HTTP {status}: {body}"
+            ));
+        }
+        pages.scroll_id = body["_scroll_id"].as_str().map(str::to_owned);
+        pages.first = Some(body);
+        Ok(pages)
+    }
+
+    /// The stale ids of the next page (possibly none), or `None` at the end.
+    async fn next_page(&mut self) -> Result<Option<Vec<String>>, String> {
+        let body = match self.first.take() {
+            Some(body) => body,
+            None => {
+                let Some(scroll_id) = &self.scroll_id else {
+                    return Ok(None);
+                };
+                let (status, body) = self
+                    .es
+                    .json(
+                        Method::Post,
+                        "/_search/scroll",
+                        Some(&json!({ "scroll": "1m", "scroll_id": scroll_id })),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !(200..300).contains(&status) {
+                    return Err(format!(
+                        "scroll on `{}` answered HTTP {status}: {body}",
+                        self.index
+                    ));
+                }
+                if let Some(id) = body["_scroll_id"].as_str() {
+                    self.scroll_id = Some(id.to_owned());
+                }
+                body
+            }
+        };
+        let Some(hits) = body["hits"]["hits"].as_array().filter(|h| !h.is_empty()) else {
+            return Ok(None);
+        };
+        let since = self.since.0;
+        Ok(Some(
+            hits.iter()
+                .filter(|hit| hit["_version"].as_u64().is_some_and(|v| v < since))
+                .filter_map(|hit| hit["_id"].as_str().map(str::to_owned))
+                .collect(),
+        ))
+    }
+
+    /// Frees the scroll on the server (it would expire after a minute anyway).
+    async fn close(self) {
+        if let Some(scroll_id) = self.scroll_id {
+            let _ = self
+                .es
+                .json(
+                    Method::Delete,
+                    "/_search/scroll",
+                    Some(&json!({ "scroll_id": scroll_id })),
+                )
+                .await;
+        }
     }
 }
 
@@ -610,21 +792,6 @@ fn decode_rows(
         docs.push((doc.id, Op::Index(doc.source)));
     }
     Ok(docs)
-}
-
-/// Ids of documents in `index` whose version is below `since`.
-async fn stale_ids(client: &EsClient, index: &str, since: Version) -> Result<Vec<String>, String> {
-    let mut ids = Vec::new();
-    let query = json!({ "_source": false, "version": true, "sort": ["_doc"] });
-    client
-        .scroll(index, query, |hit| {
-            let old = hit["_version"].as_u64().is_some_and(|v| v < since.0);
-            if let (true, Some(id)) = (old, hit["_id"].as_str()) {
-                ids.push(id.to_owned());
-            }
-        })
-        .await?;
-    Ok(ids)
 }
 
 /// Sends a re-sync request to a running daemon's HTTP endpoint (`binlog2es resync`).
