@@ -278,6 +278,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 version: Version(0),
                 updated_at: SystemTime::now(),
                 copies: Vec::new(),
+                pinned: None,
             };
             // Persist the starting point now, so a restart resumes here rather than at
             // a later end of the binlog (which would skip the changes in between).
@@ -512,6 +513,7 @@ async fn copy_start(
         version,
         updated_at: SystemTime::now(),
         copies,
+        pinned: None,
     })
 }
 

@@ -103,6 +103,10 @@ pub struct Checkpoint {
     pub updated_at: SystemTime,
     /// Tables whose copy (snapshot or re-sync) is not finished, with their progress.
     pub copies: Vec<TableCopy>,
+    /// While an XA transaction is prepared but not yet committed or rolled back: the
+    /// state just before its PREPARE, which is what gets stored, since a restart must
+    /// read the PREPARE again (its rows are only held in memory). `None` otherwise.
+    pub pinned: Option<Box<Checkpoint>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -119,17 +123,26 @@ struct FileV1 {
 }
 
 impl Checkpoint {
-    /// The JSON text of this checkpoint.
+    /// The state to store and resume from: [`Checkpoint::pinned`] if set, else this one.
+    pub fn durable(&self) -> &Checkpoint {
+        match &self.pinned {
+            Some(p) => p,
+            None => self,
+        }
+    }
+
+    /// The JSON text of this checkpoint (of its [`Checkpoint::durable`] state).
     pub fn encode(&self) -> String {
-        let gtid = (!self.gtid.is_none()).then(|| self.gtid.to_string());
+        let this = self.durable();
+        let gtid = (!this.gtid.is_none()).then(|| this.gtid.to_string());
         let file = FileV1 {
             format: FORMAT_VERSION,
-            server: self.server.clone(),
-            position: self.position.clone(),
+            server: this.server.clone(),
+            position: this.position.clone(),
             gtid,
-            version: self.version,
-            updated_at: humantime::format_rfc3339_seconds(self.updated_at).to_string(),
-            copies: self.copies.clone(),
+            version: this.version,
+            updated_at: humantime::format_rfc3339_seconds(this.updated_at).to_string(),
+            copies: this.copies.clone(),
         };
         // Serializing plain structs of strings and integers cannot fail.
         serde_json::to_string_pretty(&file).unwrap_or_default() + "\n"
@@ -161,6 +174,7 @@ impl Checkpoint {
             version: file.version,
             updated_at,
             copies: file.copies,
+            pinned: None,
         })
     }
 }
@@ -279,6 +293,7 @@ mod tests {
             version: Version(1_782_200_000_000_000),
             updated_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
             copies: Vec::new(),
+            pinned: None,
         }
     }
 

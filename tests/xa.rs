@@ -1,0 +1,197 @@
+//! XA transactions: rows count when the XA transaction commits, never at `XA PREPARE`, and
+//! never after `XA ROLLBACK`; a restart between PREPARE and COMMIT loses nothing, and the
+//! checkpoint's GTID state stays exact (issue 11, item 5).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use mysql_async::prelude::Queryable;
+
+const TABLE: &str = "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, \
+                     n INT NOT NULL) DEFAULT CHARSET = utf8mb4";
+
+/// Waits until document `id` exists.
+async fn wait_for_doc(f: &mut Fixture, id: &str) {
+    let (es, index) = (f.env.es(), f.index.clone());
+    let found = wait_until(secs(60), async || {
+        f.daemon.assert_running();
+        es.get(&index, id).await.is_some()
+    })
+    .await;
+    assert!(found, "document {id} never appeared\n{}", f.daemon.log());
+}
+
+/// The server's `@@gtid_binlog_pos`.
+async fn server_gtid(f: &mut Fixture) -> String {
+    f.conn
+        .query_first::<String, _>("SELECT @@gtid_binlog_pos")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// The `gtid` of the checkpoint on disk.
+fn checkpoint_gtid(f: &Fixture) -> String {
+    f.daemon.checkpoint()["gtid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits until the checkpoint on disk holds the server's current GTID state.
+async fn wait_for_exact_checkpoint(f: &mut Fixture) {
+    let want = server_gtid(f).await;
+    let ok = wait_until(secs(30), async || checkpoint_gtid(f) == want).await;
+    assert!(
+        ok,
+        "checkpoint GTID {} never reached the server's {want}",
+        checkpoint_gtid(f)
+    );
+}
+
+#[tokio::test]
+async fn xa_rows_are_indexed_only_when_it_commits() {
+    // GIVEN a synced table
+    let mut f = Fixture::start("xa-commit", TABLE).await;
+    f.sql("INSERT INTO t VALUES (1, 'a', 1), (5, 'e', 5)").await;
+    f.converge().await;
+
+    // WHEN an XA transaction is prepared (an xid with a branch and a format id), and a
+    // later ordinary transaction is indexed
+    f.sql(
+        "XA START 'c1', 'branch', 7; \
+         INSERT INTO t VALUES (10, 'x', 10), (11, 'y', 11); \
+         UPDATE t SET n = 12 WHERE id = 11; DELETE FROM t WHERE id = 1; \
+         UPDATE t SET n = 50 WHERE id = 5; \
+         XA END 'c1', 'branch', 7; XA PREPARE 'c1', 'branch', 7",
+    )
+    .await;
+    f.sql("INSERT INTO t VALUES (2, 'b', 2)").await;
+    wait_for_doc(&mut f, "2").await;
+
+    // THEN none of its changes are visible yet
+    assert_eq!(f.doc("10").await, None, "XA rows indexed at PREPARE");
+    assert_eq!(f.doc("11").await, None, "XA rows indexed at PREPARE");
+    assert_eq!(f.doc("1").await.unwrap()["n"], 1);
+    assert_eq!(f.doc("5").await.unwrap()["n"], 5);
+
+    // WHEN it commits
+    f.sql("XA COMMIT 'c1', 'branch', 7").await;
+
+    // THEN all of them are, with a version above the transaction committed before it
+    f.converge().await;
+    assert_eq!(f.doc("11").await.unwrap()["n"], 12);
+    assert_eq!(f.doc("1").await, None);
+    let es = f.env.es();
+    let (v2, v10) = (
+        es.version(&f.index, "2").await.unwrap(),
+        es.version(&f.index, "10").await.unwrap(),
+    );
+    assert!(v10 > v2, "XA rows carry version {v10}, not above {v2}");
+    wait_for_exact_checkpoint(&mut f).await;
+    assert_eq!(f.daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn xa_rollback_leaves_no_documents() {
+    // GIVEN a synced table
+    let mut f = Fixture::start("xa-rollback", TABLE).await;
+    f.sql("INSERT INTO t VALUES (1, 'a', 1)").await;
+    f.converge().await;
+
+    // WHEN an XA transaction is prepared, a later transaction is indexed, and it rolls back
+    f.sql(
+        "XA START 'r1'; INSERT INTO t VALUES (10, 'x', 10), (11, 'y', 11); \
+         UPDATE t SET n = 100 WHERE id = 1; XA END 'r1'; XA PREPARE 'r1'",
+    )
+    .await;
+    f.sql("INSERT INTO t VALUES (2, 'b', 2)").await;
+    wait_for_doc(&mut f, "2").await;
+    assert_eq!(f.doc("10").await, None, "XA rows indexed at PREPARE");
+    f.sql("XA ROLLBACK 'r1'").await;
+    // and another XA transaction rolls back before it was prepared
+    f.sql(
+        "XA START 'r2'; INSERT INTO t VALUES (20, 'z', 20); XA END 'r2'; XA ROLLBACK 'r2'; \
+         INSERT INTO t VALUES (3, 'c', 3)",
+    )
+    .await;
+
+    // THEN the index holds exactly the table: no rolled-back row, the update undone
+    wait_for_doc(&mut f, "3").await;
+    f.converge().await;
+    assert_eq!(f.doc("10").await, None);
+    assert_eq!(f.doc("20").await, None);
+    assert_eq!(f.doc("1").await.unwrap()["n"], 1);
+    wait_for_exact_checkpoint(&mut f).await;
+    assert_eq!(f.daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn xa_one_phase_commit_is_indexed() {
+    // GIVEN a synced table
+    let mut f = Fixture::start("xa-one-phase", TABLE).await;
+    f.sql("INSERT INTO t VALUES (1, 'a', 1)").await;
+    f.converge().await;
+
+    // WHEN an XA transaction commits in one phase
+    f.sql(
+        "XA START 'o1'; INSERT INTO t VALUES (30, 'p', 30), (31, 'q', 31); \
+         UPDATE t SET n = 2 WHERE id = 1; XA END 'o1'; XA COMMIT 'o1' ONE PHASE",
+    )
+    .await;
+
+    // THEN its rows are indexed and the checkpoint is exact
+    f.converge().await;
+    assert_eq!(f.doc("1").await.unwrap()["n"], 2);
+    assert!(f.doc("31").await.is_some());
+    wait_for_exact_checkpoint(&mut f).await;
+    assert_eq!(f.daemon.terminate().await, 0);
+}
+
+#[tokio::test]
+async fn xa_prepared_before_a_restart_is_indexed_at_its_commit() {
+    // GIVEN a synced table and an exact checkpoint
+    let mut f = Fixture::start("xa-restart", TABLE).await;
+    f.sql("INSERT INTO t VALUES (1, 'a', 1)").await;
+    f.converge().await;
+    wait_for_exact_checkpoint(&mut f).await;
+    let before = server_gtid(&mut f).await;
+
+    // WHEN an XA transaction is prepared, a later transaction is indexed, and the daemon
+    // stops (SIGTERM: the last committed state is written)
+    f.sql(
+        "XA START 'k1'; INSERT INTO t VALUES (10, 'x', 10), (11, 'y', 11); \
+         UPDATE t SET n = 100 WHERE id = 1; XA END 'k1'; XA PREPARE 'k1'",
+    )
+    .await;
+    f.sql("INSERT INTO t VALUES (2, 'b', 2)").await;
+    wait_for_doc(&mut f, "2").await;
+    assert_eq!(f.doc("10").await, None, "XA rows indexed at PREPARE");
+    assert_eq!(f.daemon.terminate().await, 0);
+
+    // THEN the checkpoint stays before the PREPARE, so a restart reads it again
+    assert_eq!(
+        checkpoint_gtid(&f),
+        before,
+        "the checkpoint passed an open XA PREPARE"
+    );
+
+    // WHEN it restarts, is SIGKILLed while the XA transaction is still open, and the XA
+    // transaction commits while it is down
+    f.daemon.restart().await;
+    f.sql("INSERT INTO t VALUES (3, 'c', 3)").await;
+    wait_for_doc(&mut f, "3").await;
+    f.daemon.kill();
+    f.sql("XA COMMIT 'k1'; INSERT INTO t VALUES (4, 'd', 4)")
+        .await;
+    f.daemon.restart().await;
+
+    // THEN its rows are indexed after the restart, and the checkpoint is exact again
+    f.converge().await;
+    assert_eq!(f.doc("1").await.unwrap()["n"], 100);
+    assert!(f.doc("11").await.is_some());
+    wait_for_exact_checkpoint(&mut f).await;
+    assert_eq!(f.daemon.terminate().await, 0);
+}
