@@ -12,6 +12,14 @@ use mysql_async::prelude::Queryable;
 const TABLE: &str = "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT NULL, \
                      n INT NOT NULL) DEFAULT CHARSET = utf8mb4";
 
+/// Runs statements on `conn` (the XA transaction's own connection: a session holding a
+/// prepared XA transaction accepts nothing but its COMMIT/ROLLBACK).
+async fn run(conn: &mut mysql_async::Conn, sql: &str) {
+    conn.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 /// Waits until document `id` exists.
 async fn wait_for_doc(f: &mut Fixture, id: &str) {
     let (es, index) = (f.env.es(), f.index.clone());
@@ -40,15 +48,28 @@ fn checkpoint_gtid(f: &Fixture) -> String {
         .to_string()
 }
 
-/// Waits until the checkpoint on disk holds the server's current GTID state.
+/// Waits until the checkpoint on disk holds the server's current GTID state (both read
+/// at each poll: other tests write to the same server).
 async fn wait_for_exact_checkpoint(f: &mut Fixture) {
-    let want = server_gtid(f).await;
-    let ok = wait_until(secs(30), async || checkpoint_gtid(f) == want).await;
+    let mut last = (String::new(), String::new());
+    let ok = wait_until(secs(30), async || {
+        last = (checkpoint_gtid(f), server_gtid(f).await);
+        last.0 == last.1
+    })
+    .await;
     assert!(
         ok,
-        "checkpoint GTID {} never reached the server's {want}",
-        checkpoint_gtid(f)
+        "checkpoint GTID {} never reached the server's {}",
+        last.0, last.1
     );
+}
+
+/// The sequence number of a one-domain MariaDB GTID state (`0-1-42` → 42).
+fn gtid_seq(gtid: &str) -> u64 {
+    gtid.rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a one-domain MariaDB GTID: {gtid}"))
 }
 
 #[tokio::test]
@@ -60,7 +81,9 @@ async fn xa_rows_are_indexed_only_when_it_commits() {
 
     // WHEN an XA transaction is prepared (an xid with a branch and a format id), and a
     // later ordinary transaction is indexed
-    f.sql(
+    let mut xa = f.env.mysql_db(&f.db).await;
+    run(
+        &mut xa,
         "XA START 'c1', 'branch', 7; \
          INSERT INTO t VALUES (10, 'x', 10), (11, 'y', 11); \
          UPDATE t SET n = 12 WHERE id = 11; DELETE FROM t WHERE id = 1; \
@@ -78,7 +101,7 @@ async fn xa_rows_are_indexed_only_when_it_commits() {
     assert_eq!(f.doc("5").await.unwrap()["n"], 5);
 
     // WHEN it commits
-    f.sql("XA COMMIT 'c1', 'branch', 7").await;
+    run(&mut xa, "XA COMMIT 'c1', 'branch', 7").await;
 
     // THEN all of them are, with a version above the transaction committed before it
     f.converge().await;
@@ -102,7 +125,9 @@ async fn xa_rollback_leaves_no_documents() {
     f.converge().await;
 
     // WHEN an XA transaction is prepared, a later transaction is indexed, and it rolls back
-    f.sql(
+    let mut xa = f.env.mysql_db(&f.db).await;
+    run(
+        &mut xa,
         "XA START 'r1'; INSERT INTO t VALUES (10, 'x', 10), (11, 'y', 11); \
          UPDATE t SET n = 100 WHERE id = 1; XA END 'r1'; XA PREPARE 'r1'",
     )
@@ -110,7 +135,7 @@ async fn xa_rollback_leaves_no_documents() {
     f.sql("INSERT INTO t VALUES (2, 'b', 2)").await;
     wait_for_doc(&mut f, "2").await;
     assert_eq!(f.doc("10").await, None, "XA rows indexed at PREPARE");
-    f.sql("XA ROLLBACK 'r1'").await;
+    run(&mut xa, "XA ROLLBACK 'r1'").await;
     // and another XA transaction rolls back before it was prepared
     f.sql(
         "XA START 'r2'; INSERT INTO t VALUES (20, 'z', 20); XA END 'r2'; XA ROLLBACK 'r2'; \
@@ -161,21 +186,30 @@ async fn xa_prepared_before_a_restart_is_indexed_at_its_commit() {
 
     // WHEN an XA transaction is prepared, a later transaction is indexed, and the daemon
     // stops (SIGTERM: the last committed state is written)
-    f.sql(
+    let mut xa = f.env.mysql_db(&f.db).await;
+    run(
+        &mut xa,
         "XA START 'k1'; INSERT INTO t VALUES (10, 'x', 10), (11, 'y', 11); \
          UPDATE t SET n = 100 WHERE id = 1; XA END 'k1'; XA PREPARE 'k1'",
     )
     .await;
     f.sql("INSERT INTO t VALUES (2, 'b', 2)").await;
+    let later: String = f
+        .conn
+        .query_first("SELECT @@last_gtid")
+        .await
+        .unwrap()
+        .unwrap();
     wait_for_doc(&mut f, "2").await;
     assert_eq!(f.doc("10").await, None, "XA rows indexed at PREPARE");
     assert_eq!(f.daemon.terminate().await, 0);
 
-    // THEN the checkpoint stays before the PREPARE, so a restart reads it again
-    assert_eq!(
-        checkpoint_gtid(&f),
-        before,
-        "the checkpoint passed an open XA PREPARE"
+    // THEN the checkpoint stays before the PREPARE (so before the later transaction, though
+    // it was indexed), and a restart reads the PREPARE again
+    let stored = checkpoint_gtid(&f);
+    assert!(
+        gtid_seq(&stored) >= gtid_seq(&before) && gtid_seq(&stored) < gtid_seq(&later),
+        "the checkpoint ({stored}) passed the open XA PREPARE (between {before} and {later})"
     );
 
     // WHEN it restarts, is SIGKILLed while the XA transaction is still open, and the XA
@@ -184,8 +218,8 @@ async fn xa_prepared_before_a_restart_is_indexed_at_its_commit() {
     f.sql("INSERT INTO t VALUES (3, 'c', 3)").await;
     wait_for_doc(&mut f, "3").await;
     f.daemon.kill();
-    f.sql("XA COMMIT 'k1'; INSERT INTO t VALUES (4, 'd', 4)")
-        .await;
+    run(&mut xa, "XA COMMIT 'k1'").await;
+    f.sql("INSERT INTO t VALUES (4, 'd', 4)").await;
     f.daemon.restart().await;
 
     // THEN its rows are indexed after the restart, and the checkpoint is exact again
