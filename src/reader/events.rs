@@ -265,7 +265,7 @@ pub fn parse_xid(text: &str) -> Option<(Xid, &str)> {
 /// One string of an xid: `X'hex'`, `0xhex`, `'text'` or `"text"` (doubled quotes escape).
 fn parse_xid_string(text: &str) -> Option<(Vec<u8>, &str)> {
     fn hex(digits: &str) -> Option<Vec<u8>> {
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return None;
         }
         (0..digits.len())
