@@ -847,10 +847,11 @@ impl Reader {
                 }
                 let prepared = self.prepared.remove(&xid);
                 if prepared.is_none() && commit {
-                    // Prepared before the point the stream started from (a fresh start
-                    // while it was open): the copy could not see its uncommitted rows.
-                    error!(xid = %xid, position = %self.here(),
-                        "XA COMMIT of a transaction whose PREPARE was not read (it was prepared before binlog2es started); its rows may be missing: run `binlog2es resync` for the tables it changed.");
+                    // Usually a replay from a checkpoint that an older XA transaction kept
+                    // back: this one committed before the restart. But if it was prepared
+                    // before binlog2es first started, no copy could see its rows.
+                    warn!(xid = %xid, position = %self.here(),
+                        "XA COMMIT of a transaction whose PREPARE was not read in this run: fine if it was applied before the restart; if it was prepared before binlog2es first started, its rows are missing: run `binlog2es resync` for the tables it changed.");
                 }
                 // An XA ROLLBACK inside the group (never prepared) drops what it held.
                 prepared.or(held)
