@@ -229,3 +229,59 @@ async fn xa_prepared_before_a_restart_is_indexed_at_its_commit() {
     wait_for_exact_checkpoint(&mut f).await;
     assert_eq!(f.daemon.terminate().await, 0);
 }
+
+#[tokio::test]
+async fn truncate_while_an_xa_transaction_is_prepared_does_not_stall() {
+    // GIVEN two synced tables, each with its own index
+    let env = TestEnv::get();
+    let (db, mut conn) = env
+        .create_database_with(&format!(
+            "{TABLE}; {}",
+            TABLE.replace("TABLE t ", "TABLE u ")
+        ))
+        .await;
+    let (index_t, index_u) = (env.unique_index("xa-ddl-t"), env.unique_index("xa-ddl-u"));
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.t"), &index_t)
+        .table(&format!("{db}.u"), &index_u)
+        .start()
+        .await;
+    conn.query_drop("INSERT INTO t VALUES (1, 'a', 1); INSERT INTO u VALUES (1, 'a', 1)")
+        .await
+        .unwrap();
+    wait_until_index_equals_table(env, &mut daemon, &db, "u", &index_u, secs(60)).await;
+
+    // WHEN an XA transaction on `t` is prepared, and `u` is truncated and written after it
+    let mut xa = env.mysql_db(&db).await;
+    run(
+        &mut xa,
+        "XA START 'd1'; INSERT INTO t VALUES (10, 'x', 10); XA END 'd1'; XA PREPARE 'd1'",
+    )
+    .await;
+    conn.query_drop("TRUNCATE TABLE u; INSERT INTO u VALUES (2, 'b', 2)")
+        .await
+        .unwrap();
+
+    // THEN the TRUNCATE (which waits for earlier changes to be delivered) does not wait
+    // for the open XA transaction, and the stream goes on
+    let es = env.es();
+    let streamed = wait_until(secs(60), async || {
+        daemon.assert_running();
+        es.get(&index_u, "2").await.is_some() && es.get(&index_u, "1").await.is_none()
+    })
+    .await;
+    assert!(
+        streamed,
+        "the stream stalled behind the prepared XA transaction"
+    );
+    assert_eq!(
+        es.get(&index_t, "10").await,
+        None,
+        "XA rows indexed at PREPARE"
+    );
+
+    // WHEN it commits, THEN its rows are indexed
+    run(&mut xa, "XA COMMIT 'd1'").await;
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index_t, secs(60)).await;
+    assert_eq!(daemon.terminate().await, 0);
+}
