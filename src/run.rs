@@ -293,6 +293,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 copies: Vec::new(),
                 version_lease: Version(0),
                 tickets: 0,
+                pinned: None,
             };
             // Persist the starting point now, so a restart resumes here rather than at
             // a later end of the binlog (which would skip the changes in between).
@@ -567,6 +568,7 @@ async fn copy_start(
         copies,
         version_lease: Version(0),
         tickets: 0,
+        pinned: None,
     })
 }
 

@@ -11,4 +11,4 @@ pub mod tracker;
 pub use ack::{AckToken, TxnStatus};
 pub use copy::{CopyMark, KeyValue, TableCopy};
 pub use store::{Checkpoint, CheckpointError, CheckpointStore, Flavor, ServerIdentity};
-pub use tracker::{Tracker, TrackerExit, TxnGtid, TxnTicket};
+pub use tracker::{Tracker, TrackerExit, TxnGtid, TxnTicket, XaMark, Xid};

@@ -108,6 +108,10 @@ pub struct Checkpoint {
     pub version_lease: Version,
     /// Transactions (tickets) committed by this process so far; not stored.
     pub tickets: u64,
+    /// While an XA transaction is prepared but not yet committed or rolled back: the
+    /// state just before its PREPARE, which is what gets stored, since a restart must
+    /// read the PREPARE again (its rows are only held in memory). `None` otherwise.
+    pub pinned: Option<Box<Checkpoint>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -126,17 +130,27 @@ struct FileV1 {
 }
 
 impl Checkpoint {
-    /// The JSON text of this checkpoint.
+    /// The state to store and resume from: [`Checkpoint::pinned`] if set, else this one.
+    pub fn durable(&self) -> &Checkpoint {
+        match &self.pinned {
+            Some(p) => p,
+            None => self,
+        }
+    }
+
+    /// The JSON text of this checkpoint (of its [`Checkpoint::durable`] state).
     pub fn encode(&self) -> String {
-        let gtid = (!self.gtid.is_none()).then(|| self.gtid.to_string());
+        let this = self.durable();
+        let gtid = (!this.gtid.is_none()).then(|| this.gtid.to_string());
         let file = FileV1 {
             format: FORMAT_VERSION,
-            server: self.server.clone(),
-            position: self.position.clone(),
+            server: this.server.clone(),
+            position: this.position.clone(),
             gtid,
-            version: self.version,
-            updated_at: humantime::format_rfc3339_seconds(self.updated_at).to_string(),
-            copies: self.copies.clone(),
+            version: this.version,
+            updated_at: humantime::format_rfc3339_seconds(this.updated_at).to_string(),
+            copies: this.copies.clone(),
+            // The lease is the live one: it covers every version written so far.
             version_lease: self.version_lease,
         };
         // Serializing plain structs of strings and integers cannot fail.
@@ -171,6 +185,7 @@ impl Checkpoint {
             copies: file.copies,
             version_lease: file.version_lease,
             tickets: 0,
+            pinned: None,
         })
     }
 }
@@ -291,6 +306,7 @@ mod tests {
             copies: Vec::new(),
             version_lease: Version(0),
             tickets: 0,
+            pinned: None,
         }
     }
 

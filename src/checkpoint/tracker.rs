@@ -4,7 +4,25 @@
 //! awaits them in that order and moves the committed state to the end of the
 //! longest prefix of delivered transactions. An abandoned or failed transaction
 //! stops it for good: it never skips a gap.
+//!
+//! XA transactions: the reader holds the rows of an `XA PREPARE` in memory and
+//! routes them with the group of their `XA COMMIT` (see `reader`). Until then a
+//! restart must read the PREPARE again, so while any prepared XA transaction is
+//! unresolved, the state that is stored ([`Checkpoint::pinned`]) stays at the
+//! committed state just before the oldest such PREPARE: its position, GTID state
+//! and version, and the copy progress of that moment. Tickets keep being consumed
+//! meanwhile (the queue never fills, the reader never stalls on a long-open XA),
+//! and the live state keeps moving, so waits on delivery (TRUNCATE, the copy's
+//! sweep) do not deadlock behind the XA. Once the XA is resolved, the pin moves to
+//! the next-oldest open PREPARE or goes away, and the stored state jumps to the
+//! live one. Replaying from the pin is exact: versions come from `Version::next`
+//! over the stored version, so the PREPARE, the transactions after it and the
+//! COMMIT get the same versions again; transactions already delivered are written
+//! again with their own versions, which Elasticsearch accepts or answers with 409.
+//! Persisting the xids instead would not do: their rows are not in the checkpoint,
+//! and re-reading an old PREPARE would need a second binlog reader.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +50,41 @@ pub enum TxnGtid {
     },
 }
 
+/// The id of an XA transaction: `gtrid`, `bqual` and `formatID`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Xid {
+    /// `formatID` (1 unless the application set another).
+    pub format_id: i64,
+    /// Global transaction id, up to 64 bytes.
+    pub gtrid: Vec<u8>,
+    /// Branch qualifier, up to 64 bytes.
+    pub bqual: Vec<u8>,
+}
+
+impl fmt::Display for Xid {
+    /// As the servers write it in statements: `X'7831',X'',1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        write!(
+            f,
+            "X'{}',X'{}',{}",
+            hex(&self.gtrid),
+            hex(&self.bqual),
+            self.format_id
+        )
+    }
+}
+
+/// What a transaction does to an XA transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XaMark {
+    /// The `XA PREPARE` group: the XA transaction is open from here on.
+    Prepared(Xid),
+    /// The `XA COMMIT` / `XA ROLLBACK` group: resolved, its rows (if committed) ride
+    /// on this ticket.
+    Resolved(Xid),
+}
+
 /// One transaction as the tracker sees it.
 #[derive(Debug)]
 pub struct TxnTicket {
@@ -49,6 +102,8 @@ pub struct TxnTicket {
     pub timestamp: u32,
     /// Snapshot progress this ticket completes (a copied chunk rides on a ticket of its own).
     pub copy: Option<CopyMark>,
+    /// The XA transaction this ticket prepares or resolves, if any.
+    pub xa: Option<XaMark>,
 }
 
 /// Why the tracker stopped.
@@ -66,6 +121,9 @@ pub enum TrackerExit {
 pub struct Tracker {
     committed: Checkpoint,
     progress: Option<Arc<Progress>>,
+    /// Prepared, unresolved XA transactions, oldest first, each with the committed
+    /// state just before its PREPARE.
+    open_xa: Vec<(Xid, Checkpoint)>,
 }
 
 impl Tracker {
@@ -74,6 +132,7 @@ impl Tracker {
         Self {
             committed: start,
             progress: None,
+            open_xa: Vec::new(),
         }
     }
 
@@ -100,6 +159,11 @@ impl Tracker {
                 TxnStatus::Abandoned => return TrackerExit::Abandoned(ticket.end),
                 TxnStatus::Failed => return TrackerExit::Failed(ticket.end),
             }
+            if let Some(XaMark::Prepared(xid)) = &ticket.xa {
+                let mut before = self.committed.clone();
+                before.pinned = None;
+                self.open_xa.push((xid.clone(), before));
+            }
             let c = &mut self.committed;
             c.tickets += 1;
             c.position = ticket.end;
@@ -115,6 +179,12 @@ impl Tracker {
             if c.server != *ticket.server {
                 c.server = (*ticket.server).clone();
             }
+            if let Some(XaMark::Resolved(xid)) = &ticket.xa
+                && let Some(i) = self.open_xa.iter().position(|(x, _)| x == xid)
+            {
+                self.open_xa.remove(i);
+            }
+            c.pinned = self.open_xa.first().map(|(_, s)| Box::new(s.clone()));
             c.updated_at = SystemTime::now();
             if let Some(p) = &self.progress {
                 p.committed(ticket.version.0, ticket.timestamp);
@@ -222,6 +292,7 @@ mod tests {
             copies: Vec::new(),
             version_lease: Version(0),
             tickets: 0,
+            pinned: None,
         }
     }
 
@@ -249,6 +320,7 @@ mod tests {
                 server: Arc::new(start().server),
                 timestamp: 0,
                 copy: None,
+                xa: None,
             })
             .await
             .unwrap();
@@ -269,6 +341,81 @@ mod tests {
         assert_eq!(c.position.pos, 200);
         assert_eq!(c.version, Version(2));
         assert_eq!(c.gtid.to_string(), "0-1-2");
+    }
+
+    fn xid(name: &str) -> Xid {
+        Xid {
+            format_id: 1,
+            gtrid: name.as_bytes().to_vec(),
+            bqual: Vec::new(),
+        }
+    }
+
+    /// A prepared XA transaction pins the stored state before its PREPARE while the
+    /// live state (and the ticket queue) keeps moving; resolving it unpins.
+    #[tokio::test]
+    async fn an_open_xa_transaction_pins_the_stored_state() {
+        // A queue much smaller than the tickets sent while the XA is open: the
+        // tracker must keep consuming or the sends below would never finish.
+        let (tx, rx) = mpsc::channel(4);
+        let (out, mut watch_rx) = watch::channel(start());
+        let handle = tokio::spawn(Tracker::new(start()).run(rx, out));
+        let ticket = |i: u64, xa: Option<XaMark>| TxnTicket {
+            end: BinlogPosition::new("b.000001", 100 * i),
+            gtid: gtid(i),
+            version: Version(i),
+            done: None,
+            server: Arc::new(start().server),
+            timestamp: 0,
+            copy: None,
+            xa,
+        };
+        tx.send(ticket(1, None)).await.unwrap();
+        tx.send(ticket(2, Some(XaMark::Prepared(xid("a")))))
+            .await
+            .unwrap();
+        tx.send(ticket(3, Some(XaMark::Prepared(xid("b")))))
+            .await
+            .unwrap();
+        for i in 4..100 {
+            tx.send(ticket(i, None)).await.unwrap();
+        }
+        watch_rx
+            .wait_for(|c| c.version == Version(99))
+            .await
+            .unwrap();
+        let c = watch_rx.borrow().clone();
+        let stored = Checkpoint::decode(&c.encode()).unwrap();
+        assert_eq!(
+            (stored.position.pos, stored.version, stored.gtid.to_string()),
+            (100, Version(1), "0-1-1".to_string())
+        );
+        // The older XA resolves: pinned before the younger one's PREPARE.
+        let mut send = async |i, xa| {
+            tx.send(ticket(i, xa)).await.unwrap();
+            watch_rx
+                .wait_for(|c| c.version == Version(i))
+                .await
+                .unwrap()
+                .clone()
+        };
+        let c = send(100, Some(XaMark::Resolved(xid("a")))).await;
+        assert_eq!(c.durable().version, Version(2));
+        let c = send(101, Some(XaMark::Resolved(xid("b")))).await;
+        assert!(c.pinned.is_none());
+        assert_eq!(c.durable().position.pos, 10_100);
+        // The younger resolves first: still pinned before the older one.
+        send(102, Some(XaMark::Prepared(xid("c")))).await;
+        send(103, Some(XaMark::Prepared(xid("d")))).await;
+        let c = send(104, Some(XaMark::Resolved(xid("d")))).await;
+        assert_eq!(c.durable().version, Version(101));
+        // Resolving an XA transaction whose PREPARE came before the start is harmless.
+        let c = send(105, Some(XaMark::Resolved(xid("zz")))).await;
+        assert_eq!(c.durable().version, Version(101));
+        let c = send(106, Some(XaMark::Resolved(xid("c")))).await;
+        assert_eq!(c.durable().version, Version(106));
+        drop(tx);
+        assert_eq!(handle.await.unwrap(), TrackerExit::Drained);
     }
 
     #[tokio::test]
@@ -366,6 +513,7 @@ mod tests {
                         server: Arc::new(start().server),
                         timestamp: 0,
                         copy: None,
+                        xa: None,
                     }).await.unwrap();
                 }
                 drop(tx);

@@ -1,6 +1,20 @@
 //! Binlog event facts that `mysql_common` does not parse for us: MariaDB's own
-//! events, and how a query event bounds a transaction.
+//! events, XA events, and how a query event bounds a transaction.
+//!
+//! XA transactions as the servers log them (seen on MariaDB 10.11 with
+//! `mariadb-binlog`; MySQL from its documentation and source, no sample file has one):
+//!
+//! | case | MariaDB 10.5+ | MySQL 5.7+ |
+//! |---|---|---|
+//! | `XA PREPARE` | GTID (flag `FL_PREPARED_XA`), rows, `XA END xid`, `XA_PREPARE_LOG_EVENT` | GTID, `XA START xid`, rows, `XA END xid`, `XA_PREPARE_LOG_EVENT` |
+//! | `XA COMMIT xid` | own group: GTID (standalone, `FL_COMPLETED_XA`), `XA COMMIT xid` | own group: GTID, `XA COMMIT xid` |
+//! | `XA ROLLBACK xid` (after PREPARE) | as COMMIT, with `XA ROLLBACK xid` | as COMMIT, with `XA ROLLBACK xid` |
+//! | `XA COMMIT xid ONE PHASE` | an ordinary transaction (GTID, rows, XID) | as PREPARE, the prepare event's `one_phase` flag set |
+//! | `XA ROLLBACK` before PREPARE, empty XA | nothing | nothing |
+//!
+//! The servers write the xid in statements as `X'gtrid',X'bqual',formatID`.
 
+use crate::checkpoint::Xid;
 use crate::position::MariaGtid;
 
 /// MariaDB `ANNOTATE_ROWS_EVENT` (original statement text).
@@ -14,22 +28,66 @@ pub const MARIADB_GTID_LIST: u8 = 163;
 /// MariaDB compressed query/rows events (`log_bin_compress=ON`): 165..=171.
 pub const MARIADB_COMPRESSED: std::ops::RangeInclusive<u8> = 165..=171;
 
+/// `XA_PREPARE_LOG_EVENT` (both flavours): ends the group of an `XA PREPARE` (or of a
+/// MySQL one-phase `XA COMMIT`).
+pub const XA_PREPARE: u8 = 38;
+
 /// Flag in a MariaDB GTID event: the transaction is one statement with no COMMIT/XID.
 const FL_STANDALONE: u8 = 1;
+/// Flag in a MariaDB GTID event: the group is the `XA PREPARE` of an XA transaction.
+const FL_PREPARED_XA: u8 = 64;
 
-/// Reads a MariaDB GTID event body: `seq_no` u64, `domain_id` u32, flags u8.
-/// Returns the GTID and whether the transaction is standalone (DDL).
-pub fn parse_mariadb_gtid(body: &[u8], server_id: u32) -> Option<(MariaGtid, bool)> {
+/// What a MariaDB GTID event says about the group it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MariaGtidEvent {
+    /// The group's GTID.
+    pub gtid: MariaGtid,
+    /// One statement with no COMMIT/XID (DDL, and the XA COMMIT/ROLLBACK groups).
+    pub standalone: bool,
+    /// The group is an `XA PREPARE`: its rows count only once the XA transaction commits.
+    pub prepared_xa: bool,
+}
+
+/// Reads a MariaDB GTID event body: `seq_no` u64, `domain_id` u32, flags u8 (the
+/// rest, commit id and XA xid, is not needed: the xid is read from the group's end).
+pub fn parse_mariadb_gtid(body: &[u8], server_id: u32) -> Option<MariaGtidEvent> {
     let seq = u64::from_le_bytes(body.get(0..8)?.try_into().ok()?);
     let domain = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
     let flags = *body.get(12)?;
-    Some((
-        MariaGtid {
+    Some(MariaGtidEvent {
+        gtid: MariaGtid {
             domain,
             server: server_id,
             seq,
         },
-        flags & FL_STANDALONE != 0,
+        standalone: flags & FL_STANDALONE != 0,
+        prepared_xa: flags & FL_PREPARED_XA != 0,
+    })
+}
+
+/// Reads an `XA_PREPARE_LOG_EVENT` body: `one_phase` u8, `formatID` i32,
+/// `gtrid_length` u32, `bqual_length` u32, then gtrid and bqual bytes.
+/// Returns whether it is a one-phase commit, and the xid.
+pub fn parse_xa_prepare(body: &[u8]) -> Option<(bool, Xid)> {
+    let one_phase = *body.first()? != 0;
+    let format_id = i32::from_le_bytes(body.get(1..5)?.try_into().ok()?);
+    let gtrid_len = u32::from_le_bytes(body.get(5..9)?.try_into().ok()?) as usize;
+    let bqual_len = u32::from_le_bytes(body.get(9..13)?.try_into().ok()?) as usize;
+    // XA limits each part to 64 bytes; more means a corrupt event.
+    if gtrid_len > 64 || bqual_len > 64 {
+        return None;
+    }
+    let gtrid = body.get(13..13 + gtrid_len)?.to_vec();
+    let bqual = body
+        .get(13 + gtrid_len..13 + gtrid_len + bqual_len)?
+        .to_vec();
+    Some((
+        one_phase,
+        Xid {
+            format_id: i64::from(format_id),
+            gtrid,
+            bqual,
+        },
     ))
 }
 
@@ -100,6 +158,21 @@ pub enum QueryKind {
     Commit,
     /// `ROLLBACK` (logged for non-transactional engines; ends the group).
     Rollback,
+    /// `XA START xid` (MySQL; MariaDB flags the GTID event instead).
+    XaStart,
+    /// `XA END xid`: no effect on the group.
+    XaEnd,
+    /// `XA COMMIT xid [ONE PHASE]`.
+    XaCommit {
+        /// The committed XA transaction.
+        xid: Xid,
+        /// `ONE PHASE`: the rows are in this group, there was no PREPARE.
+        one_phase: bool,
+    },
+    /// `XA ROLLBACK xid`.
+    XaRollback(Xid),
+    /// An XA statement whose xid could not be read.
+    XaUnreadable,
     /// Anything else: DDL and other statements.
     Other,
 }
@@ -116,12 +189,127 @@ pub fn classify_query(sql: &str) -> QueryKind {
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()
         .unwrap_or("");
+    if word == "XA" {
+        return classify_xa(sql);
+    }
     match word {
         "BEGIN" => QueryKind::Begin,
         "START" if head.starts_with("START TRANSACTION") => QueryKind::Begin,
         "COMMIT" => QueryKind::Commit,
         "ROLLBACK" if !head.starts_with("ROLLBACK TO") => QueryKind::Rollback,
         _ => QueryKind::Other,
+    }
+}
+
+/// Classifies an `XA ...` statement.
+fn classify_xa(sql: &str) -> QueryKind {
+    let mut rest = sql.trim_start();
+    let mut words = Vec::new();
+    // "XA" and the verb; "XA BEGIN" is a synonym of "XA START".
+    for _ in 0..2 {
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        words.push(rest[..end].to_ascii_uppercase());
+        rest = rest[end..].trim_start();
+    }
+    match words[1].as_str() {
+        "START" | "BEGIN" => QueryKind::XaStart,
+        "END" => QueryKind::XaEnd,
+        "COMMIT" => match parse_xid(rest) {
+            Some((xid, tail)) => {
+                let tail: Vec<String> = tail
+                    .split_whitespace()
+                    .map(str::to_ascii_uppercase)
+                    .collect();
+                QueryKind::XaCommit {
+                    xid,
+                    one_phase: tail == ["ONE", "PHASE"],
+                }
+            }
+            None => QueryKind::XaUnreadable,
+        },
+        "ROLLBACK" => match parse_xid(rest) {
+            Some((xid, _)) => QueryKind::XaRollback(xid),
+            None => QueryKind::XaUnreadable,
+        },
+        _ => QueryKind::Other,
+    }
+}
+
+/// Parses `gtrid [, bqual [, formatID]]` at the start of `text`; each string is
+/// `X'hex'`, `0xhex` or a quoted string. Returns the xid and the text after it.
+pub fn parse_xid(text: &str) -> Option<(Xid, &str)> {
+    let (gtrid, mut rest) = parse_xid_string(text.trim_start())?;
+    let mut xid = Xid {
+        format_id: 1,
+        gtrid,
+        bqual: Vec::new(),
+    };
+    if let Some(r) = rest.trim_start().strip_prefix(',') {
+        let (bqual, r) = parse_xid_string(r.trim_start())?;
+        xid.bqual = bqual;
+        rest = r;
+        if let Some(r) = rest.trim_start().strip_prefix(',') {
+            let r = r.trim_start();
+            let end = r
+                .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+                .unwrap_or(r.len());
+            xid.format_id = r[..end].parse().ok()?;
+            rest = &r[end..];
+        }
+    }
+    Some((xid, rest))
+}
+
+/// One string of an xid: `X'hex'`, `0xhex`, `'text'` or `"text"` (doubled quotes escape).
+fn parse_xid_string(text: &str) -> Option<(Vec<u8>, &str)> {
+    fn hex(digits: &str) -> Option<Vec<u8>> {
+        if !digits.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+    let bytes = text.as_bytes();
+    match bytes.first()? {
+        b'X' | b'x' if bytes.get(1) == Some(&b'\'') => {
+            let body = &text[2..];
+            let end = body.find('\'')?;
+            Some((hex(&body[..end])?, &body[end + 1..]))
+        }
+        b'0' if matches!(bytes.get(1), Some(b'x' | b'X')) => {
+            let body = &text[2..];
+            let end = body
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(body.len());
+            Some((hex(&body[..end])?, &body[end..]))
+        }
+        &q @ (b'\'' | b'"') => {
+            let mut out = Vec::new();
+            let mut i = 1;
+            while i < bytes.len() {
+                match bytes[i] {
+                    c if c == q && bytes.get(i + 1) == Some(&q) => {
+                        out.push(q);
+                        i += 2;
+                    }
+                    c if c == q => return Some((out, &text[i + 1..])),
+                    b'\\' if i + 1 < bytes.len() => {
+                        out.push(bytes[i + 1]);
+                        i += 2;
+                    }
+                    c => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            None
+        }
+        _ => None,
     }
 }
 
@@ -135,11 +323,117 @@ mod tests {
         body.extend_from_slice(&42u64.to_le_bytes());
         body.extend_from_slice(&3u32.to_le_bytes());
         body.push(FL_STANDALONE);
-        let (g, standalone) = parse_mariadb_gtid(&body, 7).unwrap();
-        assert_eq!((g.domain, g.server, g.seq, standalone), (3, 7, 42, true));
+        let e = parse_mariadb_gtid(&body, 7).unwrap();
+        let g = e.gtid;
+        assert_eq!((g.domain, g.server, g.seq, e.standalone), (3, 7, 42, true));
+        assert!(!e.prepared_xa);
         body[12] = 0;
-        assert!(!parse_mariadb_gtid(&body, 7).unwrap().1);
+        assert!(!parse_mariadb_gtid(&body, 7).unwrap().standalone);
         assert!(parse_mariadb_gtid(&body[..10], 7).is_none());
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Event bodies as MariaDB 10.11 wrote them for `XA START 'x1'; …; XA PREPARE 'x1';
+    /// XA COMMIT 'x1'` and for the xid `'x4','b4',7`.
+    #[test]
+    fn mariadb_xa_events() {
+        let prepare_gtid = unhex("0300000000000000000000004c010000000200783101ff");
+        let e = parse_mariadb_gtid(&prepare_gtid, 1).unwrap();
+        assert!(e.prepared_xa && !e.standalone);
+        let commit_gtid = unhex("0500000000000000000000008d0100000002007831");
+        let e = parse_mariadb_gtid(&commit_gtid, 1).unwrap();
+        assert!(!e.prepared_xa && e.standalone);
+
+        let (one_phase, xid) = parse_xa_prepare(&unhex("000100000002000000000000007831")).unwrap();
+        assert!(!one_phase);
+        assert_eq!(
+            xid,
+            Xid {
+                format_id: 1,
+                gtrid: b"x1".to_vec(),
+                bqual: vec![]
+            }
+        );
+        let (_, xid) = parse_xa_prepare(&unhex("0007000000020000000200000078346234")).unwrap();
+        assert_eq!(
+            xid,
+            Xid {
+                format_id: 7,
+                gtrid: b"x4".to_vec(),
+                bqual: b"b4".to_vec()
+            }
+        );
+        assert_eq!(xid.to_string(), "X'7834',X'6234',7");
+        let (one_phase, _) = parse_xa_prepare(&unhex("010100000002000000000000007831")).unwrap();
+        assert!(one_phase);
+        assert!(parse_xa_prepare(&unhex("0001000000020000000000000078")).is_none());
+        assert!(parse_xa_prepare(&unhex("000100000041000000000000007831")).is_none());
+    }
+
+    #[test]
+    fn xa_statements_are_classified() {
+        let x1 = Xid {
+            format_id: 1,
+            gtrid: b"x1".to_vec(),
+            bqual: vec![],
+        };
+        let x4 = Xid {
+            format_id: 7,
+            gtrid: b"x4".to_vec(),
+            bqual: b"b4".to_vec(),
+        };
+        assert_eq!(classify_query("XA START X'7831',X'',1"), QueryKind::XaStart);
+        assert_eq!(classify_query("xa begin 'a'"), QueryKind::XaStart);
+        assert_eq!(classify_query("XA END X'7831',X'',1"), QueryKind::XaEnd);
+        assert_eq!(
+            classify_query("XA COMMIT X'7831',X'',1"),
+            QueryKind::XaCommit {
+                xid: x1.clone(),
+                one_phase: false
+            }
+        );
+        assert_eq!(
+            classify_query("XA COMMIT X'7834',X'6234',7"),
+            QueryKind::XaCommit {
+                xid: x4.clone(),
+                one_phase: false
+            }
+        );
+        assert_eq!(
+            classify_query("XA COMMIT 'x1' ONE PHASE"),
+            QueryKind::XaCommit {
+                xid: x1.clone(),
+                one_phase: true
+            }
+        );
+        assert_eq!(
+            classify_query("XA ROLLBACK 'x4', \"b4\", 7"),
+            QueryKind::XaRollback(x4)
+        );
+        assert_eq!(
+            classify_query("XA ROLLBACK 0x7831"),
+            QueryKind::XaRollback(x1)
+        );
+        assert_eq!(
+            classify_query("XA COMMIT 'a''b'"),
+            QueryKind::XaCommit {
+                xid: Xid {
+                    format_id: 1,
+                    gtrid: b"a'b".to_vec(),
+                    bqual: vec![]
+                },
+                one_phase: false
+            }
+        );
+        assert_eq!(classify_query("XA COMMIT X'78"), QueryKind::XaUnreadable);
+        assert_eq!(classify_query("XA ROLLBACK"), QueryKind::XaUnreadable);
+        assert_eq!(classify_query("XA RECOVER"), QueryKind::Other);
     }
 
     #[test]

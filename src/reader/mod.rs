@@ -5,6 +5,14 @@
 //! [`Change`]s for the ordering stage and sends one [`TxnTicket`] per transaction
 //! to the checkpoint tracker, in binlog order.
 //!
+//! XA transactions (see [`events`] for what each server logs): the rows of an
+//! `XA PREPARE` group are decoded but held, keyed by xid, instead of routed; the
+//! group's ticket marks the XA transaction open (the tracker then keeps the stored
+//! checkpoint before it). The `XA COMMIT` group routes them with its own version
+//! and token, so they are ordered by commit and acknowledged with it; `XA ROLLBACK`
+//! drops them. A one-phase commit routes them at the end of its own group. The held
+//! rows take memory until the XA transaction is resolved (README, "Guarantees").
+//!
 //! Invariants: every transaction, synced or not, advances the version sequence
 //! (so versions do not depend on configuration); a transaction's ticket is sent
 //! only after all its changes were routed; after a lost connection the stream
@@ -35,7 +43,7 @@ use connect::MysqlSource;
 
 use crate::checkpoint::tracker::SyncRequest;
 use crate::checkpoint::{
-    AckToken, Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket,
+    AckToken, Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket, XaMark, Xid,
 };
 use crate::config::{Config, KeylessPolicy};
 use crate::decode::row::read_image;
@@ -166,6 +174,17 @@ struct OpenTxn {
     gtid: TxnGtid,
     by_begin: bool,
     ack: Option<(AckToken, oneshot::Receiver<TxnStatus>)>,
+    /// Rows held instead of routed: `Some` in the group of an XA transaction.
+    held: Option<Vec<HeldRows>>,
+    /// The XA transaction this group prepares or resolves.
+    xa: Option<XaMark>,
+}
+
+/// The decoded changes of one rows event, held until their XA transaction commits.
+struct HeldRows {
+    schema: Arc<TableSchema>,
+    origin: Origin,
+    changes: Vec<(String, Op)>,
 }
 
 impl OpenTxn {
@@ -222,6 +241,8 @@ pub struct Reader {
     leased: Version,
     /// Tickets sent to the tracker so far (compared with `Checkpoint::tickets`).
     sent: u64,
+    /// Rows of prepared XA transactions, until their COMMIT or ROLLBACK is read.
+    prepared: HashMap<Xid, Vec<HeldRows>>,
 }
 
 /// Inputs of a reader.
@@ -295,6 +316,7 @@ impl Reader {
             sent: 0,
             recopy: Vec::new(),
             resync: setup.resync,
+            prepared: HashMap::new(),
         }
     }
 
@@ -515,6 +537,7 @@ impl Reader {
                 server: Arc::clone(&self.identity),
                 timestamp: 0,
                 copy: chunk.mark.take(),
+                xa: None,
             };
             self.send_ticket(ticket).await;
             let _ = chunk.reply.send(ChunkOutcome::Emitted { routed, skipped });
@@ -569,6 +592,7 @@ impl Reader {
         const ANON_GTID: u8 = EventType::ANONYMOUS_GTID_EVENT as u8;
         const TABLE_MAP: u8 = EventType::TABLE_MAP_EVENT as u8;
         const PAYLOAD: u8 = EventType::TRANSACTION_PAYLOAD_EVENT as u8;
+        const XA_PREPARE: u8 = EventType::XA_PREPARE_LOG_EVENT as u8;
         match kind {
             ROTATE => {
                 if let Ok(Some(EventData::RotateEvent(r))) = event.read_data() {
@@ -579,11 +603,15 @@ impl Reader {
                 }
             }
             events::MARIADB_GTID => {
-                let (gtid, standalone) =
-                    events::parse_mariadb_gtid(event.data(), header.server_id())
-                        .ok_or_else(|| self.event_err("malformed MariaDB GTID event"))?;
-                self.begin(header.timestamp(), TxnGtid::MariaDb(gtid), !standalone)
+                let g = events::parse_mariadb_gtid(event.data(), header.server_id())
+                    .ok_or_else(|| self.event_err("malformed MariaDB GTID event"))?;
+                self.begin(header.timestamp(), TxnGtid::MariaDb(g.gtid), !g.standalone)
                     .await;
+                if g.prepared_xa
+                    && let Some(t) = &mut self.txn
+                {
+                    t.held = Some(Vec::new());
+                }
             }
             GTID | GTID_TAGGED => {
                 let gtid = match event.read_data() {
@@ -613,6 +641,31 @@ impl Reader {
                         }
                     }
                     QueryKind::Commit | QueryKind::Rollback => self.commit().await,
+                    QueryKind::XaStart => {
+                        // MySQL: the XA transaction's rows follow, up to XA_PREPARE.
+                        if self.txn.is_none() {
+                            self.begin(header.timestamp(), TxnGtid::None, true).await;
+                        }
+                        if let Some(t) = &mut self.txn {
+                            t.by_begin = true;
+                            t.held = Some(Vec::new());
+                        }
+                    }
+                    QueryKind::XaEnd => {}
+                    QueryKind::XaCommit { xid, one_phase } => {
+                        self.on_xa_end(header.timestamp(), xid, one_phase, true)
+                            .await?;
+                    }
+                    QueryKind::XaRollback(xid) => {
+                        self.on_xa_end(header.timestamp(), xid, false, false)
+                            .await?;
+                    }
+                    QueryKind::XaUnreadable => {
+                        return Err(self.event_err(format!(
+                            "cannot read the XA transaction id in `{}`",
+                            q.query()
+                        )));
+                    }
                     QueryKind::Other => {
                         // DDL may change any table's shape: rebuild schemas from the next table maps.
                         self.tables.clear();
@@ -643,6 +696,16 @@ impl Reader {
                 }
             }
             XID => self.commit().await,
+            XA_PREPARE => {
+                let (one_phase, xid) = events::parse_xa_prepare(event.data())
+                    .ok_or_else(|| self.event_err("malformed XA_PREPARE event"))?;
+                if one_phase {
+                    // MySQL `XA COMMIT xid ONE PHASE`: the rows commit with this group.
+                    self.on_xa_end(header.timestamp(), xid, true, true).await?;
+                } else {
+                    self.on_xa_prepare(header.timestamp(), xid).await;
+                }
+            }
             TABLE_MAP => {
                 let tme: TableMapEvent<'_> = event
                     .read_event()
@@ -758,6 +821,7 @@ impl Reader {
                     table: table.clone(),
                     since: self.state.version,
                 }),
+                xa: None,
             };
             self.send_ticket(ticket).await;
         }
@@ -920,6 +984,63 @@ impl Reader {
         }
     }
 
+    /// Ends the group of an `XA PREPARE`: its rows wait for the XA transaction's end.
+    async fn on_xa_prepare(&mut self, timestamp: u32, xid: Xid) {
+        if self.txn.is_none() {
+            self.begin(timestamp, TxnGtid::None, true).await;
+        }
+        let Some(t) = self.txn.as_mut() else { return };
+        let held = t.held.take().unwrap_or_default();
+        t.xa = Some(XaMark::Prepared(xid.clone()));
+        let rows: usize = held.iter().map(|h| h.changes.len()).sum();
+        debug!(xid = %xid, rows, position = %self.here(), "XA transaction prepared; its rows wait for its commit.");
+        if self.prepared.insert(xid.clone(), held).is_some() {
+            warn!(xid = %xid, position = %self.here(), "XA transaction prepared again before it ended; keeping the later rows.");
+        }
+        self.commit().await;
+    }
+
+    /// Ends an XA transaction: `commit` routes its rows (held in this group for a
+    /// one-phase commit, else since its PREPARE) with this group's version; a
+    /// rollback drops them. Closes the group.
+    async fn on_xa_end(
+        &mut self,
+        timestamp: u32,
+        xid: Xid,
+        one_phase: bool,
+        commit: bool,
+    ) -> Result<(), ReaderError> {
+        if self.txn.is_none() {
+            self.begin(timestamp, TxnGtid::None, false).await;
+        }
+        let here_held = self.txn.as_mut().and_then(|t| t.held.take());
+        let rows = match (one_phase, here_held) {
+            (true, held) => held,
+            (false, held) => {
+                if let Some(t) = self.txn.as_mut() {
+                    t.xa = Some(XaMark::Resolved(xid.clone()));
+                }
+                let prepared = self.prepared.remove(&xid);
+                if prepared.is_none() && commit {
+                    // Usually a replay from a checkpoint that an older XA transaction kept
+                    // back: this one committed before the restart. But if it was prepared
+                    // before binlog2es first started, no copy could see its rows.
+                    warn!(xid = %xid, position = %self.here(),
+                        "XA COMMIT of a transaction whose PREPARE was not read in this run: fine if it was applied before the restart; if it was prepared before binlog2es first started, its rows are missing: run `binlog2es resync` for the tables it changed.");
+                }
+                // An XA ROLLBACK inside the group (never prepared) drops what it held.
+                prepared.or(held)
+            }
+        };
+        if commit {
+            for held in rows.into_iter().flatten() {
+                self.route_rows(held).await?;
+            }
+        }
+        self.commit().await;
+        Ok(())
+    }
+
     /// Opens a transaction. `grouped` means it ends only at XID/COMMIT (a BEGIN, or
     /// a MariaDB GTID without the standalone flag); otherwise a statement ends it.
     async fn begin(&mut self, timestamp: u32, gtid: TxnGtid, grouped: bool) {
@@ -935,6 +1056,8 @@ impl Reader {
             gtid,
             by_begin: grouped,
             ack: None,
+            held: None,
+            xa: None,
         });
     }
 
@@ -962,6 +1085,7 @@ impl Reader {
             server: Arc::clone(&self.identity),
             timestamp: txn.timestamp,
             copy: None,
+            xa: txn.xa,
         };
         self.progress.read(txn.version.0, txn.timestamp);
         self.send_ticket(ticket).await;
@@ -1176,17 +1300,39 @@ impl Reader {
             out.push((doc.id, Op::Index(doc.source)));
         }
         metrics::changes(op_name, out.len() as u64);
+        let rows = HeldRows {
+            schema,
+            origin,
+            changes: out,
+        };
+        match self.txn.as_mut().and_then(|t| t.held.as_mut()) {
+            // An XA transaction's rows count once it commits.
+            Some(held) => {
+                held.push(rows);
+                Ok(())
+            }
+            None => self.route_rows(rows).await,
+        }
+    }
+
+    /// Routes decoded rows with the open transaction's version and token.
+    async fn route_rows(&mut self, rows: HeldRows) -> Result<(), ReaderError> {
+        let HeldRows {
+            schema,
+            origin,
+            changes,
+        } = rows;
         if !self.merge.is_idle() {
             self.merge.record(
                 &schema.db,
                 &schema.table,
-                out.iter().map(|(id, _)| id.as_str()),
+                changes.iter().map(|(id, _)| id.as_str()),
             );
         }
         let Some(version) = self.txn.as_ref().map(|t| t.version) else {
             return Ok(());
         };
-        for (doc_id, op) in out {
+        for (doc_id, op) in changes {
             let Some(ack) = self.txn.as_mut().map(OpenTxn::token) else {
                 return Ok(());
             };
