@@ -70,6 +70,11 @@ pub struct Opened {
     pub position: BinlogPosition,
     /// The version of the last transaction read then.
     pub version: Version,
+    /// Tickets the reader had sent to the tracker then: once the committed checkpoint has
+    /// counted this many, everything routed before the window (every earlier chunk of
+    /// the copy included) is in Elasticsearch. Versions cannot tell, since a chunk's
+    /// ticket carries the version of the last transaction read.
+    pub tickets: u64,
 }
 
 /// Copied documents waiting for their place in the stream.

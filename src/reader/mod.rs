@@ -483,6 +483,7 @@ impl Reader {
                     window,
                     position: self.reading_position(),
                     version: self.state.version,
+                    tickets: self.sent,
                 });
             }
             CopyRequest::Chunk(chunk) => {
@@ -968,14 +969,11 @@ impl Reader {
                 return Ok(None);
             };
             deleted += answer["deleted"].as_u64().unwrap_or(0);
-            let conflicts = answer["version_conflicts"].as_u64().unwrap_or(0);
-            let failures = answer["failures"].as_array().map_or(0, Vec::len);
-            let timed_out = answer["timed_out"].as_bool().unwrap_or(false);
-            if conflicts == 0 && failures == 0 && !timed_out {
+            let Some(left) = delete_leftovers(&answer) else {
                 return Ok(Some(deleted));
-            }
+            };
             let delay = backoff.next_delay();
-            warn!(index, conflicts, failures, timed_out, retry_in = ?delay,
+            warn!(index, left = %left, retry_in = ?delay,
                 "Deleting the documents left some behind, deleting again.");
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -1378,6 +1376,18 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// What a `_delete_by_query` answer says it left behind (version conflicts, failures,
+/// a time-out), or `None` when it deleted everything it found. A 200 answer can carry
+/// any of these, so the status alone does not tell.
+fn delete_leftovers(answer: &serde_json::Value) -> Option<String> {
+    let conflicts = answer["version_conflicts"].as_u64().unwrap_or(0);
+    let failures = answer["failures"].as_array().map_or(0, Vec::len);
+    let timed_out = answer["timed_out"].as_bool().unwrap_or(false);
+    (conflicts > 0 || failures > 0 || timed_out).then(|| {
+        format!("{conflicts} version conflicts, {failures} failures, timed_out={timed_out}")
+    })
+}
+
 /// Percent-encodes an index pattern for a URL path, keeping its `*` wildcards.
 fn urlencode_glob(s: &str) -> String {
     s.split('*').map(urlencode).collect::<Vec<_>>().join("*")
@@ -1413,4 +1423,32 @@ fn mysql_sids(state: &GtidState) -> Result<Vec<mysql_async::Sid<'static>>, Strin
         out.push(parsed);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn delete_answers_with_leftovers_are_retried() {
+        let clean =
+            json!({"deleted": 3, "version_conflicts": 0, "failures": [], "timed_out": false});
+        assert_eq!(delete_leftovers(&clean), None);
+        // Older servers may leave fields out: nothing reported means nothing left.
+        assert_eq!(delete_leftovers(&json!({"deleted": 0})), None);
+        for leftover in [
+            json!({"deleted": 2, "version_conflicts": 1, "failures": []}),
+            json!({"deleted": 2, "failures": [{"cause": {"type": "es_rejected_execution_exception"}}]}),
+            json!({"deleted": 2, "timed_out": true}),
+        ] {
+            assert!(delete_leftovers(&leftover).is_some(), "{leftover}");
+        }
+    }
+
+    #[test]
+    fn index_patterns_keep_their_wildcards() {
+        assert_eq!(urlencode_glob("shop-*"), "shop-*");
+        assert_eq!(urlencode_glob("a b*c/d"), "a%20b*c%2Fd");
+    }
 }

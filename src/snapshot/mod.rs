@@ -544,9 +544,8 @@ impl Worker {
             }
         }
         let _ = conn.disconnect().await;
-        let last = after.map(|k| k.iter().map(KeyValue::from).collect::<Vec<_>>());
         let per_table = crate::reader::ddl::index_is_per_table(&self.config, &copy.db, &copy.table);
-        self.finish(copy, per_table.then(|| (Arc::clone(&schema.index), last)))
+        self.finish(copy, per_table.then(|| Arc::clone(&schema.index)))
             .await?;
         info!(table = %name, rows = copy.rows, "Table copied.");
         Ok(())
@@ -556,15 +555,11 @@ impl Worker {
     /// documents the copy and the stream did not write, then records the end. A window
     /// invalidated on the way (TRUNCATE, or more changes than a window holds) starts the end
     /// again under a new one.
-    async fn finish(
-        &mut self,
-        copy: &TableCopy,
-        sweep: Option<(Arc<str>, Option<Vec<KeyValue>>)>,
-    ) -> Result<(), Interrupt> {
+    async fn finish(&mut self, copy: &TableCopy, sweep: Option<Arc<str>>) -> Result<(), Interrupt> {
         loop {
             let window = self.open_window(&copy.db, &copy.table).await?;
-            if let Some((index, last)) = &sweep
-                && !self.sweep(copy, &window, index, last).await?
+            if let Some(index) = &sweep
+                && !self.sweep(copy, &window, index).await?
             {
                 continue;
             }
@@ -589,18 +584,15 @@ impl Worker {
         copy: &TableCopy,
         window: &Window,
         index: &Arc<str>,
-        last: &Option<Vec<KeyValue>>,
     ) -> Result<bool, Interrupt> {
         // Every copied chunk, and everything read before the window, must be in the index
         // first, or a document on its way would look stale.
-        let (db, table) = (copy.db.clone(), copy.table.clone());
-        let wanted = window.opened.version;
+        let wanted = window.opened.tickets;
         let stop = self.stop.clone();
         tokio::select! {
-            r = self.committed.wait_for(|c| {
-                c.version >= wanted
-                    && c.copies.iter().any(|t| t.db == db && t.table == table && t.after == *last)
-            }) => { r.map_err(|_| Interrupt::Stopped)?; }
+            r = self.committed.wait_for(|c| c.tickets >= wanted) => {
+                r.map_err(|_| Interrupt::Stopped)?;
+            }
             _ = stop.cancelled() => return Err(Interrupt::Stopped),
         }
         let mut pages =
