@@ -451,6 +451,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     stop_reading.cancel();
+    // One budget for the whole stop: the reader's exit and the drain share it.
+    let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
     if failure.is_some() && !reader_done {
         // A lane failed for good: what the others hold cannot be committed past it.
         abort.cancel();
@@ -458,7 +460,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if !reader_done {
         // The reader watches the stop signal wherever it waits; the bound is a safety net
         // so that a stop under an outage still ends within shutdown_timeout.
-        match tokio::time::timeout(config.shutdown_timeout, &mut reader).await {
+        match tokio::time::timeout_at(deadline, &mut reader).await {
             Ok(Ok(Err(e))) if failure.is_none() => failure = Some(e.into()),
             Ok(Err(e)) if failure.is_none() => {
                 failure = Some(Error::Internal(format!("reader task: {e}")))
@@ -481,7 +483,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
         None
     };
-    match tokio::time::timeout(config.shutdown_timeout, drain).await {
+    match tokio::time::timeout_at(deadline, drain).await {
         Ok(Some(e)) => {
             abort.cancel();
             failure.get_or_insert(e);

@@ -169,6 +169,60 @@ async fn a_rename_moves_documents_to_the_new_names_index() {
 }
 
 #[tokio::test]
+async fn a_rename_swap_keeps_the_index_filled_and_ends_equal_to_the_new_table() {
+    // GIVEN a wildcard rule with one index per table, and a table with rows
+    let env = TestEnv::get();
+    let (db, mut conn) = env.create_database_with(TABLE).await;
+    let prefix = env.unique_index("ddlswap");
+    let mut daemon = Daemon::builder(env)
+        .table(&format!("{db}.*"), &format!("{prefix}-{{table}}"))
+        .start()
+        .await;
+    use mysql_async::prelude::Queryable;
+    conn.query_drop("INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)")
+        .await
+        .unwrap();
+    let index = format!("{prefix}-t");
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index, secs(60)).await;
+
+    // WHEN an online schema change builds a new table and swaps it in with one RENAME
+    conn.query_drop(
+        "CREATE TABLE t_new (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, n INT NULL, \
+         extra INT NULL); INSERT INTO t_new SELECT id, name, n, 7 FROM t WHERE id <> 2; \
+         RENAME TABLE t TO t_old, t_new TO t",
+    )
+    .await
+    .unwrap();
+
+    // THEN the index never runs empty while the new table is copied, and it ends equal to
+    // the new table (row 2's document swept, the new column present)
+    let es = env.es();
+    let mut check = env.mysql().await;
+    let deadline = std::time::Instant::now() + secs(60);
+    loop {
+        assert!(
+            es.count(&index).await > 0,
+            "the index ran empty during the swap"
+        );
+        let diff = compare(env, &mut check, &db, "t", &index).await;
+        if diff.is_empty() {
+            assert_eq!(diff.rows, 2);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "index != table: {diff}\n{}",
+            daemon.stderr_tail(30)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(es.get(&index, "1").await.unwrap()["extra"], 7);
+    let old = format!("{prefix}-t_old");
+    wait_until_index_equals_table(env, &mut daemon, &db, "t_old", &old, secs(60)).await;
+    assert_eq!(daemon.terminate().await, 0);
+}
+
+#[tokio::test]
 async fn a_crash_right_after_truncate_keeps_the_rows_written_after_it() {
     // GIVEN a streamed table whose checkpoint is written only every 10 s
     let mut f = Fixture::start_with("ddlcrash", TABLE, None, |b| {
@@ -307,17 +361,22 @@ async fn drop_database_removes_the_documents_of_its_tables() {
     .await;
     assert!(seen, "rows not indexed:\n{}", daemon.stderr_tail(30));
 
+    // … and an index binlog2es did not create, whose name the rule's template could give
+    let foreign = format!("{prefix}-other");
+    es.put(&foreign, "1", json!({"kept": true})).await;
+
     // WHEN the database is dropped
     conn.query_drop(format!("DROP DATABASE `{db}`"))
         .await
         .unwrap();
 
-    // THEN both tables' documents are gone
+    // THEN both tables' documents are gone, and the foreign index is untouched
     let gone = wait_until(secs(60), async || {
         es.count(&it).await == 0 && es.count(&iu).await == 0
     })
     .await;
     assert!(gone, "documents remain:\n{}", daemon.stderr_tail(30));
+    assert_eq!(es.count(&foreign).await, 1);
     daemon.assert_running();
     assert_eq!(daemon.terminate().await, 0);
 }

@@ -131,6 +131,8 @@ pub enum CopyMark {
         after: Vec<KeyValue>,
         /// Rows in the chunk.
         rows: u64,
+        /// The `since` of the copy that read it (see [`apply`]).
+        since: Version,
     },
     /// The table is fully copied.
     Done {
@@ -138,10 +140,17 @@ pub enum CopyMark {
         db: String,
         /// Table.
         table: String,
+        /// The `since` of the copy that ended (see [`apply`]).
+        since: Version,
     },
 }
 
 /// Applies `mark` to the list of tables being copied.
+///
+/// A `Chunk` or `Done` mark counts only for the copy that the table's entry describes (the
+/// same `since`): once a newer `Start` reset the entry (a statement changed the table's
+/// rows while a copy ran), the older copy's progress must not move it, or a restart would
+/// resume after rows that were never copied again, and its sweep would remove them.
 pub fn apply(copies: &mut Vec<TableCopy>, mark: CopyMark) {
     let find = |copies: &mut Vec<TableCopy>, db: &str, table: &str| {
         copies.iter().position(|c| c.db == db && c.table == table)
@@ -165,14 +174,19 @@ pub fn apply(copies: &mut Vec<TableCopy>, mark: CopyMark) {
             table,
             after,
             rows,
+            since,
         } => {
-            if let Some(i) = find(copies, &db, &table) {
+            if let Some(i) = find(copies, &db, &table)
+                && copies[i].since == since
+            {
                 copies[i].after = Some(after);
                 copies[i].rows += rows;
             }
         }
-        CopyMark::Done { db, table } => {
-            if let Some(i) = find(copies, &db, &table) {
+        CopyMark::Done { db, table, since } => {
+            if let Some(i) = find(copies, &db, &table)
+                && copies[i].since == since
+            {
                 copies.remove(i);
             }
         }
@@ -223,6 +237,7 @@ mod tests {
                 table: "t".into(),
                 after: vec![KeyValue::Int(1000)],
                 rows: 1000,
+                since: Version(10),
             },
         );
         assert_eq!(copies[0].after, Some(vec![KeyValue::Int(1000)]));
@@ -234,13 +249,28 @@ mod tests {
             (copies[0].after.clone(), copies[0].since),
             (None, Version(20))
         );
+        // The older copy's progress and end no longer move the entry.
         apply(
             &mut copies,
-            CopyMark::Done {
+            CopyMark::Chunk {
                 db: "d".into(),
                 table: "t".into(),
+                after: vec![KeyValue::Int(2000)],
+                rows: 1000,
+                since: Version(10),
             },
         );
+        let done = |since| CopyMark::Done {
+            db: "d".into(),
+            table: "t".into(),
+            since: Version(since),
+        };
+        apply(&mut copies, done(10));
+        assert_eq!(
+            (copies.len(), copies[0].after.clone(), copies[0].rows),
+            (1, None, 0)
+        );
+        apply(&mut copies, done(20));
         assert!(copies.is_empty());
     }
 

@@ -380,6 +380,9 @@ impl Reader {
             warn!(from = %self.identity, to = %facts.identity, gtid = %self.state.gtid, "Server changed (failover); resuming by GTID.");
             self.identity = Arc::new(facts.identity.clone());
             self.mode = StartMode::Gtid;
+            // Changes of a transaction lost with the old server may already be written
+            // with versions up to the lease: continue above them (see `run`).
+            self.state.version = self.state.version.max(self.leased);
             self.tables.clear();
             // Snapshot positions of the old server mean nothing on the new one.
             self.merge.invalidate_all();
@@ -682,6 +685,12 @@ impl Reader {
                                 }
                             },
                         };
+                        if acted {
+                            if self.txn.is_none() {
+                                self.begin(header.timestamp(), TxnGtid::None, false).await;
+                            }
+                            self.send_recopy_marks().await;
+                        }
                         match &self.txn {
                             Some(t) if t.by_begin => {}
                             Some(_) => self.commit().await,
@@ -752,8 +761,12 @@ impl Reader {
         for (db, t) in gone.iter().chain(&recopy) {
             self.merge.invalidate(db, t);
         }
+        // A table that is gone and comes back in the same statement (a rename swap, as
+        // online schema-change tools do) keeps its documents: its copy's sweep removes the
+        // stale ones, and readers never see an empty index meanwhile.
         let targets: Vec<(String, String, bool)> = gone
             .iter()
+            .filter(|t| !recopy.contains(t))
             .filter_map(|(db, t)| {
                 let rule = self.config.rule_for(db, t)?;
                 Some((
@@ -801,15 +814,14 @@ impl Reader {
         Ok(Some(true))
     }
 
-    /// After a statement [`Reader::on_ddl`] acted on was committed: records the copies it
-    /// planned (a ticket each, so the checkpoint cannot pass the statement without them),
-    /// then has the checkpoint written before anything after the statement is routed. A
-    /// replay of the statement after a crash would otherwise delete documents written
-    /// after it, whose replayed writes then lose to the delete's higher internal version.
-    /// Returns `false` when stopped first.
-    async fn after_ddl(&mut self) -> bool {
-        let recopy = std::mem::take(&mut self.recopy);
-        for (db, table) in &recopy {
+    /// Records the copies the statement [`Reader::on_ddl`] planned, a ticket each, sent
+    /// before the statement's own ticket: the checkpoint can then not pass the statement
+    /// without them (and a stop drops every later ticket, never an earlier one).
+    async fn send_recopy_marks(&mut self) {
+        // The copies start at the statement's version: every document written before it
+        // (the rows it removed included) is older, so the copies' sweeps can find them.
+        let since = self.txn.as_ref().map_or(self.state.version, |t| t.version);
+        for (db, table) in self.recopy.clone() {
             let ticket = TxnTicket {
                 end: self.state.position.clone(),
                 gtid: TxnGtid::None,
@@ -817,15 +829,20 @@ impl Reader {
                 done: None,
                 server: Arc::clone(&self.identity),
                 timestamp: 0,
-                copy: Some(crate::checkpoint::CopyMark::Start {
-                    db: db.clone(),
-                    table: table.clone(),
-                    since: self.state.version,
-                }),
+                copy: Some(crate::checkpoint::CopyMark::Start { db, table, since }),
                 xa: None,
             };
             self.send_ticket(ticket).await;
         }
+    }
+
+    /// After a statement [`Reader::on_ddl`] acted on was committed: has the checkpoint
+    /// written before anything after the statement is routed, then starts the copies it
+    /// planned. A replay of the statement after a crash would otherwise delete documents
+    /// written after it, whose replayed writes then lose to the delete's higher internal
+    /// version. Returns `false` when stopped first.
+    async fn after_ddl(&mut self) -> bool {
+        let recopy = std::mem::take(&mut self.recopy);
         if !self.sync(self.sent, self.leased).await {
             return false;
         }
@@ -835,6 +852,7 @@ impl Reader {
                 db,
                 table,
                 reply,
+                // The statement's version, as in its copy marks (it is committed now).
                 since: Some(self.state.version),
             };
             // Without a copy coordinator the copy starts from the checkpoint at the next start.
@@ -843,9 +861,10 @@ impl Reader {
         true
     }
 
-    /// The synced tables of database `db` whose documents have an index of their own:
-    /// tables a rule names exactly, and for a wildcard rule whose template names the table,
-    /// the existing indices its template gives for `db`. `None` when stopped first.
+    /// The synced tables of database `db`: tables a rule names exactly, and for a wildcard
+    /// rule, the tables whose indices binlog2es created (their `_meta` names the source
+    /// table) among those the rule's `index` template gives for `db`. Indices binlog2es did
+    /// not create are never taken for a table. `None` when stopped first.
     async fn tables_of_database(
         &mut self,
         db: &str,
@@ -863,20 +882,29 @@ impl Reader {
                 out.push((db.to_owned(), pt.to_owned()));
                 continue;
             }
-            let Some((head, tail)) = rule.index.split_once("{table}") else {
-                continue;
-            };
-            let head = head.replace("{db}", db).to_lowercase();
-            let tail = tail.replace("{db}", db).to_lowercase();
-            let Some(indices) = self.indices_like(&format!("{head}*{tail}")).await? else {
+            let pattern = rule
+                .index
+                .replace("{db}", db)
+                .replace("{table}", "*")
+                .to_lowercase();
+            let path = format!("/{}/_mapping", urlencode_glob(&pattern));
+            let Some(mappings) = self
+                .es_retry(&path, elasticsearch::http::Method::Get, None)
+                .await?
+            else {
                 return Ok(None);
             };
-            for index in indices {
-                let table = index
-                    .strip_prefix(head.as_str())
-                    .and_then(|r| r.strip_suffix(tail.as_str()));
-                if let Some(table) = table
-                    && !table.is_empty()
+            let prefix = format!("{db}.");
+            for meta in mappings
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+                .map(|v| &v["mappings"]["_meta"])
+                .filter(|m| m["created_by"].as_str() == Some(crate::writer::index::CREATED_BY))
+            {
+                if let Some(table) = meta["source_table"]
+                    .as_str()
+                    .and_then(|t| t.strip_prefix(prefix.as_str()))
                     && crate::config::glob(pt, table)
                 {
                     out.push((db.to_owned(), table.to_owned()));
@@ -886,20 +914,6 @@ impl Reader {
         out.sort();
         out.dedup();
         Ok(Some(out))
-    }
-
-    /// Names of the existing indices matching `pattern` (`*` wildcards), retrying
-    /// transient failures. `None` when stopped first.
-    async fn indices_like(&mut self, pattern: &str) -> Result<Option<Vec<String>>, ReaderError> {
-        let path = format!("/{}/_mapping", urlencode_glob(pattern));
-        let answer = self
-            .es_retry(&path, elasticsearch::http::Method::Get, None)
-            .await?;
-        Ok(answer.map(|v| {
-            v.as_object()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default()
-        }))
     }
 
     /// One JSON request to Elasticsearch, retried with backoff while the answer is a
@@ -1092,12 +1106,15 @@ impl Reader {
     /// Sends a ticket to the tracker unless stopped first. The tracker only goes away at
     /// shutdown; a ticket not sent then simply stays behind the checkpoint.
     async fn send_ticket(&mut self, ticket: TxnTicket) {
+        // Stop first: once it is seen, no later ticket is sent either, so the tracker
+        // never gets a ticket whose predecessor was dropped.
         let stop = self.stop.clone();
         tokio::select! {
+            biased;
+            _ = stop.cancelled() => {}
             r = self.tickets.send(ticket) => if r.is_ok() {
                 self.sent += 1;
             },
-            _ = stop.cancelled() => {}
         }
     }
 
@@ -1114,6 +1131,8 @@ impl Reader {
         }
         let stop = self.stop.clone();
         tokio::select! {
+            biased;
+            _ = stop.cancelled() => false,
             r = self.router.route(change) => {
                 if r.is_err() {
                     self.stop.cancel();
@@ -1121,7 +1140,6 @@ impl Reader {
                 }
                 true
             }
-            _ = stop.cancelled() => false,
         }
     }
 

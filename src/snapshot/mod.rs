@@ -170,7 +170,11 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                 let answer = if let (Some(since), Some((copy, _))) = (req.since, queued) {
                     // Not started yet: it will read the rows as they are now; its sweep must
                     // reach the documents written before the statement.
+                    // The statement's ticket reset the checkpoint's entry to the first key:
+                    // so does the queued copy (rows before a saved key may have changed).
                     copy.since = copy.since.max(since);
+                    copy.after = None;
+                    copy.rows = 0;
                     Ok(format!("copy of `{}.{}` already queued", req.db, req.table))
                 } else if req.since.is_some() && active.contains(&key) {
                     // The running copy may have passed rows the statement changed: copy the
@@ -505,6 +509,7 @@ impl Worker {
                     table: copy.table.clone(),
                     after: last_key.iter().map(KeyValue::from).collect(),
                     rows: n,
+                    since: copy.since,
                 };
                 let close = !full || refresh;
                 match self
@@ -566,6 +571,7 @@ impl Worker {
             let mark = CopyMark::Done {
                 db: copy.db.clone(),
                 table: copy.table.clone(),
+                since: copy.since,
             };
             if self.commit_mark(&window, mark).await? {
                 return Ok(());
