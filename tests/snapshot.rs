@@ -21,6 +21,11 @@ const TABLE: &str = "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR(64) NOT
 
 /// Fills `t` with rows `1..=count` in one statement (a cross join of digits: portable to
 /// MySQL and MariaDB, no sequence engine or recursion limit needed).
+/// Held by the tests that push tens of thousands of documents or more through the shared
+/// test server: run at the same time, each slows the other's sink several times over, and
+/// their time limits and memory figures are about the daemon, not about that contention.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn fill(conn: &mut Conn, count: u64) {
     let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
                   UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
@@ -105,6 +110,7 @@ async fn wait_for_copy_end(daemon: &mut Daemon, timeout: Duration) {
 
 #[tokio::test]
 async fn initial_copy_of_a_million_rows_under_concurrent_writes_equals_the_table() {
+    let _heavy = HEAVY.lock().await;
     // GIVEN a table of 1,000,000 rows that exist before binlog2es first starts
     let env = TestEnv::get();
     let (db, mut conn) = env.create_database_with(TABLE).await;
@@ -423,6 +429,7 @@ async fn insert_long_keys(conn: &mut Conn, from: u64, count: u64) {
 
 #[tokio::test]
 async fn killed_copy_connections_leave_no_window_recording_changes() {
+    let _heavy = HEAVY.lock().await;
     // GIVEN a table being copied by an account without RELOAD, in small chunks
     let env = TestEnv::get();
     let (db, mut conn) = env.create_database_with(LONG_KEYS).await;
@@ -519,6 +526,7 @@ async fn a_copy_without_reload_under_concurrent_writes_equals_the_table() {
 
 #[tokio::test]
 async fn the_sweep_walks_a_large_index_in_pages_without_holding_every_id() {
+    let _heavy = HEAVY.lock().await;
     // GIVEN a streamed table of 100 rows whose index also holds 40,000 documents of rows
     // that do not exist, with long ids (480 bytes: holding them all takes ~20 MB)
     let env = TestEnv::get();
