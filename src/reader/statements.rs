@@ -1,0 +1,378 @@
+//! Statements the reader acts on besides row events: those that change rows without
+//! row events (TRUNCATE, DROP, RENAME, DROP DATABASE, partition and tablespace
+//! operations), and the XA statements that decide when held rows count.
+//!
+//! Ordering: the reader waits until every ticket it sent before the statement is
+//! committed, deletes the affected documents, records the copies it plans on tickets
+//! sent before the statement's own, and has the checkpoint written past the statement
+//! before it routes anything after it (see [`Reader::after_ddl`]).
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tracing::{debug, error, info, warn};
+
+use super::{Reader, ReaderError, ddl, urlencode};
+use crate::checkpoint::{TxnGtid, TxnTicket, XaMark, Xid};
+
+impl Reader {
+    /// Applies a statement that changes rows without row events: clears the documents of
+    /// tables that are gone, and plans a new copy of tables whose rows changed or appeared
+    /// (sent with the statement's ticket by [`Reader::after_ddl`]). Returns `None` when
+    /// stopped first, else whether anything was done.
+    pub(super) async fn on_ddl(&mut self, ddl: ddl::Ddl) -> Result<Option<bool>, ReaderError> {
+        let (verb, gone, recopy) = match ddl {
+            ddl::Ddl::Truncate(t) => ("TRUNCATE", vec![t], Vec::new()),
+            ddl::Ddl::Drop(ts) => ("DROP TABLE", ts, Vec::new()),
+            ddl::Ddl::Rename(pairs) => {
+                let (from, to): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+                ("RENAME", from, to)
+            }
+            ddl::Ddl::DropDatabase(db) => {
+                let Some(tables) = self.tables_of_database(&db).await? else {
+                    return Ok(None);
+                };
+                ("DROP DATABASE", tables, Vec::new())
+            }
+            ddl::Ddl::Recopy(ts) => ("ALTER TABLE", Vec::new(), ts),
+        };
+        for (db, t) in gone.iter().chain(&recopy) {
+            self.merge.invalidate(db, t);
+        }
+        // A table that is gone and comes back in the same statement (a rename swap, as
+        // online schema-change tools do) keeps its documents: its copy's sweep removes the
+        // stale ones, and readers never see an empty index meanwhile.
+        let targets: Vec<(String, String, bool)> = gone
+            .iter()
+            .filter(|t| !recopy.contains(t))
+            .filter_map(|(db, t)| {
+                let rule = self.config.rule_for(db, t)?;
+                Some((
+                    format!("{db}.{t}"),
+                    rule.index_for(db, t),
+                    ddl::index_is_per_table(&self.config, db, t),
+                ))
+            })
+            .collect();
+        let recopy: Vec<ddl::TableName> = recopy
+            .into_iter()
+            .filter(|(db, t)| self.config.rule_for(db, t).is_some())
+            .collect();
+        if targets.is_empty() && recopy.is_empty() {
+            return Ok(Some(false));
+        }
+        // Everything routed before the statement (stream changes and copied chunks) must be
+        // in Elasticsearch first, or a late write of an earlier row would survive the delete.
+        let wanted = self.sent;
+        let stop = self.stop.clone();
+        tokio::select! {
+            r = self.committed.wait_for(|c| c.tickets >= wanted) => {
+                if r.is_err() {
+                    return Ok(None);
+                }
+            }
+            _ = stop.cancelled() => return Ok(None),
+        }
+        for (table, index, per_table) in targets {
+            if !per_table {
+                error!(statement = verb, table = %table, index = %index, position = %self.here(),
+                    "The index is shared with other tables, so this table's documents cannot be told apart and were NOT removed; delete them by hand or give the table its own index.");
+                continue;
+            }
+            let Some(deleted) = self.delete_all(&index).await? else {
+                return Ok(None);
+            };
+            info!(statement = verb, table = %table, index = %index, deleted, position = %self.here(), "Removed the table's documents.");
+        }
+        for (db, table) in &recopy {
+            info!(statement = verb, table = %format!("{db}.{table}"), position = %self.here(),
+                "Rows changed without row events; the table is copied again.");
+        }
+        self.recopy = recopy;
+        Ok(Some(true))
+    }
+
+    /// Records the copies the statement [`Reader::on_ddl`] planned, a ticket each, sent
+    /// before the statement's own ticket: the checkpoint can then not pass the statement
+    /// without them (and a stop drops every later ticket, never an earlier one).
+    pub(super) async fn send_recopy_marks(&mut self) {
+        // The copies start at the statement's version: every document written before it
+        // (the rows it removed included) is older, so the copies' sweeps can find them.
+        let since = self.txn.as_ref().map_or(self.state.version, |t| t.version);
+        for (db, table) in self.recopy.clone() {
+            let ticket = TxnTicket {
+                end: self.state.position.clone(),
+                gtid: TxnGtid::None,
+                version: self.state.version,
+                done: None,
+                server: Arc::clone(&self.identity),
+                timestamp: 0,
+                copy: Some(crate::checkpoint::CopyMark::Start { db, table, since }),
+                xa: None,
+            };
+            self.send_ticket(ticket).await;
+        }
+    }
+
+    /// After a statement [`Reader::on_ddl`] acted on was committed: has the checkpoint
+    /// written before anything after the statement is routed, then starts the copies it
+    /// planned. A replay of the statement after a crash would otherwise delete documents
+    /// written after it, whose replayed writes then lose to the delete's higher internal
+    /// version. Returns `false` when stopped first.
+    pub(super) async fn after_ddl(&mut self) -> bool {
+        let recopy = std::mem::take(&mut self.recopy);
+        if !self.sync(self.sent, self.leased).await {
+            return false;
+        }
+        for (db, table) in recopy {
+            let (reply, _answer) = oneshot::channel();
+            let request = crate::snapshot::ResyncRequest {
+                db,
+                table,
+                reply,
+                // The statement's version, as in its copy marks (it is committed now).
+                since: Some(self.state.version),
+            };
+            // Without a copy coordinator the copy starts from the checkpoint at the next start.
+            let _ = self.resync.send(request).await;
+        }
+        true
+    }
+
+    /// The synced tables of database `db`: tables a rule names exactly, and for a wildcard
+    /// rule, the tables whose indices binlog2es created (their `_meta` names the source
+    /// table) among those the rule's `index` template gives for `db`. Indices binlog2es did
+    /// not create are never taken for a table. `None` when stopped first.
+    pub(super) async fn tables_of_database(
+        &mut self,
+        db: &str,
+    ) -> Result<Option<Vec<ddl::TableName>>, ReaderError> {
+        let mut out = Vec::new();
+        let rules = self.config.tables.clone();
+        for rule in &rules {
+            let Some((pd, pt)) = rule.pattern.split_once('.') else {
+                continue;
+            };
+            if !crate::config::glob(pd, db) {
+                continue;
+            }
+            if !pt.contains('*') {
+                out.push((db.to_owned(), pt.to_owned()));
+                continue;
+            }
+            let pattern = rule
+                .index
+                .replace("{db}", db)
+                .replace("{table}", "*")
+                .to_lowercase();
+            let path = format!("/{}/_mapping", urlencode_glob(&pattern));
+            let Some(mappings) = self
+                .es_retry(&path, elasticsearch::http::Method::Get, None)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let prefix = format!("{db}.");
+            for meta in mappings
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+                .map(|v| &v["mappings"]["_meta"])
+                .filter(|m| m["created_by"].as_str() == Some(crate::writer::index::CREATED_BY))
+            {
+                if let Some(table) = meta["source_table"]
+                    .as_str()
+                    .and_then(|t| t.strip_prefix(prefix.as_str()))
+                    && crate::config::glob(pt, table)
+                {
+                    out.push((db.to_owned(), table.to_owned()));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(Some(out))
+    }
+
+    /// One JSON request to Elasticsearch, retried with backoff while the answer is a
+    /// connection failure, 429 or 5xx. 404 answers `{}`. `None` when stopped first.
+    pub(super) async fn es_retry(
+        &mut self,
+        path: &str,
+        method: elasticsearch::http::Method,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, ReaderError> {
+        let mut backoff = crate::writer::retry::Backoff::new(
+            self.config.writer.retry_initial_ms,
+            self.config.writer.retry_max_ms,
+        );
+        loop {
+            let sent = tokio::select! {
+                r = self.es.json(method, path, body) => r,
+                _ = self.stop.cancelled() => return Ok(None),
+            };
+            let error = match sent {
+                Ok((status, v)) if (200..300).contains(&status) => return Ok(Some(v)),
+                Ok((404, _)) => return Ok(Some(serde_json::json!({}))),
+                Ok((status, v)) if status != 429 && status < 500 => {
+                    return Err(ReaderError::Event {
+                        position: self.here(),
+                        message: format!("Elasticsearch refused `{path}` (HTTP {status}): {v}"),
+                    });
+                }
+                Ok((status, v)) => format!("HTTP {status}: {v}"),
+                Err(e) => e.to_string(),
+            };
+            let delay = backoff.next_delay();
+            warn!(path, error = %error, retry_in = ?delay, "Elasticsearch request failed, retrying.");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.cancelled() => return Ok(None),
+            }
+        }
+    }
+
+    /// Deletes every document of `index`: refreshes it first (so documents acknowledged
+    /// within the refresh interval are found), then deletes by query until an answer
+    /// reports no failure and no version conflict. Returns how many were deleted, or
+    /// `None` when stopped first.
+    pub(super) async fn delete_all(&mut self, index: &str) -> Result<Option<u64>, ReaderError> {
+        let name = urlencode(index);
+        let refresh = format!("/{name}/_refresh");
+        let delete = format!("/{name}/_delete_by_query?conflicts=proceed&refresh=true");
+        let query = serde_json::json!({"query": {"match_all": {}}});
+        let mut deleted = 0;
+        let mut backoff = crate::writer::retry::Backoff::new(
+            self.config.writer.retry_initial_ms,
+            self.config.writer.retry_max_ms,
+        );
+        loop {
+            if self
+                .es_retry(&refresh, elasticsearch::http::Method::Post, None)
+                .await?
+                .is_none()
+            {
+                return Ok(None);
+            }
+            let Some(answer) = self
+                .es_retry(&delete, elasticsearch::http::Method::Post, Some(&query))
+                .await?
+            else {
+                return Ok(None);
+            };
+            deleted += answer["deleted"].as_u64().unwrap_or(0);
+            let Some(left) = delete_leftovers(&answer) else {
+                return Ok(Some(deleted));
+            };
+            let delay = backoff.next_delay();
+            warn!(index, left = %left, retry_in = ?delay,
+                "Deleting the documents left some behind, deleting again.");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.cancelled() => return Ok(None),
+            }
+        }
+    }
+
+    /// Ends the group of an `XA PREPARE`: its rows wait for the XA transaction's end.
+    pub(super) async fn on_xa_prepare(&mut self, timestamp: u32, xid: Xid) {
+        if self.txn.is_none() {
+            self.begin(timestamp, TxnGtid::None, true).await;
+        }
+        let Some(t) = self.txn.as_mut() else { return };
+        let held = t.held.take().unwrap_or_default();
+        t.xa = Some(XaMark::Prepared(xid.clone()));
+        let rows: usize = held.iter().map(|h| h.changes.len()).sum();
+        debug!(xid = %xid, rows, position = %self.here(), "XA transaction prepared; its rows wait for its commit.");
+        if self.prepared.insert(xid.clone(), held).is_some() {
+            warn!(xid = %xid, position = %self.here(), "XA transaction prepared again before it ended; keeping the later rows.");
+        }
+        self.commit().await;
+    }
+
+    /// Ends an XA transaction: `commit` routes its rows (held in this group for a
+    /// one-phase commit, else since its PREPARE) with this group's version; a
+    /// rollback drops them. Closes the group.
+    pub(super) async fn on_xa_end(
+        &mut self,
+        timestamp: u32,
+        xid: Xid,
+        one_phase: bool,
+        commit: bool,
+    ) -> Result<(), ReaderError> {
+        if self.txn.is_none() {
+            self.begin(timestamp, TxnGtid::None, false).await;
+        }
+        let here_held = self.txn.as_mut().and_then(|t| t.held.take());
+        let rows = match (one_phase, here_held) {
+            (true, held) => held,
+            (false, held) => {
+                if let Some(t) = self.txn.as_mut() {
+                    t.xa = Some(XaMark::Resolved(xid.clone()));
+                }
+                let prepared = self.prepared.remove(&xid);
+                if prepared.is_none() && commit {
+                    // Usually a replay from a checkpoint that an older XA transaction kept
+                    // back: this one committed before the restart. But if it was prepared
+                    // before binlog2es first started, no copy could see its rows.
+                    warn!(xid = %xid, position = %self.here(),
+                        "XA COMMIT of a transaction whose PREPARE was not read in this run: fine if it was applied before the restart; if it was prepared before binlog2es first started, its rows are missing: run `binlog2es resync` for the tables it changed.");
+                }
+                // An XA ROLLBACK inside the group (never prepared) drops what it held.
+                prepared.or(held)
+            }
+        };
+        if commit {
+            for held in rows.into_iter().flatten() {
+                self.route_rows(held).await?;
+            }
+        }
+        self.commit().await;
+        Ok(())
+    }
+}
+
+/// What a `_delete_by_query` answer says it left behind (version conflicts, failures,
+/// a time-out), or `None` when it deleted everything it found. A 200 answer can carry
+/// any of these, so the status alone does not tell.
+fn delete_leftovers(answer: &serde_json::Value) -> Option<String> {
+    let conflicts = answer["version_conflicts"].as_u64().unwrap_or(0);
+    let failures = answer["failures"].as_array().map_or(0, Vec::len);
+    let timed_out = answer["timed_out"].as_bool().unwrap_or(false);
+    (conflicts > 0 || failures > 0 || timed_out).then(|| {
+        format!("{conflicts} version conflicts, {failures} failures, timed_out={timed_out}")
+    })
+}
+
+/// Percent-encodes an index pattern for a URL path, keeping its `*` wildcards.
+fn urlencode_glob(s: &str) -> String {
+    s.split('*').map(urlencode).collect::<Vec<_>>().join("*")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn delete_answers_with_leftovers_are_retried() {
+        let clean =
+            json!({"deleted": 3, "version_conflicts": 0, "failures": [], "timed_out": false});
+        assert_eq!(delete_leftovers(&clean), None);
+        // Older servers may leave fields out: nothing reported means nothing left.
+        assert_eq!(delete_leftovers(&json!({"deleted": 0})), None);
+        for leftover in [
+            json!({"deleted": 2, "version_conflicts": 1, "failures": []}),
+            json!({"deleted": 2, "failures": [{"cause": {"type": "es_rejected_execution_exception"}}]}),
+            json!({"deleted": 2, "timed_out": true}),
+        ] {
+            assert!(delete_leftovers(&leftover).is_some(), "{leftover}");
+        }
+    }
+
+    #[test]
+    fn index_patterns_keep_their_wildcards() {
+        assert_eq!(urlencode_glob("shop-*"), "shop-*");
+        assert_eq!(urlencode_glob("a b*c/d"), "a%20b*c%2Fd");
+    }
+}
