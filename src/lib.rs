@@ -32,6 +32,7 @@ pub mod reader;
 mod scan;
 pub mod shutdown;
 pub mod snapshot;
+pub mod source;
 pub mod telemetry;
 pub(crate) mod tls;
 pub mod verify;

@@ -19,11 +19,12 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, T
 use crate::config::{Config, KeylessPolicy, SnapshotMode};
 use crate::ordering::Router;
 use crate::position::Version;
-use crate::reader::connect::MysqlSource;
 use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
 use crate::reader::{Reader, ReaderSetup, StartMode, StreamState};
+use crate::source::MysqlSource;
 use crate::telemetry::metrics;
 use crate::writer::dead_letter::DeadLetter;
+use crate::writer::indices::Indices;
 use crate::writer::{EsClient, Lane, LaneContext};
 
 /// Copy requests queued for the reader: each worker has at most one chunk in flight.
@@ -308,9 +309,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let abort = CancellationToken::new();
     let mut lanes = JoinSet::new();
     let mut senders = Vec::with_capacity(config.writer.lanes);
-    let indices = crate::writer::index::IndexManager::new(client.clone(), Arc::clone(&config))
-        .with_stop(stop_reading.clone());
-    let es_client = client.clone();
+    let (indices, index_requests) = Indices::channel();
+    let mut index_task = tokio::spawn(crate::writer::indices::serve(
+        index_requests,
+        client.clone(),
+        Arc::clone(&config),
+        stop_reading.clone(),
+    ));
     let ctx = LaneContext {
         client: client.clone(),
         config: config.writer.clone(),
@@ -364,8 +369,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         router: Router::new(senders, config.writer.max_buffered_bytes),
         tickets: ticket_tx,
         stop: stop_reading.clone(),
-        indices,
-        es: es_client,
+        indices: indices.clone(),
         committed,
         progress: Arc::clone(&progress),
         copies: Some(copy_rx),
@@ -379,6 +383,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         source: source.clone(),
         flavor: start.server.flavor,
         es: client.clone(),
+        indices,
         reader: copy_tx,
         committed: ckpt_rx_for_copier,
         pending: start.copies.clone(),
@@ -400,6 +405,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut reader_done = false;
     let mut copier_done = false;
     let mut persist_done = false;
+    let mut index_done = false;
     // Set when the drain gave up on queued or in-flight changes: the exit is then 1 even if
     // no transaction ticket recorded it (the reader may have stopped inside a transaction).
     let mut abandoned = false;
@@ -438,6 +444,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 });
                 break;
             }
+            r = &mut index_task, if !index_done => {
+                index_done = true;
+                match r {
+                    // Every requester is gone.
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => failure = Some(e.into()),
+                    Err(e) => failure = Some(Error::Internal(format!("index task: {e}"))),
+                }
+                break;
+            }
             r = &mut copier, if !copier_done => {
                 copier_done = true;
                 match r {
@@ -472,6 +488,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 abort.cancel();
                 abandoned = true;
             }
+        }
+    }
+    if !index_done {
+        // A reader that stopped because the index task ended leaves the reason to it.
+        match tokio::time::timeout_at(deadline, &mut index_task).await {
+            Ok(Ok(Err(e))) => {
+                failure.get_or_insert(e.into());
+            }
+            Ok(Err(e)) => {
+                failure.get_or_insert(Error::Internal(format!("index task: {e}")));
+            }
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => index_task.abort(),
         }
     }
     // Drain: lanes finish their queues, bounded by shutdown_timeout.

@@ -212,8 +212,7 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     } else {
         None
     };
-    let source =
-        crate::reader::connect::MysqlSource::new(&config.mysql).map_err(crate::Error::from)?;
+    let source = crate::source::MysqlSource::new(&config.mysql).map_err(crate::Error::from)?;
     let mut conn = source
         .connect()
         .await

@@ -354,13 +354,18 @@ async fn proxy_injects_each_fault() {
 
     // Down: the port refuses connections.
     proxy.set(Fault::Down);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let port = proxy.url().rsplit(':').next().unwrap().to_string();
-    let connect = std::net::TcpStream::connect(format!("127.0.0.1:{port}"));
-    assert_eq!(
-        connect.unwrap_err().kind(),
-        std::io::ErrorKind::ConnectionRefused
-    );
+    let started = Instant::now();
+    // The listener closes asynchronously: wait for the refusal, within a bound.
+    let refused = loop {
+        let connect = std::net::TcpStream::connect(format!("127.0.0.1:{port}"));
+        match connect {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break true,
+            _ if started.elapsed() > secs(5) => break false,
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    assert!(refused, "the port still accepts connections 5 s after Down");
 
     // And back.
     proxy.set(Fault::PassThrough);
@@ -679,6 +684,7 @@ async fn binlog_position(conn: &mut Conn) -> (String, u64) {
 struct ResilientWriter {
     stop: Arc<AtomicBool>,
     failed: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<u64>,
 }
 
@@ -686,17 +692,34 @@ impl ResilientWriter {
     fn spawn(url: &str, db: &str, first: u64) -> ResilientWriter {
         let opts = mysql_async::OptsBuilder::from_opts(Opts::from_url(url).unwrap())
             .db_name(Some(db.to_string()));
-        let (stop, failed) = (
+        let (stop, failed, written) = (
             Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicU64::new(0)),
         );
         let task = tokio::spawn(resilient_writer(
             opts.into(),
             first,
             stop.clone(),
-            failed.clone(),
+            [failed.clone(), written.clone()],
         ));
-        ResilientWriter { stop, failed, task }
+        ResilientWriter {
+            stop,
+            failed,
+            written,
+            task,
+        }
+    }
+
+    /// Waits until `more` statements succeeded after this call (the server takes writes).
+    async fn wait_for_writes(&self, more: u64) {
+        let target = self.written.load(Ordering::Relaxed) + more;
+        assert!(
+            wait_until(secs(60), async || self.written.load(Ordering::Relaxed)
+                >= target)
+            .await,
+            "the writer did not write {more} more statements in 60 s"
+        );
     }
 
     /// Statements that failed so far.
@@ -716,7 +739,7 @@ async fn resilient_writer(
     opts: Opts,
     first: u64,
     stop: Arc<AtomicBool>,
-    failed: Arc<AtomicU64>,
+    [failed, written]: [Arc<AtomicU64>; 2],
 ) -> u64 {
     let mut conn: Option<Conn> = None;
     let mut id = first;
@@ -738,6 +761,7 @@ async fn resilient_writer(
         };
         if ok {
             done += 1;
+            written.fetch_add(1, Ordering::Relaxed);
         } else {
             conn = None;
             failed.fetch_add(1, Ordering::Relaxed);
@@ -766,7 +790,7 @@ async fn mariadb_stopped_and_started_again_mid_stream() {
     conn.query_drop(insert_rows(1..=20)).await.unwrap();
     conn.disconnect().await.ok();
     let writer = ResilientWriter::spawn(&env.admin_url, &db, 1000);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    writer.wait_for_writes(20).await;
 
     // WHEN the server is stopped cleanly for 3 s (the writer's statements fail meanwhile) and
     // started again, the writer going on for 1 s more
@@ -779,7 +803,7 @@ async fn mariadb_stopped_and_started_again_mid_stream() {
     let failed_while_stopped = writer.failed();
     tokio::task::block_in_place(|| env.server().start());
     let restarted = Instant::now();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    writer.wait_for_writes(20).await;
     let (written, failed) = writer.stop().await;
 
     // THEN the daemon reconnects and the index equals the table
@@ -791,13 +815,13 @@ async fn mariadb_stopped_and_started_again_mid_stream() {
 
     // AND the same when the server crashes (SIGKILL) for 2 s
     let writer = ResilientWriter::spawn(&env.admin_url, &db, 100_000);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    writer.wait_for_writes(20).await;
     tokio::task::block_in_place(|| env.server().kill());
     tokio::time::sleep(Duration::from_secs(2)).await;
     daemon.assert_running();
     tokio::task::block_in_place(|| env.server().start());
     let restarted = Instant::now();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    writer.wait_for_writes(20).await;
     let (written, failed) = writer.stop().await;
     let diff = wait_until_index_equals_table(&env, &mut daemon, &db, "t", &index, secs(120)).await;
     report_recovery("mariadb-kill", restarted, &diff);
@@ -1073,6 +1097,15 @@ async fn insert_writer(mut conn: Conn, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec
     conn.disconnect().await.ok();
 }
 
+/// Waits until `insert_writer` logged `more` statements after this call.
+async fn wait_for_inserts(log: &Mutex<Vec<Inserted>>, more: usize) {
+    let target = log.lock().unwrap().len() + more;
+    assert!(
+        wait_until(secs(60), async || log.lock().unwrap().len() >= target).await,
+        "the writer did not insert {more} more statements in 60 s"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_while_elasticsearch_refuses_exits_1_within_the_timeout() {
     // GIVEN small lane queues, a 3 s drain budget, and Elasticsearch refusing connections
@@ -1162,7 +1195,7 @@ async fn sigterm_under_load_drains_and_exits_0() {
         stop.clone(),
         log.clone(),
     ));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_inserts(&log, 100).await;
 
     // WHEN it gets SIGTERM while the writer keeps going, right after a recent statement's
     // rows arrived
@@ -1195,7 +1228,8 @@ async fn sigterm_under_load_drains_and_exits_0() {
     assert_eq!(code, 0, "{}", s.daemon.last_run_log());
     assert!(took < secs(15), "exit took {took:?}");
     let checkpoint = s.daemon.checkpoint_position();
-    tokio::time::sleep(Duration::from_millis(300)).await; // the writer keeps going a bit
+    // The writer goes on while the daemon is down.
+    wait_for_inserts(&log, 20).await;
     let restarted = Instant::now();
     s.daemon.restart().await;
     stop.store(true, Ordering::Relaxed);

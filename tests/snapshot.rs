@@ -73,9 +73,12 @@ fn spawn_writer(
                      ON DUPLICATE KEY UPDATE name = 'dup-{done}'"
                 ),
             };
-            // A key change may collide with an existing id: that statement just fails.
-            let _ = conn.query_drop(sql).await;
-            done += 1;
+            match conn.query_drop(&sql).await {
+                Ok(()) => done += 1,
+                // A key change may collide with an existing id: that statement just fails.
+                Err(mysql_async::Error::Server(e)) if e.code == 1062 => {}
+                Err(e) => panic!("writer statement `{sql}` failed: {e}"),
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         done

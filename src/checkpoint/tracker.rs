@@ -304,7 +304,9 @@ mod tests {
         })
     }
 
-    #[tokio::test]
+    // Paused time: a timeout only expires once every task is idle, so "nothing changed
+    // before the timeout" means the tracker had nothing more to do.
+    #[tokio::test(start_paused = true)]
     async fn commits_in_order_and_stops_at_a_gap() {
         let (tx, rx) = mpsc::channel(16);
         let (out, mut watch_rx) = watch::channel(start());
@@ -327,7 +329,11 @@ mod tests {
         }
         // Transaction 3 is delivered first: nothing may commit before 1 is.
         t2.resolve(TxnStatus::Abandoned);
-        tokio::task::yield_now().await;
+        let early = tokio::time::timeout(Duration::from_secs(1), watch_rx.changed()).await;
+        assert!(
+            early.is_err(),
+            "committed before transaction 1 was delivered"
+        );
         assert_eq!(watch_rx.borrow().position.pos, 4);
         t1.resolve(TxnStatus::Delivered);
         watch_rx.changed().await.unwrap();

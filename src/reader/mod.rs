@@ -19,10 +19,8 @@
 //! resumes at the last transaction boundary it completed, so a half-read
 //! transaction is read again whole, with the same version.
 
-pub mod connect;
 pub mod ddl;
 pub mod events;
-pub mod merge;
 pub mod prerequisites;
 pub mod schema;
 mod statements;
@@ -40,7 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use connect::MysqlSource;
+use crate::source::MysqlSource;
 
 use crate::checkpoint::tracker::SyncRequest;
 use crate::checkpoint::{
@@ -51,12 +49,11 @@ use crate::decode::row::read_image;
 use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
+use crate::snapshot::merge::{ChunkOutcome, CopyMerge, CopyRequest, DueChunk, StreamPoint};
 use crate::telemetry::metrics;
 use crate::telemetry::progress::Progress;
-use crate::writer::EsClient;
-use crate::writer::index::IndexManager;
+use crate::writer::indices::Indices;
 use events::QueryKind;
-use merge::{ChunkOutcome, CopyRequest, Merge, Opened};
 use mysql_common::io::ParseBuf;
 use prerequisites::is_privilege_error;
 use schema::{SchemaError, TableSchema};
@@ -111,14 +108,9 @@ pub enum ReaderError {
         /// What failed.
         source: SchemaError,
     },
-    /// The target index cannot be prepared.
-    #[error("at binlog position {position}: {source}")]
-    Index {
-        /// Event position.
-        position: String,
-        /// What failed.
-        source: Box<crate::writer::WriterError>,
-    },
+    /// The sink's index task ended (a stop, or a failure it reports itself).
+    #[error("the index task ended")]
+    IndicesGone,
     /// A malformed or unsupported event.
     #[error("at binlog position {position}: {message}")]
     Event {
@@ -213,8 +205,7 @@ pub struct Reader {
     router: Router,
     tickets: mpsc::Sender<TxnTicket>,
     stop: CancellationToken,
-    indices: IndexManager,
-    es: EsClient,
+    indices: Indices,
     committed: watch::Receiver<Checkpoint>,
     progress: Arc<Progress>,
     tables: HashMap<u64, (TableMapEvent<'static>, Option<Arc<TableSchema>>)>,
@@ -225,10 +216,8 @@ pub struct Reader {
     txn: Option<OpenTxn>,
     /// Set once a stream was established since the last reconnect.
     streamed: bool,
-    /// Requests of the copy workers (snapshot, re-sync).
-    copy_rx: Option<mpsc::Receiver<CopyRequest>>,
-    /// Open copy windows and chunks waiting for their place in the stream.
-    merge: Merge,
+    /// The copies' windows and chunks waiting for their place in the stream.
+    copies: CopyMerge,
     /// Origin of copied documents in dead-letter entries.
     copy_origin: Arc<str>,
     /// Asks the persist task to write the checkpoint now (durable DDL, version lease).
@@ -266,10 +255,8 @@ pub struct ReaderSetup {
     pub tickets: mpsc::Sender<TxnTicket>,
     /// Stops reading.
     pub stop: CancellationToken,
-    /// Creates and extends target indices.
-    pub indices: IndexManager,
-    /// Sink client, for statements that remove documents (TRUNCATE, DROP).
-    pub es: EsClient,
+    /// The sink's index task: prepares indices, deletes a table's documents.
+    pub indices: Indices,
     /// The committed checkpoint, to wait for earlier changes before a TRUNCATE.
     pub committed: watch::Receiver<Checkpoint>,
     /// Shared progress for lag and readiness.
@@ -300,7 +287,6 @@ impl Reader {
             tickets: setup.tickets,
             stop: setup.stop,
             indices: setup.indices,
-            es: setup.es,
             committed: setup.committed,
             progress: setup.progress,
             tables: HashMap::new(),
@@ -309,8 +295,7 @@ impl Reader {
             file,
             txn: None,
             streamed: false,
-            copy_rx: setup.copies,
-            merge: Merge::default(),
+            copies: CopyMerge::new(setup.copies),
             copy_origin: "snapshot".into(),
             persist: setup.persist,
             leased: setup.leased,
@@ -341,7 +326,8 @@ impl Reader {
             // A half-read transaction is read again whole after reconnecting.
             self.txn = None;
             match result {
-                Ok(()) => return Ok(()),
+                // The index task reports its own failure; a stop is a stop.
+                Ok(()) | Err(ReaderError::IndicesGone) => return Ok(()),
                 Err(e) if e.is_transient() => {
                     let delay = backoff.next_delay();
                     warn!(error = %e, position = %self.state.position, retry_in = ?delay, "Replication stream lost, reconnecting.");
@@ -386,8 +372,8 @@ impl Reader {
             self.state.version = self.state.version.max(self.leased);
             self.tables.clear();
             // Snapshot positions of the old server mean nothing on the new one.
-            self.merge.invalidate_all();
-            self.emit_ready().await?;
+            self.copies.invalidate_all();
+            self.between(None).await;
         }
         let heartbeat = self.config.mysql.heartbeat_interval;
         let ns = heartbeat.as_nanos().min(u128::from(u64::MAX));
@@ -440,8 +426,8 @@ impl Reader {
             let next = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => return Ok(()),
-                Some(req) = recv_copy(&mut self.copy_rx), if between => {
-                    self.on_copy(req).await?;
+                req = self.copies.request(), if between => {
+                    self.between(Some(req)).await;
                     continue;
                 }
                 n = tokio::time::timeout(silence, stream.next()) => n,
@@ -468,8 +454,8 @@ impl Reader {
             self.progress.touch();
             self.handle(&event).await?;
             // Only when a chunk waits: the check costs a position per event otherwise.
-            if self.txn.is_none() && self.merge.has_pending() {
-                self.emit_ready().await?;
+            if self.txn.is_none() && self.copies.has_pending() {
+                self.between(None).await;
             }
         }
     }
@@ -479,75 +465,69 @@ impl Reader {
         BinlogPosition::new(self.file.as_ref(), self.outer_end)
     }
 
-    async fn on_copy(&mut self, req: CopyRequest) -> Result<(), ReaderError> {
-        match req {
-            CopyRequest::Open { db, table, reply } => {
-                let window = self.merge.open(db, table);
-                let _ = reply.send(Opened {
-                    window,
-                    position: self.reading_position(),
-                    version: self.state.version,
-                    tickets: self.sent,
-                });
-            }
-            CopyRequest::Chunk(chunk) => {
-                self.merge.push(chunk);
-                self.emit_ready().await?;
-            }
-            CopyRequest::Close(window) => self.merge.close(window),
+    /// Between two transactions: hands the copy side a worker's request, if any, and
+    /// routes the copied chunks now due, each as a ticket of its own at the current
+    /// position and version (see [`crate::snapshot::merge`]).
+    async fn between(&mut self, request: Option<CopyRequest>) {
+        if self.txn.is_some() && request.is_none() {
+            return;
         }
-        Ok(())
+        let point = StreamPoint {
+            position: self.reading_position(),
+            version: self.state.version,
+            tickets: self.sent,
+        };
+        for chunk in self.copies.between(request, &point) {
+            if !self.route_chunk(chunk).await {
+                return;
+            }
+        }
     }
 
-    /// Emits the copied chunks whose snapshot position the stream has reached, each as a
-    /// ticket of its own at the current position and version (see [`merge`]).
-    async fn emit_ready(&mut self) -> Result<(), ReaderError> {
-        if self.txn.is_some() {
-            return Ok(());
-        }
-        let here = self.reading_position();
-        for mut chunk in self.merge.ready(&here) {
-            let Some(skipped) = self.merge.filter(&mut chunk) else {
-                let _ = chunk.reply.send(ChunkOutcome::Invalidated);
-                continue;
-            };
-            let routed = chunk.docs.len();
-            debug!(at = %chunk.at, here = %here, routed, skipped, "Copied chunk merged.");
-            let (token, done) = AckToken::open();
-            let origin = Origin {
-                file: Arc::clone(&self.copy_origin),
-                pos: 0,
-            };
-            for (id, op) in chunk.docs.drain(..) {
-                let change = Change {
-                    key: DocKey {
-                        index: Arc::clone(&chunk.index),
-                        id,
-                    },
-                    op,
-                    version: self.state.version,
-                    origin: origin.clone(),
-                    ack: token.clone(),
-                };
-                if !self.route_change(change).await {
-                    return Ok(());
-                }
-            }
-            token.resolve(TxnStatus::Delivered);
-            let ticket = TxnTicket {
-                end: self.state.position.clone(),
-                gtid: TxnGtid::None,
+    /// Routes one copied chunk; `false` when stopped first.
+    async fn route_chunk(&mut self, chunk: DueChunk) -> bool {
+        let DueChunk {
+            index,
+            docs,
+            mark,
+            skipped,
+            reply,
+        } = chunk;
+        let routed = docs.len();
+        let (token, done) = AckToken::open();
+        let origin = Origin {
+            file: Arc::clone(&self.copy_origin),
+            pos: 0,
+        };
+        for (id, op) in docs {
+            let change = Change {
+                key: DocKey {
+                    index: Arc::clone(&index),
+                    id,
+                },
+                op,
                 version: self.state.version,
-                done: Some(done),
-                server: Arc::clone(&self.identity),
-                timestamp: 0,
-                copy: chunk.mark.take(),
-                xa: None,
+                origin: origin.clone(),
+                ack: token.clone(),
             };
-            self.send_ticket(ticket).await;
-            let _ = chunk.reply.send(ChunkOutcome::Emitted { routed, skipped });
+            if !self.route_change(change).await {
+                return false;
+            }
         }
-        Ok(())
+        token.resolve(TxnStatus::Delivered);
+        let ticket = TxnTicket {
+            end: self.state.position.clone(),
+            gtid: TxnGtid::None,
+            version: self.state.version,
+            done: Some(done),
+            server: Arc::clone(&self.identity),
+            timestamp: 0,
+            copy: mark,
+            xa: None,
+        };
+        self.send_ticket(ticket).await;
+        let _ = reply.send(ChunkOutcome::Emitted { routed, skipped });
+        true
     }
 
     fn refused_or_conn(&self, e: mysql_async::Error) -> ReaderError {
@@ -904,15 +884,15 @@ impl Reader {
             Err(e) => return Err(serr(e)),
         };
         schema::clear_keyless(&schema.qualified());
-        self.indices
-            .ensure(&schema)
-            .await
-            .map_err(|source| ReaderError::Index {
-                position: self.here(),
-                source: Box::new(source),
-            })?;
+        let schema = Arc::new(schema);
+        let at = format!("binlog position {}", self.here());
+        let prepared = tokio::select! {
+            p = self.indices.prepare(Arc::clone(&schema), at) => p,
+            _ = self.stop.cancelled() => None,
+        };
+        prepared.ok_or(ReaderError::IndicesGone)?;
         debug!(table = %schema.qualified(), index = %schema.index, "Table map.");
-        self.tables.insert(id, (tme, Some(Arc::new(schema))));
+        self.tables.insert(id, (tme, Some(schema)));
         Ok(())
     }
 
@@ -1024,13 +1004,11 @@ impl Reader {
             origin,
             changes,
         } = rows;
-        if !self.merge.is_idle() {
-            self.merge.record(
-                &schema.db,
-                &schema.table,
-                changes.iter().map(|(id, _)| id.as_str()),
-            );
-        }
+        self.copies.record(
+            &schema.db,
+            &schema.table,
+            changes.iter().map(|(id, _)| id.as_str()),
+        );
         let Some(version) = self.txn.as_ref().map(|t| t.version) else {
             return Ok(());
         };
@@ -1054,30 +1032,6 @@ impl Reader {
         }
         Ok(())
     }
-}
-
-/// The next copy request, or never when there is no copy channel (or it closed).
-async fn recv_copy(rx: &mut Option<mpsc::Receiver<CopyRequest>>) -> Option<CopyRequest> {
-    match rx {
-        Some(r) => match r.recv().await {
-            Some(req) => Some(req),
-            None => {
-                *rx = None;
-                std::future::pending().await
-            }
-        },
-        None => std::future::pending().await,
-    }
-}
-
-/// Percent-encodes an index name for a URL path.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Lower-case hyphenated UUID text of a 16-byte source id.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use super::{Reader, ReaderError, ddl, urlencode};
+use super::{Reader, ReaderError, ddl};
 use crate::checkpoint::{TxnGtid, TxnTicket, XaMark, Xid};
 
 impl Reader {
@@ -37,7 +37,7 @@ impl Reader {
             ddl::Ddl::Recopy(ts) => ("ALTER TABLE", Vec::new(), ts),
         };
         for (db, t) in gone.iter().chain(&recopy) {
-            self.merge.invalidate(db, t);
+            self.copies.invalidate(db, t);
         }
         // A table that is gone and comes back in the same statement (a rename swap, as
         // online schema-change tools do) keeps its documents: its copy's sweep removes the
@@ -79,8 +79,10 @@ impl Reader {
                     "The index is shared with other tables, so this table's documents cannot be told apart and were NOT removed; delete them by hand or give the table its own index.");
                 continue;
             }
-            let Some(deleted) = self.delete_all(&index).await? else {
-                return Ok(None);
+            let at = format!("binlog position {}", self.here());
+            let deleted = tokio::select! {
+                d = self.indices.clear(index.clone(), at) => d.ok_or(ReaderError::IndicesGone)?,
+                _ = self.stop.cancelled() => return Ok(None),
             };
             info!(statement = verb, table = %table, index = %index, deleted, position = %self.here(), "Removed the table's documents.");
         }
@@ -165,113 +167,23 @@ impl Reader {
                 .replace("{db}", db)
                 .replace("{table}", "*")
                 .to_lowercase();
-            let path = format!("/{}/_mapping", urlencode_glob(&pattern));
-            let Some(mappings) = self
-                .es_retry(&path, elasticsearch::http::Method::Get, None)
-                .await?
-            else {
-                return Ok(None);
+            let at = format!("binlog position {}", self.here());
+            let created = tokio::select! {
+                t = self.indices.created_tables(pattern, at) => t.ok_or(ReaderError::IndicesGone)?,
+                _ = self.stop.cancelled() => return Ok(None),
             };
             let prefix = format!("{db}.");
-            for meta in mappings
-                .as_object()
-                .into_iter()
-                .flat_map(|m| m.values())
-                .map(|v| &v["mappings"]["_meta"])
-                .filter(|m| m["created_by"].as_str() == Some(crate::writer::index::CREATED_BY))
+            for table in created
+                .iter()
+                .filter_map(|t| t.strip_prefix(prefix.as_str()))
+                .filter(|t| crate::config::glob(pt, t))
             {
-                if let Some(table) = meta["source_table"]
-                    .as_str()
-                    .and_then(|t| t.strip_prefix(prefix.as_str()))
-                    && crate::config::glob(pt, table)
-                {
-                    out.push((db.to_owned(), table.to_owned()));
-                }
+                out.push((db.to_owned(), table.to_owned()));
             }
         }
         out.sort();
         out.dedup();
         Ok(Some(out))
-    }
-
-    /// One JSON request to Elasticsearch, retried with backoff while the answer is a
-    /// connection failure, 429 or 5xx. 404 answers `{}`. `None` when stopped first.
-    pub(super) async fn es_retry(
-        &mut self,
-        path: &str,
-        method: elasticsearch::http::Method,
-        body: Option<&serde_json::Value>,
-    ) -> Result<Option<serde_json::Value>, ReaderError> {
-        let mut backoff = crate::writer::retry::Backoff::new(
-            self.config.writer.retry_initial_ms,
-            self.config.writer.retry_max_ms,
-        );
-        loop {
-            let sent = tokio::select! {
-                r = self.es.json(method, path, body) => r,
-                _ = self.stop.cancelled() => return Ok(None),
-            };
-            let error = match sent {
-                Ok((status, v)) if (200..300).contains(&status) => return Ok(Some(v)),
-                Ok((404, _)) => return Ok(Some(serde_json::json!({}))),
-                Ok((status, v)) if status != 429 && status < 500 => {
-                    return Err(ReaderError::Event {
-                        position: self.here(),
-                        message: format!("Elasticsearch refused `{path}` (HTTP {status}): {v}"),
-                    });
-                }
-                Ok((status, v)) => format!("HTTP {status}: {v}"),
-                Err(e) => e.to_string(),
-            };
-            let delay = backoff.next_delay();
-            warn!(path, error = %error, retry_in = ?delay, "Elasticsearch request failed, retrying.");
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.stop.cancelled() => return Ok(None),
-            }
-        }
-    }
-
-    /// Deletes every document of `index`: refreshes it first (so documents acknowledged
-    /// within the refresh interval are found), then deletes by query until an answer
-    /// reports no failure and no version conflict. Returns how many were deleted, or
-    /// `None` when stopped first.
-    pub(super) async fn delete_all(&mut self, index: &str) -> Result<Option<u64>, ReaderError> {
-        let name = urlencode(index);
-        let refresh = format!("/{name}/_refresh");
-        let delete = format!("/{name}/_delete_by_query?conflicts=proceed&refresh=true");
-        let query = serde_json::json!({"query": {"match_all": {}}});
-        let mut deleted = 0;
-        let mut backoff = crate::writer::retry::Backoff::new(
-            self.config.writer.retry_initial_ms,
-            self.config.writer.retry_max_ms,
-        );
-        loop {
-            if self
-                .es_retry(&refresh, elasticsearch::http::Method::Post, None)
-                .await?
-                .is_none()
-            {
-                return Ok(None);
-            }
-            let Some(answer) = self
-                .es_retry(&delete, elasticsearch::http::Method::Post, Some(&query))
-                .await?
-            else {
-                return Ok(None);
-            };
-            deleted += answer["deleted"].as_u64().unwrap_or(0);
-            let Some(left) = delete_leftovers(&answer) else {
-                return Ok(Some(deleted));
-            };
-            let delay = backoff.next_delay();
-            warn!(index, left = %left, retry_in = ?delay,
-                "Deleting the documents left some behind, deleting again.");
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.stop.cancelled() => return Ok(None),
-            }
-        }
     }
 
     /// Ends the group of an `XA PREPARE`: its rows wait for the XA transaction's end.
@@ -329,50 +241,5 @@ impl Reader {
         }
         self.commit().await;
         Ok(())
-    }
-}
-
-/// What a `_delete_by_query` answer says it left behind (version conflicts, failures,
-/// a time-out), or `None` when it deleted everything it found. A 200 answer can carry
-/// any of these, so the status alone does not tell.
-fn delete_leftovers(answer: &serde_json::Value) -> Option<String> {
-    let conflicts = answer["version_conflicts"].as_u64().unwrap_or(0);
-    let failures = answer["failures"].as_array().map_or(0, Vec::len);
-    let timed_out = answer["timed_out"].as_bool().unwrap_or(false);
-    (conflicts > 0 || failures > 0 || timed_out).then(|| {
-        format!("{conflicts} version conflicts, {failures} failures, timed_out={timed_out}")
-    })
-}
-
-/// Percent-encodes an index pattern for a URL path, keeping its `*` wildcards.
-fn urlencode_glob(s: &str) -> String {
-    s.split('*').map(urlencode).collect::<Vec<_>>().join("*")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn delete_answers_with_leftovers_are_retried() {
-        let clean =
-            json!({"deleted": 3, "version_conflicts": 0, "failures": [], "timed_out": false});
-        assert_eq!(delete_leftovers(&clean), None);
-        // Older servers may leave fields out: nothing reported means nothing left.
-        assert_eq!(delete_leftovers(&json!({"deleted": 0})), None);
-        for leftover in [
-            json!({"deleted": 2, "version_conflicts": 1, "failures": []}),
-            json!({"deleted": 2, "failures": [{"cause": {"type": "es_rejected_execution_exception"}}]}),
-            json!({"deleted": 2, "timed_out": true}),
-        ] {
-            assert!(delete_leftovers(&leftover).is_some(), "{leftover}");
-        }
-    }
-
-    #[test]
-    fn index_patterns_keep_their_wildcards() {
-        assert_eq!(urlencode_glob("shop-*"), "shop-*");
-        assert_eq!(urlencode_glob("a b*c/d"), "a%20b*c%2Fd");
     }
 }

@@ -54,7 +54,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::checkpoint::Flavor;
 use crate::position::{BinlogPosition, GtidState};
-use crate::reader::merge::reached;
+use crate::snapshot::merge::reached;
 
 /// How long the MySQL path waits for the GTIDs owned when a window opened before it tries a
 /// new window (and logs why at debug level).

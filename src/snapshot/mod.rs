@@ -4,7 +4,7 @@
 //!
 //! Each table is read in primary-key order in chunks (keyset pagination) inside short
 //! consistent snapshots, between a low and a high watermark ([`consistent`]); the chunks are
-//! merged into the stream by the reader (see [`crate::reader::merge`]), so they go through
+//! merged into the stream by the reader (see [`crate::snapshot::merge`]), so they go through
 //! the same lanes, versions and checkpoint as streamed changes. Progress (the last key of the
 //! last acknowledged chunk) is committed in the checkpoint with the chunk, so a restart
 //! resumes after it; a chunk in flight at a crash is read and sent again, idempotently
@@ -15,6 +15,7 @@
 //! rows no longer exist (deleted while binlog2es was away, e.g. behind a purged binlog).
 
 pub mod consistent;
+pub mod merge;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -34,13 +35,13 @@ use crate::config::Config;
 use crate::decode::RowDecoder;
 use crate::ordering::Op;
 use crate::position::{BinlogPosition, Version};
-use crate::reader::connect::MysqlSource;
-use crate::reader::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened};
 use crate::reader::schema::TableSchema;
 use crate::scan;
+use crate::snapshot::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened};
+use crate::source::MysqlSource;
 use crate::telemetry::metrics;
 use crate::writer::EsClient;
-use crate::writer::index::IndexManager;
+use crate::writer::indices::Indices;
 use consistent::ViewError;
 use elasticsearch::http::Method;
 
@@ -54,14 +55,6 @@ pub enum SnapshotError {
         table: String,
         /// What is wrong and how to fix it.
         message: String,
-    },
-    /// The target index cannot be prepared.
-    #[error("cannot copy `{table}`: {source}")]
-    Index {
-        /// `db.table`.
-        table: String,
-        /// Why.
-        source: Box<crate::writer::WriterError>,
     },
 }
 
@@ -87,8 +80,10 @@ pub struct CopySetup {
     pub source: MysqlSource,
     /// Server flavour (decides how a snapshot is opened).
     pub flavor: Flavor,
-    /// Sink client (index creation, the final sweep).
+    /// Sink client (the final sweep).
     pub es: EsClient,
+    /// The sink's index task (a table's index is ready before its first chunk).
+    pub indices: Indices,
     /// Requests to the reader.
     pub reader: mpsc::Sender<CopyRequest>,
     /// The committed checkpoint (copies resume from it; the sweep waits on it).
@@ -273,6 +268,7 @@ struct Worker {
     source: MysqlSource,
     flavor: Flavor,
     es: EsClient,
+    indices: Indices,
     reader: mpsc::Sender<CopyRequest>,
     committed: watch::Receiver<Checkpoint>,
     stop: CancellationToken,
@@ -286,6 +282,7 @@ impl Worker {
             source: setup.source.clone(),
             flavor: setup.flavor,
             es: setup.es.clone(),
+            indices: setup.indices.clone(),
             reader: setup.reader.clone(),
             committed: setup.committed.clone(),
             stop: setup.stop.clone(),
@@ -438,20 +435,12 @@ impl Worker {
                 scan::SchemaReadError::Query { source, .. } => Interrupt::from(source),
                 scan::SchemaReadError::Table(m) => fatal(m),
             })?;
-        IndexManager::new(self.es.clone(), Arc::clone(&self.config))
-            .with_stop(self.stop.clone())
-            .ensure(&schema)
+        let schema = Arc::new(schema);
+        // A failure ends the index task, which reports it; this copy just stops.
+        self.indices
+            .prepare(Arc::clone(&schema), format!("the copy of `{name}`"))
             .await
-            .map_err(|source| {
-                if self.stop.is_cancelled() {
-                    Interrupt::Stopped
-                } else {
-                    Interrupt::Fatal(SnapshotError::Index {
-                        table: name.clone(),
-                        source: Box::new(source),
-                    })
-                }
-            })?;
+            .ok_or(Interrupt::Stopped)?;
         let estimate = estimate.unwrap_or(0).saturating_sub(copy.rows);
         self.counters
             .expected

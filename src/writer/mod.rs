@@ -20,6 +20,7 @@ pub mod bulk;
 pub mod client;
 pub mod dead_letter;
 pub mod index;
+pub mod indices;
 pub mod response;
 pub mod retry;
 
@@ -124,6 +125,22 @@ pub enum WriterError {
         index: String,
         /// Last transient error.
         last: String,
+    },
+    /// A table's index could not be prepared for its documents.
+    #[error("at {at}: {source}")]
+    Prepare {
+        /// Where the request came from (a binlog position, a copy).
+        at: String,
+        /// What failed.
+        source: Box<WriterError>,
+    },
+    /// Elasticsearch refused a request a statement needs (TRUNCATE, DROP).
+    #[error("at {at}: {message}")]
+    Statement {
+        /// Where the statement was read.
+        at: String,
+        /// What was refused.
+        message: String,
     },
     /// The sink's response did not match the request.
     #[error("{0}")]

@@ -24,7 +24,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
 
 use crate::checkpoint::CopyMark;
 use crate::ordering::Op;
@@ -123,7 +124,7 @@ struct Window {
 
 /// Open windows and the chunks waiting for the stream to reach their position.
 #[derive(Debug, Default)]
-pub struct Merge {
+struct Merge {
     next_id: WindowId,
     windows: HashMap<WindowId, Window>,
     pending: Vec<CopyChunk>,
@@ -149,8 +150,9 @@ impl Merge {
         self.next_id
     }
 
-    /// Open windows (for tests and metrics).
-    pub fn open_windows(&self) -> usize {
+    /// Open windows.
+    #[cfg(test)]
+    fn open_windows(&self) -> usize {
         self.windows.len()
     }
 
@@ -240,6 +242,133 @@ impl Merge {
             self.windows.remove(&chunk.window);
         }
         Some(skipped)
+    }
+}
+
+/// Where the reader stands when it calls [`CopyMerge::between`]: between two transactions.
+#[derive(Debug, Clone)]
+pub struct StreamPoint {
+    /// The end of the last event read.
+    pub position: BinlogPosition,
+    /// The version of the last transaction read.
+    pub version: Version,
+    /// Tickets the reader has sent to the tracker.
+    pub tickets: u64,
+}
+
+/// A chunk whose place in the stream has come: the reader routes `docs` with its current
+/// version, commits `mark` on a ticket of its own, then answers `reply` with
+/// [`ChunkOutcome::Emitted`].
+#[derive(Debug)]
+pub struct DueChunk {
+    /// Target index.
+    pub index: Arc<str>,
+    /// The documents the stream did not change since the window opened.
+    pub docs: Vec<(String, Op)>,
+    /// Progress committed with the chunk.
+    pub mark: Option<CopyMark>,
+    /// Rows left to the stream.
+    pub skipped: usize,
+    /// The copy worker waiting for the outcome.
+    pub reply: oneshot::Sender<ChunkOutcome>,
+}
+
+/// The copy side of the stream, as the reader sees it: the workers' requests, the open
+/// windows and the chunks waiting for their place. The reader records the ids it routes
+/// ([`CopyMerge::record`]) and, between transactions, calls [`CopyMerge::between`].
+#[derive(Debug, Default)]
+pub struct CopyMerge {
+    requests: Option<mpsc::Receiver<CopyRequest>>,
+    merge: Merge,
+}
+
+impl CopyMerge {
+    /// Merges the copies that send requests on `requests` (`None`: nothing is copied).
+    pub fn new(requests: Option<mpsc::Receiver<CopyRequest>>) -> Self {
+        Self {
+            requests,
+            merge: Merge::default(),
+        }
+    }
+
+    /// The next worker request; pending forever once none can come.
+    pub async fn request(&mut self) -> CopyRequest {
+        if let Some(rx) = self.requests.as_mut() {
+            if let Some(request) = rx.recv().await {
+                return request;
+            }
+            // The copy coordinator is gone: nothing more will be copied.
+            self.requests = None;
+        }
+        std::future::pending().await
+    }
+
+    /// The hook the reader calls between transactions: applies a worker's request, if
+    /// any, and returns the chunks due at `point`. Chunks of invalidated windows are
+    /// answered [`ChunkOutcome::Invalidated`] here and not returned.
+    pub fn between(&mut self, request: Option<CopyRequest>, point: &StreamPoint) -> Vec<DueChunk> {
+        match request {
+            Some(CopyRequest::Open { db, table, reply }) => {
+                let window = self.merge.open(db, table);
+                let _ = reply.send(Opened {
+                    window,
+                    position: point.position.clone(),
+                    version: point.version,
+                    tickets: point.tickets,
+                });
+                return Vec::new();
+            }
+            Some(CopyRequest::Close(window)) => {
+                self.merge.close(window);
+                return Vec::new();
+            }
+            Some(CopyRequest::Chunk(chunk)) => self.merge.push(chunk),
+            None => {}
+        }
+        let mut due = Vec::new();
+        for mut chunk in self.merge.ready(&point.position) {
+            let Some(skipped) = self.merge.filter(&mut chunk) else {
+                let _ = chunk.reply.send(ChunkOutcome::Invalidated);
+                continue;
+            };
+            debug!(at = %chunk.at, here = %point.position, routed = chunk.docs.len(), skipped, "Copied chunk merged.");
+            due.push(DueChunk {
+                index: chunk.index,
+                docs: chunk.docs,
+                mark: chunk.mark,
+                skipped,
+                reply: chunk.reply,
+            });
+        }
+        due
+    }
+
+    /// Whether a chunk waits for the stream (the reader then calls
+    /// [`CopyMerge::between`] after each transaction).
+    pub fn has_pending(&self) -> bool {
+        self.merge.has_pending()
+    }
+
+    /// Records that the stream changed these documents of `db.table`.
+    pub fn record<'a>(
+        &mut self,
+        db: &str,
+        table: &str,
+        ids: impl Iterator<Item = &'a str> + Clone,
+    ) {
+        if !self.merge.is_idle() {
+            self.merge.record(db, table, ids);
+        }
+    }
+
+    /// A statement emptied or replaced `db.table`: chunks of its open windows are refused.
+    pub fn invalidate(&mut self, db: &str, table: &str) {
+        self.merge.invalidate(db, table);
+    }
+
+    /// The server changed: every open window and waiting chunk is refused.
+    pub fn invalidate_all(&mut self) {
+        self.merge.invalidate_all();
     }
 }
 

@@ -1,0 +1,316 @@
+//! Whole-index work on the sink side: preparing a table's index before its first document,
+//! deleting every document of a table's index (TRUNCATE, DROP), and listing the tables
+//! whose indices binlog2es created (DROP DATABASE under a wildcard rule).
+//!
+//! The reader and the copy workers ask for it with an [`IndexRequest`] on a bounded queue
+//! and wait for the answer before they route anything that depends on it, so this work is
+//! ordered with the changes around it. One task serves the queue ([`serve`]); a failure it
+//! cannot retry ends that task, and with it the run, with the error: the requester only
+//! sees its answer dropped and stops.
+
+use std::sync::Arc;
+
+use elasticsearch::http::Method;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::index::{CREATED_BY, IndexManager};
+use super::retry::Backoff;
+use super::{EsClient, WriterError};
+use crate::config::Config;
+use crate::reader::schema::TableSchema;
+
+/// Requests waiting for the index task; the requesters wait for each answer anyway.
+const QUEUE: usize = 16;
+
+/// Work on whole indices, answered when done.
+#[derive(Debug)]
+pub enum IndexRequest {
+    /// Make the table's index ready for its documents (create, or add fields).
+    Prepare {
+        /// The table.
+        schema: Arc<TableSchema>,
+        /// Where the request comes from, for the error message (a binlog position, a copy).
+        at: String,
+        /// Answered once the index is ready.
+        done: oneshot::Sender<()>,
+    },
+    /// Delete every document of `index`.
+    Clear {
+        /// The index.
+        index: String,
+        /// Where the request comes from.
+        at: String,
+        /// Answered with how many documents were deleted.
+        done: oneshot::Sender<u64>,
+    },
+    /// The `_meta.source_table` of every index matching `pattern` that binlog2es created.
+    CreatedTables {
+        /// An index name pattern with `*` wildcards.
+        pattern: String,
+        /// Where the request comes from.
+        at: String,
+        /// Answered with the `db.table` names.
+        done: oneshot::Sender<Vec<String>>,
+    },
+}
+
+/// The requesters' side of the index task; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Indices {
+    tx: mpsc::Sender<IndexRequest>,
+}
+
+impl Indices {
+    /// A handle and the queue [`serve`] reads.
+    pub fn channel() -> (Self, mpsc::Receiver<IndexRequest>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Self { tx }, rx)
+    }
+
+    /// Prepares the table's index; `None` when the index task ended (stopped or failed).
+    pub async fn prepare(&self, schema: Arc<TableSchema>, at: String) -> Option<()> {
+        self.ask(|done| IndexRequest::Prepare { schema, at, done })
+            .await
+    }
+
+    /// Deletes every document of `index`; how many, or `None` when the task ended.
+    pub async fn clear(&self, index: String, at: String) -> Option<u64> {
+        self.ask(|done| IndexRequest::Clear { index, at, done })
+            .await
+    }
+
+    /// The source tables of the indices binlog2es created among those matching
+    /// `pattern`; `None` when the task ended.
+    pub async fn created_tables(&self, pattern: String, at: String) -> Option<Vec<String>> {
+        self.ask(|done| IndexRequest::CreatedTables { pattern, at, done })
+            .await
+    }
+
+    async fn ask<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> IndexRequest) -> Option<T> {
+        let (done, answer) = oneshot::channel();
+        self.tx.send(request(done)).await.ok()?;
+        answer.await.ok()
+    }
+}
+
+/// Serves index requests until every requester is gone or `stop` fires (Ok; a request
+/// then in progress stays unanswered), or a request fails (Err).
+///
+/// # Errors
+/// Elasticsearch refused a mapping, a deletion or a listing, retries were exhausted, or
+/// `stop` fired while an index could not be prepared ([`WriterError::Prepare`],
+/// [`WriterError::Statement`]).
+pub async fn serve(
+    mut rx: mpsc::Receiver<IndexRequest>,
+    client: EsClient,
+    config: Arc<Config>,
+    stop: CancellationToken,
+) -> Result<(), WriterError> {
+    let mut manager =
+        IndexManager::new(client.clone(), Arc::clone(&config)).with_stop(stop.clone());
+    let http = Http {
+        client,
+        config,
+        stop,
+    };
+    loop {
+        let request = tokio::select! {
+            biased;
+            // Whoever waits for an answer stops too.
+            _ = http.stop.cancelled() => return Ok(()),
+            r = rx.recv() => match r {
+                Some(request) => request,
+                None => return Ok(()),
+            },
+        };
+        match request {
+            IndexRequest::Prepare { schema, at, done } => match manager.ensure(&schema).await {
+                Ok(()) => {
+                    let _ = done.send(());
+                }
+                Err(source) => {
+                    return Err(WriterError::Prepare {
+                        at,
+                        source: Box::new(source),
+                    });
+                }
+            },
+            IndexRequest::Clear { index, at, done } => match http.clear(&index, &at).await? {
+                Some(deleted) => {
+                    let _ = done.send(deleted);
+                }
+                None => return Ok(()),
+            },
+            IndexRequest::CreatedTables { pattern, at, done } => {
+                let path = format!("/{}/_mapping", urlencode_glob(&pattern));
+                let Some(mappings) = http.json(Method::Get, &path, None, &at).await? else {
+                    return Ok(());
+                };
+                let _ = done.send(created_tables(&mappings));
+            }
+        }
+    }
+}
+
+/// Requests retried with the writer's backoff until answered or stopped.
+struct Http {
+    client: EsClient,
+    config: Arc<Config>,
+    stop: CancellationToken,
+}
+
+impl Http {
+    /// Refreshes `index` (so documents acknowledged within the refresh interval are found),
+    /// then deletes by query until an answer reports no failure and no version conflict.
+    /// How many were deleted, or `None` when stopped first.
+    async fn clear(&self, index: &str, at: &str) -> Result<Option<u64>, WriterError> {
+        let name = urlencode(index);
+        let refresh = format!("/{name}/_refresh");
+        let delete = format!("/{name}/_delete_by_query?conflicts=proceed&refresh=true");
+        let query = json!({"query": {"match_all": {}}});
+        let mut deleted = 0;
+        let mut backoff = self.backoff();
+        loop {
+            if self.json(Method::Post, &refresh, None, at).await?.is_none() {
+                return Ok(None);
+            }
+            let Some(answer) = self.json(Method::Post, &delete, Some(&query), at).await? else {
+                return Ok(None);
+            };
+            deleted += answer["deleted"].as_u64().unwrap_or(0);
+            let Some(left) = delete_leftovers(&answer) else {
+                return Ok(Some(deleted));
+            };
+            let delay = backoff.next_delay();
+            warn!(index, left = %left, retry_in = ?delay,
+                "Deleting the documents left some behind, deleting again.");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.cancelled() => return Ok(None),
+            }
+        }
+    }
+
+    /// One JSON request, retried while the answer is a connection failure, 429 or 5xx.
+    /// 404 answers `{}`. `None` when stopped first.
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        at: &str,
+    ) -> Result<Option<Value>, WriterError> {
+        let mut backoff = self.backoff();
+        loop {
+            let sent = tokio::select! {
+                r = self.client.json(method, path, body) => r,
+                _ = self.stop.cancelled() => return Ok(None),
+            };
+            let error = match sent {
+                Ok((status, v)) if (200..300).contains(&status) => return Ok(Some(v)),
+                Ok((404, _)) => return Ok(Some(json!({}))),
+                Ok((status, v)) if status != 429 && status < 500 => {
+                    return Err(WriterError::Statement {
+                        at: at.to_owned(),
+                        message: format!("Elasticsearch refused `{path}` (HTTP {status}): {v}"),
+                    });
+                }
+                Ok((status, v)) => format!("HTTP {status}: {v}"),
+                Err(e) => e.to_string(),
+            };
+            let delay = backoff.next_delay();
+            warn!(path, error = %error, retry_in = ?delay, "Elasticsearch request failed, retrying.");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stop.cancelled() => return Ok(None),
+            }
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(
+            self.config.writer.retry_initial_ms,
+            self.config.writer.retry_max_ms,
+        )
+    }
+}
+
+/// The `_meta.source_table` of every index in a `_mapping` answer that binlog2es created.
+fn created_tables(mappings: &Value) -> Vec<String> {
+    mappings
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .map(|v| &v["mappings"]["_meta"])
+        .filter(|m| m["created_by"].as_str() == Some(CREATED_BY))
+        .filter_map(|m| m["source_table"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// What a `_delete_by_query` answer says it left behind (version conflicts, failures,
+/// a time-out), or `None` when it deleted everything it found. A 200 answer can carry
+/// any of these, so the status alone does not tell.
+fn delete_leftovers(answer: &Value) -> Option<String> {
+    let conflicts = answer["version_conflicts"].as_u64().unwrap_or(0);
+    let failures = answer["failures"].as_array().map_or(0, Vec::len);
+    let timed_out = answer["timed_out"].as_bool().unwrap_or(false);
+    (conflicts > 0 || failures > 0 || timed_out).then(|| {
+        format!("{conflicts} version conflicts, {failures} failures, timed_out={timed_out}")
+    })
+}
+
+/// Percent-encodes an index name for a URL path.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Percent-encodes an index pattern for a URL path, keeping its `*` wildcards.
+fn urlencode_glob(s: &str) -> String {
+    s.split('*').map(urlencode).collect::<Vec<_>>().join("*")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_answers_with_leftovers_are_retried() {
+        let clean =
+            json!({"deleted": 3, "version_conflicts": 0, "failures": [], "timed_out": false});
+        assert_eq!(delete_leftovers(&clean), None);
+        // Older servers may leave fields out: nothing reported means nothing left.
+        assert_eq!(delete_leftovers(&json!({"deleted": 0})), None);
+        for leftover in [
+            json!({"deleted": 2, "version_conflicts": 1, "failures": []}),
+            json!({"deleted": 2, "failures": [{"cause": {"type": "es_rejected_execution_exception"}}]}),
+            json!({"deleted": 2, "timed_out": true}),
+        ] {
+            assert!(delete_leftovers(&leftover).is_some(), "{leftover}");
+        }
+    }
+
+    #[test]
+    fn index_patterns_keep_their_wildcards() {
+        assert_eq!(urlencode_glob("shop-*"), "shop-*");
+        assert_eq!(urlencode_glob("a b*c/d"), "a%20b*c%2Fd");
+    }
+
+    #[test]
+    fn only_indices_binlog2es_created_name_tables() {
+        let mappings = json!({
+            "ours": {"mappings": {"_meta": {"created_by": CREATED_BY, "source_table": "shop.a"}}},
+            "foreign": {"mappings": {"_meta": {"created_by": "someone", "source_table": "shop.b"}}},
+            "bare": {"mappings": {}},
+        });
+        assert_eq!(created_tables(&mappings), vec!["shop.a".to_owned()]);
+        assert!(created_tables(&json!({})).is_empty());
+    }
+}
