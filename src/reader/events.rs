@@ -120,21 +120,16 @@ pub fn rotate_file_name(raw: &[u8], requested: &str) -> String {
 /// would silently lose the transaction's rows.
 ///
 /// # Errors
-/// A message saying what is wrong with the payload.
-pub fn check_payload(event: &mysql_common::binlog::events::Event) -> Result<(), String> {
+/// What is wrong with the payload.
+pub fn check_payload(event: &mysql_common::binlog::events::Event) -> Result<(), PayloadError> {
     use std::io::Read;
-    let payload: mysql_common::binlog::events::TransactionPayloadEvent<'_> = event
-        .read_event()
-        .map_err(|e| format!("unreadable transaction payload event: {e}"))?;
-    let mut reader = payload
-        .decompressed()
-        .map_err(|e| format!("cannot inflate transaction payload: {e}"))?;
+    let payload: mysql_common::binlog::events::TransactionPayloadEvent<'_> =
+        event.read_event().map_err(PayloadError::Unreadable)?;
+    let mut reader = payload.decompressed().map_err(PayloadError::Inflate)?;
     let mut sink = [0u8; 64 * 1024];
     let mut total: u64 = 0;
     loop {
-        let n = reader
-            .read(&mut sink)
-            .map_err(|e| format!("cannot inflate transaction payload: {e}"))?;
+        let n = reader.read(&mut sink).map_err(PayloadError::Inflate)?;
         if n == 0 {
             break;
         }
@@ -142,11 +137,28 @@ pub fn check_payload(event: &mysql_common::binlog::events::Event) -> Result<(), 
     }
     let declared = payload.uncompressed_size();
     if declared != 0 && total != declared {
-        return Err(format!(
-            "transaction payload inflates to {total} bytes, its header says {declared}"
-        ));
+        return Err(PayloadError::Size { total, declared });
     }
     Ok(())
+}
+
+/// A compressed transaction that cannot be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    /// The event itself is malformed.
+    #[error("unreadable transaction payload event: {0}")]
+    Unreadable(std::io::Error),
+    /// The compressed stream is corrupt.
+    #[error("cannot inflate transaction payload: {0}")]
+    Inflate(std::io::Error),
+    /// The payload inflates to another size than its header declares.
+    #[error("transaction payload inflates to {total} bytes, its header says {declared}")]
+    Size {
+        /// Bytes inflated.
+        total: u64,
+        /// Bytes declared.
+        declared: u64,
+    },
 }
 
 /// What a query event means for transaction boundaries.

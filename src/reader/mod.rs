@@ -409,7 +409,7 @@ impl Reader {
                 request = request.with_filename(b"").with_pos(4);
             }
             (StartMode::Gtid, Flavor::Mysql) => {
-                let sids = mysql_sids(&self.state.gtid).map_err(ReaderError::Prerequisite)?;
+                let sids = mysql_sids(&self.state.gtid)?;
                 request = request.with_gtid().with_gtid_set(sids).with_pos(4);
             }
         }
@@ -703,7 +703,7 @@ impl Reader {
                     .map_err(|e| self.event_err(format!("malformed table map: {e}")))?;
                 self.on_table_map(tme.into_owned()).await?;
             }
-            PAYLOAD => events::check_payload(event).map_err(|m| self.event_err(m))?,
+            PAYLOAD => events::check_payload(event).map_err(|e| self.event_err(e.to_string()))?,
             k if events::MARIADB_COMPRESSED.contains(&k) => {
                 return Err(self.event_err(
                     "compressed binlog events (MariaDB log_bin_compress=ON) are not supported; \
@@ -1048,9 +1048,11 @@ fn format_uuid(b: &[u8; 16]) -> String {
 }
 
 /// A MySQL GTID state as `Sid`s for `COM_BINLOG_DUMP_GTID`.
-fn mysql_sids(state: &GtidState) -> Result<Vec<mysql_async::Sid<'static>>, String> {
+fn mysql_sids(state: &GtidState) -> Result<Vec<mysql_async::Sid<'static>>, ReaderError> {
     let GtidState::MySql(map) = state else {
-        return Err("no MySQL GTID set in the checkpoint to resume from".into());
+        return Err(ReaderError::Prerequisite(
+            "no MySQL GTID set in the checkpoint to resume from".into(),
+        ));
     };
     let mut out = Vec::new();
     for (sid, ivs) in map {
@@ -1058,9 +1060,9 @@ fn mysql_sids(state: &GtidState) -> Result<Vec<mysql_async::Sid<'static>>, Strin
         for (a, b) in ivs {
             text.push_str(&format!(":{a}-{b}"));
         }
-        let parsed: mysql_async::Sid<'static> = text
-            .parse()
-            .map_err(|e| format!("GTID set `{text}` cannot be sent: {e:?}"))?;
+        let parsed: mysql_async::Sid<'static> = text.parse().map_err(|e| {
+            ReaderError::Prerequisite(format!("GTID set `{text}` cannot be sent: {e:?}"))
+        })?;
         out.push(parsed);
     }
     Ok(out)
