@@ -549,7 +549,7 @@ impl Worker {
             }
         }
         let _ = conn.disconnect().await;
-        let per_table = crate::reader::ddl::index_is_per_table(&self.config, &copy.db, &copy.table);
+        let per_table = crate::config::index_is_per_table(&self.config, &copy.db, &copy.table);
         self.finish(copy, per_table.then(|| Arc::clone(&schema.index)))
             .await?;
         info!(table = %name, rows = copy.rows, "Table copied.");
