@@ -20,7 +20,7 @@ use crate::Error;
 use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
 use crate::snapshot::ResyncRequest;
-use crate::telemetry::http;
+use crate::telemetry::http::{self, ResyncCall, ResyncReply};
 use crate::telemetry::metrics;
 use crate::telemetry::progress::Progress;
 
@@ -83,8 +83,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     stages.drain(ended, &config, &store).await
 }
 
-/// Binds the operations endpoint (a taken port fails start-up); its `/resync` calls go to
-/// the copy coordinator through `resync`.
+/// Binds the operations endpoint (a taken port fails start-up) and forwards its `/resync`
+/// calls to the copy coordinator through `resync`.
 ///
 /// # Errors
 /// Unusable `[http]` files, or the address cannot be bound.
@@ -96,11 +96,12 @@ async fn serve_endpoint(
     stop: &CancellationToken,
 ) -> Result<(), Error> {
     let silence = config.mysql.heartbeat_interval * 3 + Duration::from_secs(1);
+    let (calls_tx, calls_rx) = mpsc::channel(RESYNC_QUEUE);
     let endpoint = http::Endpoint {
         progress: Arc::clone(progress),
         ready_max_lag: config.http.ready_max_lag,
         silence,
-        resync: Some(resync),
+        resync: Some(calls_tx),
     };
     let access = http::Access::from_config(&config.http)?;
     if !config.http.listen.ip().is_loopback() && !access.authenticates() {
@@ -115,6 +116,90 @@ async fn serve_endpoint(
     )
     .await
     .map_err(|e| Error::Prerequisites(e.to_string()))?;
+    tokio::spawn(forward_resync(calls_rx, resync));
     info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz, /readyz and /resync.");
     Ok(())
+}
+
+/// Hands each `/resync` call to the copy coordinator and its answer back, until the
+/// endpoint stops or the coordinator is gone (then a call's reply is dropped: the
+/// endpoint answers that the daemon is stopping).
+async fn forward_resync(
+    mut calls: mpsc::Receiver<ResyncCall>,
+    coordinator: mpsc::Sender<ResyncRequest>,
+) {
+    while let Some(call) = calls.recv().await {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = ResyncRequest {
+            db: call.db,
+            table: call.table,
+            reply,
+            since: None,
+        };
+        if coordinator.send(request).await.is_err() {
+            return;
+        }
+        // Each answer is awaited in a task of its own, so calls reach the coordinator as
+        // they come, as when the endpoint sent them itself.
+        let caller = call.reply;
+        tokio::spawn(async move {
+            let reply = match answer.await {
+                Ok(Ok(text)) => ResyncReply::Accepted(text),
+                Ok(Err(text)) => ResyncReply::Refused(text),
+                Err(_) => return,
+            };
+            let _ = caller.send(reply);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(table: &str) -> (ResyncCall, tokio::sync::oneshot::Receiver<ResyncReply>) {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let call = ResyncCall {
+            db: "shop".into(),
+            table: table.into(),
+            reply,
+        };
+        (call, rx)
+    }
+
+    /// The coordinator's answers come back as the endpoint's replies; once it is gone,
+    /// a call is dropped unanswered (the endpoint says the daemon is stopping).
+    #[tokio::test]
+    async fn resync_calls_reach_the_coordinator_and_back() {
+        let (calls_tx, calls_rx) = mpsc::channel(RESYNC_QUEUE);
+        let (coordinator, mut requests) = mpsc::channel(RESYNC_QUEUE);
+        tokio::spawn(forward_resync(calls_rx, coordinator));
+
+        let (c, accepted) = call("orders");
+        calls_tx.send(c).await.unwrap();
+        let r = requests.recv().await.unwrap();
+        assert_eq!(
+            (r.db.as_str(), r.table.as_str(), r.since),
+            ("shop", "orders", None)
+        );
+        r.reply.send(Ok("queued".into())).unwrap();
+        assert_eq!(
+            accepted.await.unwrap(),
+            ResyncReply::Accepted("queued".into())
+        );
+
+        let (c, refused) = call("nope");
+        calls_tx.send(c).await.unwrap();
+        let r = requests.recv().await.unwrap();
+        r.reply.send(Err("no rule".into())).unwrap();
+        assert_eq!(
+            refused.await.unwrap(),
+            ResyncReply::Refused("no rule".into())
+        );
+
+        drop(requests);
+        let (c, dropped) = call("late");
+        calls_tx.send(c).await.unwrap();
+        assert!(dropped.await.is_err());
+    }
 }
