@@ -23,7 +23,9 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
 
+mod app;
 pub mod checkpoint;
+pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod ordering;
@@ -35,13 +37,10 @@ pub mod snapshot;
 pub mod source;
 pub mod telemetry;
 pub(crate) mod tls;
-pub mod verify;
 pub mod writer;
 
-mod run;
-
-pub use run::{check, run, status};
-pub use verify::verify;
+pub use app::run;
+pub use commands::{check, status, verify};
 
 use checkpoint::CheckpointError;
 use config::ConfigError;

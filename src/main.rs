@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Resync(args) => {
-            match runtime.block_on(binlog2es::snapshot::request_resync(&config, &args.table)) {
+            match runtime.block_on(binlog2es::commands::request_resync(&config, &args.table)) {
                 Ok(text) => {
                     println!("{text}");
                     ExitCode::SUCCESS

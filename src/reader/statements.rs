@@ -50,7 +50,7 @@ impl Reader {
                 Some((
                     format!("{db}.{t}"),
                     rule.index_for(db, t),
-                    ddl::index_is_per_table(&self.config, db, t),
+                    crate::config::index_is_per_table(&self.config, db, t),
                 ))
             })
             .collect();

@@ -538,7 +538,7 @@ impl Worker {
             }
         }
         let _ = conn.disconnect().await;
-        let per_table = crate::reader::ddl::index_is_per_table(&self.config, &copy.db, &copy.table);
+        let per_table = crate::config::index_is_per_table(&self.config, &copy.db, &copy.table);
         self.finish(copy, per_table.then(|| Arc::clone(&schema.index)))
             .await?;
         info!(table = %name, rows = copy.rows, "Table copied.");
@@ -779,59 +779,4 @@ fn decode_rows(
         docs.push((doc.id, Op::Index(doc.source)));
     }
     Ok(docs)
-}
-
-/// Sends a re-sync request to a running daemon's HTTP endpoint (`binlog2es resync`).
-///
-/// # Errors
-/// The endpoint is off or unreachable, or the daemon refused the request.
-pub async fn request_resync(config: &Config, table: &str) -> Result<String, String> {
-    if !config.http.enabled {
-        return Err(
-            "the daemon's HTTP endpoint is disabled (http.enabled = false); enable it to \
-             request a re-sync"
-                .into(),
-        );
-    }
-    let h = &config.http;
-    // A wildcard listen address is reached on loopback.
-    let mut addr = h.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let tls = h.tls_cert_file.is_some();
-    let base = format!("{}://{addr}", if tls { "https" } else { "http" });
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
-    if tls {
-        // The daemon's own certificate is not issued for the address we dial; on loopback
-        // nothing sits between us, elsewhere the certificate must chain to the system roots.
-        builder = builder.danger_accept_invalid_certs(addr.ip().is_loopback());
-    }
-    let client = builder
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-    let mut request = client
-        .post(format!("{base}/resync"))
-        .query(&[("table", table)]);
-    let password = crate::config::secret("http.password_file", &h.password, &h.password_file)
-        .map_err(|e| e.to_string())?;
-    if let (Some(user), Some(pw)) = (&h.username, password) {
-        request = request.basic_auth(user, Some(pw.expose()));
-    }
-    let resp = request.send().await.map_err(|e| {
-        format!(
-            "cannot reach the daemon at {base} ({e}); is `binlog2es run` running with this \
-             configuration?"
-        )
-    })?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    match status {
-        200..=299 => Ok(text.trim().to_owned()),
-        401 => Err(format!(
-            "the daemon at {base} refused our credentials (HTTP 401); check http.username and \
-             http.password / http.password_file"
-        )),
-        _ => Err(text.trim().to_owned()),
-    }
 }

@@ -25,8 +25,6 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::snapshot::ResyncRequest;
-
 use super::metrics;
 use super::progress::Progress;
 use crate::config::{ConfigError, HttpConfig, secret};
@@ -105,6 +103,27 @@ pub enum HttpError {
     },
 }
 
+/// A `POST /resync` call, handed to whoever copies tables (the app forwards it to the copy
+/// coordinator: telemetry serves every stage and imports none).
+#[derive(Debug)]
+pub struct ResyncCall {
+    /// Database.
+    pub db: String,
+    /// Table.
+    pub table: String,
+    /// The answer; dropped unanswered when the daemon is stopping.
+    pub reply: oneshot::Sender<ResyncReply>,
+}
+
+/// The answer to a [`ResyncCall`], in words for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResyncReply {
+    /// The copy is queued (HTTP 202).
+    Accepted(String),
+    /// Not done, and why (HTTP 409).
+    Refused(String),
+}
+
 /// What the handlers read.
 #[derive(Clone)]
 struct AppState {
@@ -112,7 +131,7 @@ struct AppState {
     progress: Arc<Progress>,
     ready_max_lag: Duration,
     silence: Duration,
-    resync: Option<mpsc::Sender<ResyncRequest>>,
+    resync: Option<mpsc::Sender<ResyncCall>>,
 }
 
 /// What the endpoint serves besides metrics.
@@ -124,7 +143,7 @@ pub struct Endpoint {
     /// How long a healthy connection may stay quiet.
     pub silence: Duration,
     /// Where `/resync` requests go.
-    pub resync: Option<mpsc::Sender<ResyncRequest>>,
+    pub resync: Option<mpsc::Sender<ResyncCall>>,
 }
 
 /// Installs the Prometheus recorder for this process; `None` if one is already
@@ -319,11 +338,10 @@ async fn resync(State(s): State<AppState>, uri: Uri) -> (StatusCode, String) {
         );
     };
     let (reply, rx) = oneshot::channel();
-    let request = ResyncRequest {
+    let request = ResyncCall {
         db: db.to_owned(),
         table: name.to_owned(),
         reply,
-        since: None,
     };
     if tx.send(request).await.is_err() {
         return (
@@ -332,8 +350,8 @@ async fn resync(State(s): State<AppState>, uri: Uri) -> (StatusCode, String) {
         );
     }
     match rx.await {
-        Ok(Ok(text)) => (StatusCode::ACCEPTED, format!("{text}\n")),
-        Ok(Err(text)) => (StatusCode::CONFLICT, format!("{text}\n")),
+        Ok(ResyncReply::Accepted(text)) => (StatusCode::ACCEPTED, format!("{text}\n")),
+        Ok(ResyncReply::Refused(text)) => (StatusCode::CONFLICT, format!("{text}\n")),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "the daemon is stopping\n".into(),

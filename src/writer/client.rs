@@ -423,8 +423,8 @@ fn tls_config(cfg: &EsConfig) -> Result<(rustls::ClientConfig, String), WriterEr
             format!("elasticsearch.tls_ca_file {}", ca.display()),
         ),
         (None, Some(f)) => (
-            ServerCheck::Fingerprint(crate::tls::parse_fingerprint(f).map_err(|e| {
-                crate::config::ConfigError::invalid("elasticsearch.ca_fingerprint", e)
+            ServerCheck::Fingerprint(crate::config::parse_fingerprint(f).map_err(|e| {
+                crate::config::ConfigError::invalid("elasticsearch.ca_fingerprint", e.to_string())
             })?),
             "elasticsearch.ca_fingerprint".to_owned(),
         ),

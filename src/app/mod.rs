@@ -1,0 +1,205 @@
+//! The daemon: [`run`] starts up (both servers reached, the start point chosen, see
+//! [`startup`]), wires the stages together (see [`wiring`]) and drains them on shutdown.
+//!
+//! The start-up order is read here in one place: the operations endpoint, the checkpoint
+//! file, Elasticsearch, MySQL, the start point, and only then the stages.
+
+pub(crate) mod lag;
+pub(crate) mod startup;
+mod wiring;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::Error;
+use crate::checkpoint::CheckpointStore;
+use crate::config::Config;
+use crate::snapshot::ResyncRequest;
+use crate::telemetry::http::{self, ResyncCall, ResyncReply};
+use crate::telemetry::metrics;
+use crate::telemetry::progress::Progress;
+
+/// Re-sync requests queued for the copy coordinator.
+const RESYNC_QUEUE: usize = 16;
+
+/// Runs the daemon until `shutdown` resolves or a fatal error occurs.
+///
+/// # Errors
+/// Fatal errors; [`Error::Incomplete`] when the drain did not finish in time.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let prometheus = if config.http.enabled {
+        http::install_recorder()
+    } else {
+        None
+    };
+    metrics::describe();
+    let progress = Arc::new(Progress::default());
+    let http_stop = CancellationToken::new();
+    // Drop guard: the endpoint stops with `run`, whichever way it returns.
+    let _http_guard = http_stop.clone().drop_guard();
+    let (resync_tx, resync_rx) = mpsc::channel(RESYNC_QUEUE);
+    let reader_resync = resync_tx.clone();
+    if config.http.enabled {
+        serve_endpoint(&config, prometheus, &progress, resync_tx, &http_stop).await?;
+    } else {
+        drop(resync_tx);
+    }
+    let store = CheckpointStore::new(config.checkpoint.path.clone());
+    store.ensure_writable()?;
+    let saved = store.load()?;
+
+    let client = startup::open_es(&config).await?;
+    let mut mysql = startup::open_mysql(&config).await?;
+    let start = startup::choose_start(&config, &store, saved, &mut mysql).await?;
+    let startup::Mysql {
+        source, host, conn, ..
+    } = mysql;
+    drop(conn);
+
+    let mut stages = wiring::Stages::spawn(
+        &config,
+        wiring::Upstream {
+            client,
+            source,
+            host,
+        },
+        start,
+        &store,
+        &progress,
+        wiring::Resync {
+            requests: resync_rx,
+            reader: reader_resync,
+        },
+        &http_stop,
+    );
+    let ended = stages.supervise(shutdown).await;
+    stages.drain(ended, &config, &store).await
+}
+
+/// Binds the operations endpoint (a taken port fails start-up) and forwards its `/resync`
+/// calls to the copy coordinator through `resync`.
+///
+/// # Errors
+/// Unusable `[http]` files, or the address cannot be bound.
+async fn serve_endpoint(
+    config: &Config,
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    progress: &Arc<Progress>,
+    resync: mpsc::Sender<ResyncRequest>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    let silence = config.mysql.heartbeat_interval * 3 + Duration::from_secs(1);
+    let (calls_tx, calls_rx) = mpsc::channel(RESYNC_QUEUE);
+    let endpoint = http::Endpoint {
+        progress: Arc::clone(progress),
+        ready_max_lag: config.http.ready_max_lag,
+        silence,
+        resync: Some(calls_tx),
+    };
+    let access = http::Access::from_config(&config.http)?;
+    if !config.http.listen.ip().is_loopback() && !access.authenticates() {
+        warn!(listen = %config.http.listen, "The operations endpoint is reachable from other hosts without authentication; set http.username and http.password_file, or listen on 127.0.0.1.");
+    }
+    let (addr, _task) = http::bind(
+        config.http.listen,
+        access.clone(),
+        prometheus,
+        endpoint,
+        stop.clone(),
+    )
+    .await
+    .map_err(|e| Error::Prerequisites(e.to_string()))?;
+    tokio::spawn(forward_resync(calls_rx, resync));
+    info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz, /readyz and /resync.");
+    Ok(())
+}
+
+/// Hands each `/resync` call to the copy coordinator and its answer back, until the
+/// endpoint stops or the coordinator is gone (then a call's reply is dropped: the
+/// endpoint answers that the daemon is stopping).
+async fn forward_resync(
+    mut calls: mpsc::Receiver<ResyncCall>,
+    coordinator: mpsc::Sender<ResyncRequest>,
+) {
+    while let Some(call) = calls.recv().await {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = ResyncRequest {
+            db: call.db,
+            table: call.table,
+            reply,
+            since: None,
+        };
+        if coordinator.send(request).await.is_err() {
+            return;
+        }
+        // Each answer is awaited in a task of its own, so calls reach the coordinator as
+        // they come, as when the endpoint sent them itself.
+        let caller = call.reply;
+        tokio::spawn(async move {
+            let reply = match answer.await {
+                Ok(Ok(text)) => ResyncReply::Accepted(text),
+                Ok(Err(text)) => ResyncReply::Refused(text),
+                Err(_) => return,
+            };
+            let _ = caller.send(reply);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(table: &str) -> (ResyncCall, tokio::sync::oneshot::Receiver<ResyncReply>) {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let call = ResyncCall {
+            db: "shop".into(),
+            table: table.into(),
+            reply,
+        };
+        (call, rx)
+    }
+
+    /// The coordinator's answers come back as the endpoint's replies; once it is gone,
+    /// a call is dropped unanswered (the endpoint says the daemon is stopping).
+    #[tokio::test]
+    async fn resync_calls_reach_the_coordinator_and_back() {
+        let (calls_tx, calls_rx) = mpsc::channel(RESYNC_QUEUE);
+        let (coordinator, mut requests) = mpsc::channel(RESYNC_QUEUE);
+        tokio::spawn(forward_resync(calls_rx, coordinator));
+
+        let (c, accepted) = call("orders");
+        calls_tx.send(c).await.unwrap();
+        let r = requests.recv().await.unwrap();
+        assert_eq!(
+            (r.db.as_str(), r.table.as_str(), r.since),
+            ("shop", "orders", None)
+        );
+        r.reply.send(Ok("queued".into())).unwrap();
+        assert_eq!(
+            accepted.await.unwrap(),
+            ResyncReply::Accepted("queued".into())
+        );
+
+        let (c, refused) = call("nope");
+        calls_tx.send(c).await.unwrap();
+        let r = requests.recv().await.unwrap();
+        r.reply.send(Err("no rule".into())).unwrap();
+        assert_eq!(
+            refused.await.unwrap(),
+            ResyncReply::Refused("no rule".into())
+        );
+
+        drop(requests);
+        let (c, dropped) = call("late");
+        calls_tx.send(c).await.unwrap();
+        assert!(dropped.await.is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! `binlog2es check`: validates the configuration, connects to both ends and reports every
+//! prerequisite as a finding, without stopping at the first problem.
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+
+use crate::Error;
+use crate::app::startup::{connect_es, connect_mysql, finding, table_checks};
+use crate::checkpoint::CheckpointStore;
+use crate::config::{Config, HttpConfig, TlsMode};
+use crate::reader::prerequisites::{self, Finding, Severity};
+use crate::source::MysqlSource;
+use crate::writer::EsClient;
+
+/// `binlog2es check`: validates, connects to both ends, reports prerequisites.
+/// Returns the report lines and whether everything is fine.
+///
+/// # Errors
+/// Configuration errors only; connection problems are findings.
+pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
+    config.validate()?;
+    let mut out = vec![Finding {
+        severity: Severity::Ok,
+        what: "configuration".into(),
+        detail: format!("{} table rule(s)", config.tables.len()),
+    }];
+    let store = CheckpointStore::new(config.checkpoint.path.clone());
+    out.push(match store.ensure_writable().and_then(|_| store.load()) {
+        Ok(Some(c)) => finding(
+            Severity::Ok,
+            "checkpoint",
+            format!("at {} ({})", c.position, store.path().display()),
+        ),
+        Ok(None) => finding(
+            Severity::Ok,
+            "checkpoint",
+            format!("none yet; {} is writable", store.path().display()),
+        ),
+        Err(e) => finding(Severity::Error, "checkpoint", e.to_string()),
+    });
+    match EsClient::new(&config.elasticsearch) {
+        Ok(client) => {
+            out.push(
+                match connect_es(&client, config.elasticsearch.connect_timeout).await {
+                    Ok(v) => finding(
+                        Severity::Ok,
+                        "elasticsearch",
+                        format!("{v} at {}", client.display()),
+                    ),
+                    Err(e) => finding(Severity::Error, "elasticsearch", e.to_string()),
+                },
+            );
+            if client.sends_credentials_in_clear() {
+                out.push(finding(
+                    Severity::Warning,
+                    "elasticsearch",
+                    "credentials travel over plain http; use an https URL".into(),
+                ));
+            }
+        }
+        Err(e) => out.push(finding(Severity::Error, "elasticsearch", e.to_string())),
+    }
+    let source = MysqlSource::new(&config.mysql)?;
+    match connect_mysql(&source, config.mysql.connect_timeout).await {
+        Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
+        Ok(mut conn) => {
+            out.push(tls_finding(&mut conn, config.mysql.tls_mode).await);
+            match mysql_checks(&config, &mut conn).await {
+                Ok(mut f) => out.append(&mut f),
+                Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
+            }
+        }
+    }
+    if config.http.enabled {
+        out.push(http_finding(&config.http));
+    }
+    let ok = out.iter().all(|f| f.severity != Severity::Error);
+    Ok((out, ok))
+}
+
+/// Whether the MySQL connection is encrypted, as the server sees it.
+async fn tls_finding(conn: &mut Conn, mode: TlsMode) -> Finding {
+    let version: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_version'")
+        .await
+        .ok()
+        .flatten();
+    let version = version.map(|(_, v)| v).filter(|v| !v.is_empty());
+    let checked = match mode {
+        TlsMode::VerifyIdentity => "certificate and host name verified",
+        TlsMode::VerifyCa => "certificate verified, host name not checked",
+        _ => "certificate not verified",
+    };
+    match (version, mode) {
+        (Some(v), _) => finding(Severity::Ok, "mysql tls", format!("{v}, {checked}")),
+        (None, TlsMode::Disabled) => finding(
+            Severity::Ok,
+            "mysql tls",
+            "not used (tls_mode = \"disabled\")".into(),
+        ),
+        (None, _) => finding(
+            Severity::Warning,
+            "mysql tls",
+            "the server does not offer TLS: connected without it (tls_mode = \"preferred\"); \
+             enable TLS on the server"
+                .into(),
+        ),
+    }
+}
+
+/// The operations endpoint's security settings: files usable, exposure.
+fn http_finding(http: &HttpConfig) -> Finding {
+    match crate::telemetry::http::Access::from_config(http) {
+        Err(e) => finding(Severity::Error, "http", e.to_string()),
+        Ok(access) => {
+            let scheme = if access.is_tls() { "https" } else { "http" };
+            let auth = if access.authenticates() {
+                "basic auth"
+            } else {
+                "no authentication"
+            };
+            let detail = format!("{scheme}://{}, {auth}", http.listen);
+            if !http.listen.ip().is_loopback() && !access.authenticates() {
+                finding(
+                    Severity::Warning,
+                    "http",
+                    format!(
+                        "{detail}: reachable from other hosts; set http.username and password_file"
+                    ),
+                )
+            } else {
+                finding(Severity::Ok, "http", detail)
+            }
+        }
+    }
+}
+
+/// The server's prerequisites and the tables' findings.
+async fn mysql_checks(
+    config: &Config,
+    conn: &mut Conn,
+) -> Result<Vec<Finding>, mysql_async::Error> {
+    let facts = prerequisites::server_facts(conn).await?;
+    let mut out = prerequisites::check_server(conn, &facts, config.mysql.server_id).await?;
+    out.append(&mut table_checks(config, conn).await?);
+    Ok(out)
+}
