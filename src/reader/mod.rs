@@ -24,6 +24,8 @@ pub mod events;
 pub mod prerequisites;
 pub mod schema;
 mod statements;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
