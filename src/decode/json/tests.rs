@@ -204,6 +204,11 @@ fn corrupt_jsonb_never_panics() {
             ],
         ),
     );
+    // The fixture itself must be valid, or every mutation below tests only the parser.
+    let parsed = ParseBuf(&good)
+        .parse::<jsonb::Value<'_>>(())
+        .expect("the unmutated fixture parses");
+    assert_eq!(jsonb_to_text(&parsed).unwrap(), r#"{"a":1,"bb":["x"]}"#);
     for i in 0..good.len() {
         for b in [0u8, 0x7f, 0xff] {
             let mut bad = good.clone();
