@@ -28,20 +28,17 @@ use std::sync::Arc;
 use binlog2es::checkpoint::AckToken;
 use binlog2es::config::TableRule;
 use binlog2es::decode::RowDecoder;
-use binlog2es::decode::row::read_image;
-use binlog2es::decode::value::ColumnSpec;
+use binlog2es::decode::rows::decode_rows_event;
 use binlog2es::ordering::{Change, DocKey, Op, Origin, coalesce, lane_of};
 use binlog2es::position::Version;
-use binlog2es::reader::schema::{MapInfo, TableSchema, build};
+use binlog2es::schema::{ColumnSpec, MapInfo, TableSchema, build};
 use binlog2es::writer::bulk::encode;
-use bitvec::slice::BitSlice;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
-use mysql_common::binlog::events::{EventData, RowsEventData, TableMapEvent};
+use mysql_common::binlog::events::{Event, EventData, FormatDescriptionEvent, TableMapEvent};
 use mysql_common::constants::ColumnType;
-use mysql_common::io::ParseBuf;
 
 /// Whether criterion measures (`cargo bench`) rather than runs each bench once as a test
 /// (`cargo test --all-targets`), where small inputs keep the run quick.
@@ -175,20 +172,40 @@ fn realistic_rows(rows: usize) -> Vec<u8> {
     out
 }
 
-/// Decodes every row of `data` into changes routed by nothing (one batch).
+/// A WRITE_ROWS event (v2) of `schema`'s table with every column present, carrying `rows`
+/// (row images concatenated as in a rows event body), read back as the stream reads events.
+fn write_rows_event(schema: &TableSchema, rows: &[u8]) -> Event {
+    const HEADER: usize = 19;
+    let columns = schema.columns.len();
+    let mut raw = vec![0u8; HEADER];
+    raw.extend_from_slice(&1u64.to_le_bytes()[..6]); // table id
+    raw.extend_from_slice(&0u16.to_le_bytes()); // flags
+    raw.extend_from_slice(&2u16.to_le_bytes()); // extra data length, itself included
+    raw.push(u8::try_from(columns).expect("a one-byte column count"));
+    raw.extend(std::iter::repeat_n(0xff, columns.div_ceil(8)));
+    raw.extend_from_slice(rows);
+    raw[4] = EventType::WRITE_ROWS_EVENT as u8;
+    let size = u32::try_from(raw.len()).expect("event size");
+    raw[9..13].copy_from_slice(&size.to_le_bytes());
+    let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+    Event::read(&fde, &raw[..]).expect("a well-formed event")
+}
+
+/// Decodes every row of a rows event of `schema` through the reader's own path, handing
+/// each document to `each`.
 fn decode_all(
     schema: &TableSchema,
-    data: &[u8],
+    event: &Event,
     dec: &mut RowDecoder,
     mut each: impl FnMut(String, Bytes),
 ) {
-    let all = [0xffu8, 0xff];
-    let present = &BitSlice::<u8>::from_slice(&all)[..schema.columns.len()];
-    let mut buf = ParseBuf(data);
-    while !buf.is_empty() {
-        let values = read_image(&mut buf, &schema.columns, present, false).expect("split");
-        let doc = dec.decode_row(schema, &values, None).expect("decode");
-        each(doc.id, doc.source);
+    let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
+        panic!("not a rows event");
+    };
+    for change in decode_rows_event(&rows, schema, dec).expect("decode") {
+        if let Op::Index(source) = change.op {
+            each(change.id, source);
+        }
     }
 }
 
@@ -197,7 +214,8 @@ fn samples_dir() -> PathBuf {
 }
 
 /// Walks one binlog file the way the reader does (table maps cached by id and rebuilt only
-/// when they change) and decodes every row image; returns (documents, errors).
+/// when they change) and decodes every rows event as the reader does; returns (document
+/// changes, events that failed).
 fn walk(bytes: &[u8], dec: &mut RowDecoder) -> (usize, usize) {
     let mut reader = EventStreamReader::new(BinlogVersion::Version4);
     let mut input = Cursor::new(&bytes[4..]);
@@ -224,35 +242,12 @@ fn walk(bytes: &[u8], dec: &mut RowDecoder) -> (usize, usize) {
             errors += 1;
             continue;
         };
-        let partial = matches!(rows, RowsEventData::PartialUpdateRowsEvent(_));
-        let mut buf = ParseBuf(rows.rows_data());
-        while !buf.is_empty() {
-            let images = [
-                (rows.columns_before_image(), false),
-                (rows.columns_after_image(), partial),
-            ]
-            .map(|(cols, partial)| {
-                cols.map(|cols| read_image(&mut buf, &schema.columns, cols, partial))
-                    .transpose()
-            });
-            let [Ok(before), Ok(after)] = images else {
-                errors += 1;
-                break;
-            };
-            let result = match (&after, &before) {
-                (Some(after), before) => dec
-                    .decode_row(schema, after, before.as_deref())
-                    .map(|d| d.source.len()),
-                (None, Some(before)) => dec.decode_id(schema, before).map(|id| id.len()),
-                (None, None) => break,
-            };
-            match result {
-                Ok(n) => {
-                    black_box(n);
-                    docs += 1;
-                }
-                Err(_) => errors += 1,
+        match decode_rows_event(&rows, schema, dec) {
+            Ok(changes) => {
+                docs += changes.len();
+                black_box(changes);
             }
+            Err(_) => errors += 1,
         }
     }
     (docs, errors)
@@ -301,13 +296,13 @@ fn bench_decode(c: &mut Criterion) {
     });
     let schema = realistic_schema();
     let n_rows = rows_per_iter();
-    let rows = realistic_rows(n_rows);
+    let event = write_rows_event(&schema, &realistic_rows(n_rows));
     g.throughput(Throughput::Elements(n_rows as u64));
     g.sample_size(20);
     g.bench_function("realistic", |b| {
         let mut dec = RowDecoder::default();
         b.iter(|| {
-            decode_all(&schema, &rows, &mut dec, |id, src| {
+            decode_all(&schema, &event, &mut dec, |id, src| {
                 drop(black_box((id, src)))
             })
         })
@@ -327,7 +322,7 @@ fn bench_decode(c: &mut Criterion) {
         let mut body = Vec::with_capacity(1 << 20);
         let (token, _rx) = AckToken::open();
         b.iter(|| {
-            decode_all(&schema, &rows, &mut dec, |id, src| {
+            decode_all(&schema, &event, &mut dec, |id, src| {
                 batch.push(Change {
                     key: DocKey {
                         index: Arc::clone(&index),

@@ -11,7 +11,8 @@
 //! | --- | --- |
 //! | [`config`] | TOML + env configuration, validation |
 //! | [`position`] | binlog positions, GTID state, external versions |
-//! | [`reader`] | replication stream, transactions, table schemas, server checks |
+//! | [`schema`] | table model, table-map reading, catalog queries (a leaf every stage uses) |
+//! | [`reader`] | replication stream, transactions, server checks |
 //! | [`decode`] | row images → `_id` + `_source` JSON (SPEC §5/§6) |
 //! | [`ordering`] | per-document lanes and coalescing |
 //! | [`writer`] | batching, `_bulk`, retries, dead-letter |
@@ -32,6 +33,7 @@ pub mod ordering;
 pub mod position;
 pub mod reader;
 mod scan;
+pub mod schema;
 pub mod shutdown;
 pub mod snapshot;
 pub mod source;

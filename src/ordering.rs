@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::checkpoint::AckToken;
@@ -31,14 +30,8 @@ pub struct DocKey {
     pub id: String,
 }
 
-/// What to do with the document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    /// Create or replace with this `_source` (a JSON object's text).
-    Index(Bytes),
-    /// Remove.
-    Delete,
-}
+/// What to do with the document: decode's own type, which every later stage carries.
+pub use crate::decode::rows::Op;
 
 /// Where a change came from, for dead-letter entries and error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +202,7 @@ pub fn coalesce(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn change(index: &str, id: &str, op: Op, version: u64) -> Change {
         Change {

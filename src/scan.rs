@@ -9,17 +9,37 @@ use mysql_common::binlog::value::BinlogValue;
 use mysql_common::constants::ColumnType;
 
 use crate::config::TableRule;
-use crate::decode::value::ColumnSpec;
-use crate::reader::schema::{self, MapInfo, TableSchema};
+use crate::schema::catalog;
+use crate::schema::{self, BINARY_COLLATION, ColumnSpec, MapInfo, TableSchema};
 
 /// The utf8mb4 collation a scanning connection uses (`SET NAMES utf8mb4`).
 const UTF8MB4: u16 = 45;
-/// The `binary` collation.
-const BINARY: u16 = 63;
 
 /// Session settings every scanning connection needs: UTF-8 text and UTC timestamps, the
 /// forms [`wire_to_binlog`] expects.
 pub(crate) const SESSION_SETUP: &str = "SET NAMES utf8mb4; SET time_zone = '+00:00'";
+
+/// A value read over SQL that names an ENUM or SET label its column does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} label {label:?} unknown")]
+pub(crate) struct UnknownLabel {
+    /// `ENUM` or `SET`.
+    kind: &'static str,
+    /// The label as the server sent it.
+    label: String,
+}
+
+/// A row read over SQL that does not fit its table, located by column.
+#[derive(Debug, thiserror::Error)]
+#[error("{table}.{column}: {source}")]
+pub(crate) struct RowImageError {
+    /// `db.table`.
+    table: String,
+    /// The column.
+    column: String,
+    /// What does not fit.
+    source: UnknownLabel,
+}
 
 /// A row read over SQL as the row image the binlog would carry, for the decoder.
 ///
@@ -28,7 +48,7 @@ pub(crate) const SESSION_SETUP: &str = "SET NAMES utf8mb4; SET time_zone = '+00:
 pub(crate) fn row_image(
     schema: &TableSchema,
     row: impl IntoIterator<Item = Value>,
-) -> Result<Vec<Option<BinlogValue<'static>>>, String> {
+) -> Result<Vec<Option<BinlogValue<'static>>>, RowImageError> {
     schema
         .columns
         .iter()
@@ -36,25 +56,13 @@ pub(crate) fn row_image(
         .map(|(col, value)| {
             wire_to_binlog(col, value)
                 .map(|v| Some(BinlogValue::Value(v)))
-                .map_err(|e| format!("{}.{}: {e}", schema.qualified(), col.name))
+                .map_err(|source| RowImageError {
+                    table: schema.qualified(),
+                    column: col.name.clone(),
+                    source,
+                })
         })
         .collect()
-}
-
-/// Every base table outside the server's own schemas, as (database, table), in name order.
-///
-/// # Errors
-/// The catalog query fails.
-pub(crate) async fn user_tables(
-    conn: &mut Conn,
-) -> Result<Vec<(String, String)>, mysql_async::Error> {
-    conn.query(
-        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-         WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
-         ('mysql', 'information_schema', 'performance_schema', 'sys') \
-         ORDER BY TABLE_SCHEMA, TABLE_NAME",
-    )
-    .await
 }
 
 /// Why a table's schema could not be read.
@@ -73,20 +81,9 @@ pub(crate) enum SchemaReadError {
     Table(String),
 }
 
-/// Builds the table's schema from the catalog, with the table-map types and metadata
-/// bytes the binary-protocol values are converted for.
-pub(crate) async fn table_schema(
-    conn: &mut Conn,
-    rule: &TableRule,
-    db: &str,
-    table: &str,
-) -> Result<TableSchema, String> {
-    read_table_schema(conn, rule, db, table)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// [`table_schema`], telling a failed query (transient) from a table that cannot be copied.
+/// Builds the table's schema from the catalog, with the table-map types and metadata bytes
+/// the binary-protocol values are converted for, telling a failed query (transient) from a
+/// table that cannot be copied.
 pub(crate) async fn read_table_schema(
     conn: &mut Conn,
     rule: &TableRule,
@@ -97,41 +94,30 @@ pub(crate) async fn read_table_schema(
         table: format!("{db}.{table}"),
         source,
     };
-    type ColumnRow = (
-        String,
-        String,
-        Option<u64>,
-        Option<u64>,
-        Option<u64>,
-        Option<u64>,
-    );
-    let rows: Vec<ColumnRow> = conn
-        .exec(
-            "SELECT DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, \
-             DATETIME_PRECISION, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            (db, table),
-        )
-        .await
-        .map_err(query)?;
-    let catalog = match schema::read_catalog(conn, db, table).await {
-        Ok(catalog) => catalog,
-        Err(schema::SchemaError::Query { source, .. }) => return Err(query(source)),
-        Err(e) => return Err(SchemaReadError::Table(e.to_string())),
+    let from_catalog = |e| match e {
+        schema::SchemaError::Query { source, .. } => query(source),
+        e => SchemaReadError::Table(e.to_string()),
     };
+    let rows = catalog::column_type_facts(conn, db, table)
+        .await
+        .map_err(from_catalog)?;
+    let catalog = schema::read_catalog(conn, db, table)
+        .await
+        .map_err(from_catalog)?;
     let mut columns = Vec::with_capacity(rows.len());
-    for (i, (data_type, column_type, precision, scale, fsp, octets)) in rows.iter().enumerate() {
-        let data_type = data_type.to_ascii_lowercase();
-        let binary = catalog.collations.get(i) == Some(&BINARY);
-        let (ty, meta, text) =
-            wire_type(&data_type, *precision, *scale, *fsp).ok_or_else(|| {
+    for (i, facts) in rows.iter().enumerate() {
+        let data_type = facts.data_type.to_ascii_lowercase();
+        let binary = catalog.collations.get(i) == Some(&BINARY_COLLATION);
+        let (ty, meta, text) = wire_type(&data_type, facts.precision, facts.scale, facts.fsp)
+            .ok_or_else(|| {
                 SchemaReadError::Table(format!(
-                    "column `{}` has type {column_type}, which verify does not support",
-                    catalog.names.get(i).map(String::as_str).unwrap_or("?")
+                    "column `{}` has type {}, which verify does not support",
+                    catalog.names.get(i).map(String::as_str).unwrap_or("?"),
+                    facts.column_type
                 ))
             })?;
         let meta = if ty == ColumnType::MYSQL_TYPE_STRING && binary {
-            string_meta(octets.unwrap_or(0))
+            string_meta(facts.octets.unwrap_or(0))
         } else {
             meta
         };
@@ -142,7 +128,7 @@ pub(crate) async fn read_table_schema(
             unsigned: false,
             // The connection is utf8mb4: every text value arrives as UTF-8.
             collation: if binary {
-                BINARY
+                BINARY_COLLATION
             } else if text {
                 UTF8MB4
             } else {
@@ -278,7 +264,7 @@ pub(crate) async fn read_chunk(
 }
 
 /// A binary-protocol value as the binlog would carry it for this column.
-pub(crate) fn wire_to_binlog(col: &ColumnSpec, value: Value) -> Result<Value, String> {
+pub(crate) fn wire_to_binlog(col: &ColumnSpec, value: Value) -> Result<Value, UnknownLabel> {
     use ColumnType::*;
     // Only these types arrive in another form than the binlog's; the rest pass as they are.
     let converted = matches!(
@@ -311,11 +297,14 @@ pub(crate) fn wire_to_binlog(col: &ColumnSpec, value: Value) -> Result<Value, St
             if label.is_empty() {
                 Value::UInt(0)
             } else {
-                let i = col
-                    .labels
-                    .iter()
-                    .position(|l| *l == label)
-                    .ok_or_else(|| format!("ENUM label {label:?} unknown"))?;
+                let i =
+                    col.labels
+                        .iter()
+                        .position(|l| *l == label)
+                        .ok_or_else(|| UnknownLabel {
+                            kind: "ENUM",
+                            label: label.clone().into_owned(),
+                        })?;
                 Value::UInt(i as u64 + 1)
             }
         }
@@ -327,7 +316,10 @@ pub(crate) fn wire_to_binlog(col: &ColumnSpec, value: Value) -> Result<Value, St
                     .labels
                     .iter()
                     .position(|l| l == label)
-                    .ok_or_else(|| format!("SET label {label:?} unknown"))?;
+                    .ok_or_else(|| UnknownLabel {
+                        kind: "SET",
+                        label: label.to_owned(),
+                    })?;
                 bitmap[i / 8] |= 1 << (i % 8);
             }
             Value::Bytes(bitmap)

@@ -303,7 +303,7 @@ async fn copy_start(
 ) -> Result<Checkpoint, mysql_async::Error> {
     let (position, gtid) = crate::snapshot::consistent::open(conn, server.flavor, true).await?;
     conn.query_drop("COMMIT").await?;
-    let tables = crate::scan::user_tables(conn).await?;
+    let tables = crate::schema::catalog::user_tables(conn).await?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
@@ -313,8 +313,7 @@ async fn copy_start(
         .into_iter()
         // Keyless tables the start-up checks chose to skip have nothing to copy by.
         .filter(|(db, t)| {
-            config.rule_for(db, t).is_some()
-                && !crate::reader::schema::is_keyless(&format!("{db}.{t}"))
+            config.rule_for(db, t).is_some() && !crate::schema::is_keyless(&format!("{db}.{t}"))
         })
         .map(|(db, table)| TableCopy {
             db,
@@ -343,7 +342,7 @@ pub(crate) async fn table_checks(
     conn: &mut Conn,
 ) -> Result<Vec<Finding>, mysql_async::Error> {
     let mut out = Vec::new();
-    let tables = crate::scan::user_tables(conn).await?;
+    let tables = crate::schema::catalog::user_tables(conn).await?;
     for (i, rule) in config.tables.iter().enumerate() {
         let matched: Vec<&(String, String)> = tables
             .iter()
@@ -390,7 +389,7 @@ pub(crate) async fn table_checks(
                     ),
                     KeylessPolicy::Skip => {
                         // Known now, so the reader does not report it again.
-                        crate::reader::schema::note_keyless(&format!("{db}.{table}"));
+                        crate::schema::note_keyless(&format!("{db}.{table}"));
                         finding(
                             Severity::Warning,
                             &what,

@@ -24,10 +24,8 @@ use serde_json::{Map, Value as Json, json};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, TableRule};
 use crate::decode::RowDecoder;
-use crate::reader::schema::TableSchema;
-use crate::scan::{
-    SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list, table_schema,
-};
+use crate::scan::{SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list};
+use crate::schema::TableSchema;
 use crate::writer::client::EsClient;
 
 /// Rows per MySQL chunk and ids per `_mget`.
@@ -224,7 +222,9 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     let client = EsClient::new(&config.elasticsearch).map_err(crate::Error::from)?;
     let settle = Duration::from_millis(config.writer.max_delay_ms.saturating_mul(3))
         + Duration::from_secs(2);
-    let tables = crate::scan::user_tables(&mut conn).await.map_err(my)?;
+    let tables = crate::schema::catalog::user_tables(&mut conn)
+        .await
+        .map_err(my)?;
     let mut report = Report::default();
     for (db, table) in &tables {
         let Some(rule) = config.rule_for(db, table) else {
@@ -235,22 +235,6 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     }
     let _ = conn.disconnect().await;
     Ok(report)
-}
-
-/// Whether `db.table` has a primary key.
-async fn has_primary_key(
-    conn: &mut Conn,
-    db: &str,
-    table: &str,
-) -> Result<bool, mysql_async::Error> {
-    let found: Option<u8> = conn
-        .exec_first(
-            "SELECT 1 FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? \
-             AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' LIMIT 1",
-            (db, table),
-        )
-        .await?;
-    Ok(found.is_some())
 }
 
 async fn verify_table(
@@ -267,19 +251,23 @@ async fn verify_table(
         index: rule.index_for(db, table),
         ..TableReport::default()
     };
-    let schema = match table_schema(conn, rule, db, table).await {
+    let schema = match crate::scan::read_table_schema(conn, rule, db, table).await {
         Ok(s) => s,
         Err(e) => {
             // The daemon leaves such a table out (SPEC §2.5), so there is nothing to compare.
             let skips = rule.id_columns.is_empty()
                 && rule.keyless_policy() == crate::config::KeylessPolicy::Skip;
-            if skips && !has_primary_key(conn, db, table).await.map_err(my)? {
+            if skips
+                && !crate::schema::catalog::has_primary_key(conn, db, table)
+                    .await
+                    .map_err(my)?
+            {
                 report.skipped = Some(
                     "no primary key, not synced (on_keyless = \"skip\"); add one or set id_columns"
                         .into(),
                 );
             } else {
-                report.error = Some(e);
+                report.error = Some(e.to_string());
             }
             return Ok(report);
         }
@@ -458,7 +446,7 @@ async fn lookup(
 
 /// A row as its `_id` and `_source` (SPEC §5/§6), decoded as the stream decodes it.
 fn row_doc(schema: &TableSchema, row: &[Value]) -> Result<(String, Map<String, Json>), String> {
-    let image = row_image(schema, row.iter().cloned())?;
+    let image = row_image(schema, row.iter().cloned()).map_err(|e| e.to_string())?;
     let doc = RowDecoder::default()
         .decode_row(schema, &image, None)
         .map_err(|e| e.to_string())?;

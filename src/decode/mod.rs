@@ -3,18 +3,40 @@
 //! A row becomes an `_id` (the key columns' text forms, joined per §5) and a
 //! `_source` JSON object with one field per column, written straight into a byte
 //! buffer without building JSON trees.
+//!
+//! Entry points: [`rows::decode_rows_event`] (a rows event → document changes, the path the
+//! reader takes), [`RowDecoder`] (one row) and [`value::decode_value`] (one value, dispatched
+//! by the schema's column family to `numeric`, `temporal`, `text` (character sets, ENUM,
+//! SET), [`json`] and [`geo`]). `escape` writes JSON strings ([`write_json_string`]), [`id`]
+//! builds the `_id`.
 
+mod decimal;
+mod escape;
+pub mod field;
 pub mod geo;
+pub mod id;
 pub mod json;
+mod numeric;
 pub mod row;
+pub mod rows;
+mod temporal;
+mod text;
 pub mod value;
+
+#[cfg(test)]
+mod tests;
+
+pub use escape::write_json_string;
+pub use text::decode_label;
 
 use bytes::Bytes;
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::value::Value;
 
-use crate::reader::schema::TableSchema;
-use value::{FieldValue, ValueError, decode_value, doc_id, write_direct};
+use crate::schema::TableSchema;
+use field::{FieldValue, ValueError};
+use id::doc_id;
+use value::{decode_value, write_direct};
 
 /// A value that cannot be turned into JSON, located by table and column.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +60,14 @@ pub enum DecodeError {
         got: usize,
         /// Columns in the schema.
         expected: usize,
+    },
+    /// The event lacks the image its kind needs.
+    #[error("rows event of `{table}`: {message}")]
+    MissingImage {
+        /// `db.table`.
+        table: String,
+        /// Which image is missing, e.g. "delete without before image".
+        message: &'static str,
     },
     /// The row image bytes cannot be split into values.
     #[error("row image of `{table}`: {source}")]
@@ -83,6 +113,22 @@ fn partial_json(
     }
 }
 
+/// The `"name":` JSON prefix of each column of `schema`, built on first use.
+fn field_prefixes(schema: &TableSchema) -> &[Vec<u8>] {
+    schema.field_prefixes.get_or_init(|| {
+        schema
+            .columns
+            .iter()
+            .map(|c| {
+                let mut p = Vec::with_capacity(c.name.len() + 3);
+                write_json_string(&mut p, &c.name);
+                p.push(b':');
+                p
+            })
+            .collect()
+    })
+}
+
 /// A decoded row: document id and `_source` JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedRow {
@@ -123,12 +169,8 @@ impl RowDecoder {
         self.keys.resize(schema.key.len(), FieldValue::Null);
         self.out.clear();
         self.out.push(b'{');
-        for (i, (col, prefix)) in schema
-            .columns
-            .iter()
-            .zip(&schema.field_prefixes)
-            .enumerate()
-        {
+        let prefixes = field_prefixes(schema);
+        for (i, (col, prefix)) in schema.columns.iter().zip(prefixes).enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }

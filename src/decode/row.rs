@@ -12,7 +12,7 @@ use mysql_common::constants::ColumnType;
 use mysql_common::io::ParseBuf;
 use mysql_common::value::Value;
 
-use crate::decode::value::ColumnSpec;
+use crate::schema::ColumnSpec;
 
 /// Why a row image cannot be split.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,6 @@
 pub mod ddl;
 pub mod events;
 pub mod prerequisites;
-pub mod schema;
 mod statements;
 #[cfg(test)]
 mod tests;
@@ -47,18 +46,17 @@ use crate::checkpoint::{
     AckToken, Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket, XaMark, Xid,
 };
 use crate::config::{Config, KeylessPolicy};
-use crate::decode::row::read_image;
+use crate::decode::rows::decode_rows_event;
 use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
+use crate::schema::{self, SchemaError, TableSchema};
 use crate::snapshot::merge::{ChunkOutcome, CopyMerge, CopyRequest, DueChunk, StreamPoint};
 use crate::telemetry::metrics;
 use crate::telemetry::progress::Progress;
 use crate::writer::indices::Indices;
 use events::QueryKind;
-use mysql_common::io::ParseBuf;
 use prerequisites::is_privilege_error;
-use schema::{SchemaError, TableSchema};
 
 /// Errors of the reader stage.
 #[derive(Debug, thiserror::Error)]
@@ -851,7 +849,7 @@ impl Reader {
             position: position.clone(),
             source,
         };
-        let mut map = schema::read_table_map(&tme).map_err(serr)?;
+        let mut map = schema::read_table_map(&tme, crate::decode::decode_label).map_err(serr)?;
         if !map.has_names
             || (map.key.is_empty() && rule.id_columns.is_empty())
             || map.lacks_labels()
@@ -926,63 +924,17 @@ impl Reader {
             file: Arc::clone(&self.file),
             pos: self.outer_end,
         };
-        let derr = |source| ReaderError::Decode {
-            position: position.clone(),
-            source,
+        let op_name = match rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => "insert",
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => "delete",
+            _ => "update",
         };
-        let (op_name, is_insert, is_delete) = match rows {
-            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
-                ("insert", true, false)
-            }
-            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-                ("delete", false, true)
-            }
-            _ => ("update", false, false),
+        let out: Vec<(String, Op)> = match decode_rows_event(rows, &schema, &mut self.decoder) {
+            Ok(changes) => changes.into_iter().map(|c| (c.id, c.op)).collect(),
+            // A missing image is a malformed event, not a bad value: reported at the event.
+            Err(DecodeError::MissingImage { message, .. }) => return Err(self.event_err(message)),
+            Err(source) => return Err(ReaderError::Decode { position, source }),
         };
-        let mut out: Vec<(String, Op)> = Vec::new();
-        let partial = matches!(rows, RowsEventData::PartialUpdateRowsEvent(_));
-        let rerr = |source| ReaderError::Decode {
-            position: position.clone(),
-            source: DecodeError::Row {
-                table: schema.qualified(),
-                source,
-            },
-        };
-        let mut buf = ParseBuf(rows.rows_data());
-        while !buf.is_empty() {
-            let before = match rows.columns_before_image() {
-                Some(cols) => {
-                    Some(read_image(&mut buf, &schema.columns, cols, false).map_err(rerr)?)
-                }
-                None => None,
-            };
-            let after = match rows.columns_after_image() {
-                Some(cols) => {
-                    Some(read_image(&mut buf, &schema.columns, cols, partial).map_err(rerr)?)
-                }
-                None => None,
-            };
-            if is_delete {
-                let before = before.ok_or_else(|| self.event_err("delete without before image"))?;
-                out.push((
-                    self.decoder.decode_id(&schema, &before).map_err(derr)?,
-                    Op::Delete,
-                ));
-                continue;
-            }
-            let after = after.ok_or_else(|| self.event_err("row change without after image"))?;
-            let doc = self
-                .decoder
-                .decode_row(&schema, &after, before.as_deref())
-                .map_err(derr)?;
-            if !is_insert && let Some(before) = before {
-                let old = self.decoder.decode_id(&schema, &before).map_err(derr)?;
-                if old != doc.id {
-                    out.push((old, Op::Delete));
-                }
-            }
-            out.push((doc.id, Op::Index(doc.source)));
-        }
         metrics::changes(op_name, out.len() as u64);
         let rows = HeldRows {
             schema,

@@ -126,7 +126,7 @@ fn catalog_stand_in(
 ) -> Option<super::schema::TableSchema> {
     let (db, table) = (tme.database_name(), tme.table_name());
     let rule = config.rule_for(&db, &table)?;
-    let mut map = super::schema::read_table_map(tme).unwrap();
+    let mut map = super::schema::read_table_map(tme, crate::decode::decode_label).unwrap();
     if !map.has_names {
         for (i, col) in map.columns.iter_mut().enumerate() {
             col.name = format!("@{}", i + 1);

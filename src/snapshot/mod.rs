@@ -35,8 +35,8 @@ use crate::config::Config;
 use crate::decode::RowDecoder;
 use crate::ordering::Op;
 use crate::position::{BinlogPosition, Version};
-use crate::reader::schema::TableSchema;
 use crate::scan;
+use crate::schema::TableSchema;
 use crate::snapshot::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened};
 use crate::source::MysqlSource;
 use crate::telemetry::metrics;
@@ -182,7 +182,7 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                     Err(format!("`{}.{}` is already being copied", req.db, req.table))
                 } else if setup.config.rule_for(&req.db, &req.table).is_none() {
                     Err(format!("`{}.{}` matches no [[tables]] rule", req.db, req.table))
-                } else if crate::reader::schema::is_keyless(&format!("{}.{}", req.db, req.table)) {
+                } else if crate::schema::is_keyless(&format!("{}.{}", req.db, req.table)) {
                     // A copy would stop the daemon at its first chunk: it has no key to go by.
                     Err(format!(
                         "`{}.{}` has no primary key and is skipped: add one, or set id_columns in its [[tables]] rule",
@@ -417,12 +417,8 @@ impl Worker {
         };
         let mut conn = self.source.connect().await?;
         conn.query_drop(scan::SESSION_SETUP).await?;
-        let estimate: Option<Option<u64>> = conn
-            .exec_first(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (&copy.db, &copy.table),
-            )
-            .await?;
+        let estimate =
+            crate::schema::catalog::table_rows_estimate(&mut conn, &copy.db, &copy.table).await?;
         let Some(estimate) = estimate else {
             info!(table = %name, "Table no longer exists; nothing to copy.");
             self.finish(copy, None).await?;
@@ -772,7 +768,7 @@ fn decode_rows(
 ) -> Result<Vec<(String, Op)>, String> {
     let mut docs = Vec::with_capacity(rows.len());
     for row in rows {
-        let image = scan::row_image(schema, row)?;
+        let image = scan::row_image(schema, row).map_err(|e| e.to_string())?;
         let doc = decoder
             .decode_row(schema, &image, None)
             .map_err(|e| e.to_string())?;

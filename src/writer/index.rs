@@ -30,7 +30,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use elasticsearch::http::Method;
-use mysql_common::constants::ColumnType;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -39,8 +38,7 @@ use super::client::ServerInfo;
 use super::retry::Backoff;
 use super::{EsClient, WriterError};
 use crate::config::{Config, TableRule};
-use crate::decode::value::ColumnSpec;
-use crate::reader::schema::TableSchema;
+use crate::schema::{ColumnFamily, ColumnSpec, TableSchema};
 
 /// `_meta.created_by` of the indices binlog2es creates (and may therefore extend).
 pub const CREATED_BY: &str = "binlog2es";
@@ -145,7 +143,6 @@ impl Capabilities {
 /// - GEOMETRY → `geo_shape` (accepts every GeoJSON type), `ignore_malformed` so coordinates
 ///   outside longitude/latitude ranges (SRID 0 planes) keep their document.
 pub fn field_mapping(col: &ColumnSpec, caps: Capabilities) -> Option<Value> {
-    use ColumnType::*;
     let long = || json!({"type": "long"});
     let unsigned_long = || {
         if caps.unsigned_long {
@@ -156,14 +153,17 @@ pub fn field_mapping(col: &ColumnSpec, caps: Capabilities) -> Option<Value> {
     };
     let date = || json!({"type": "date", "format": DATE_FORMAT, "ignore_malformed": true});
     let fsp = || col.meta.first().copied().unwrap_or(0);
-    let mapping = match col.column_type {
-        MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG
-        | MYSQL_TYPE_YEAR => long(),
-        MYSQL_TYPE_LONGLONG if col.unsigned => unsigned_long(),
-        MYSQL_TYPE_LONGLONG => long(),
-        MYSQL_TYPE_FLOAT => json!({"type": "float"}),
-        MYSQL_TYPE_DOUBLE => json!({"type": "double"}),
-        MYSQL_TYPE_NEWDECIMAL => {
+    let mapping = match col.family() {
+        ColumnFamily::Integer {
+            bigint: true,
+            unsigned: true,
+        } => unsigned_long(),
+        ColumnFamily::Integer { .. } | ColumnFamily::MediumInt { .. } | ColumnFamily::Year => {
+            long()
+        }
+        ColumnFamily::Float => json!({"type": "float"}),
+        ColumnFamily::Double => json!({"type": "double"}),
+        ColumnFamily::Decimal => {
             let precision = col.meta.first().copied().unwrap_or(65);
             let scale = col.meta.get(1).copied().unwrap_or(30);
             if scale == 0 && precision <= 18 {
@@ -174,49 +174,32 @@ pub fn field_mapping(col: &ColumnSpec, caps: Capabilities) -> Option<Value> {
                 json!({"type": "double"})
             }
         }
-        MYSQL_TYPE_BIT => {
+        ColumnFamily::Bit => {
             // Metadata: [bits % 8, bytes]; BIT(64) values reach 2^64-1.
             let bits = u32::from(col.meta.get(1).copied().unwrap_or(8)) * 8
                 + u32::from(col.meta.first().copied().unwrap_or(0));
             if bits >= 64 { unsigned_long() } else { long() }
         }
-        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE | MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => date(),
-        MYSQL_TYPE_TIMESTAMP => date(),
-        MYSQL_TYPE_TIMESTAMP2 if fsp() > 3 => json!({
+        ColumnFamily::Date | ColumnFamily::DateTime { .. } => date(),
+        ColumnFamily::Timestamp { fractional: true } if fsp() > 3 => json!({
             "type": "date_nanos", "format": DATE_NANOS_FORMAT, "ignore_malformed": true
         }),
-        MYSQL_TYPE_TIMESTAMP2 => date(),
-        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => json!({"type": "keyword"}),
-        MYSQL_TYPE_ENUM | MYSQL_TYPE_SET => json!({"type": "keyword"}),
-        MYSQL_TYPE_JSON => json_mapping(),
-        MYSQL_TYPE_GEOMETRY => json!({"type": "geo_shape", "ignore_malformed": true}),
-        MYSQL_TYPE_VARCHAR
-        | MYSQL_TYPE_VAR_STRING
-        | MYSQL_TYPE_STRING
-        | MYSQL_TYPE_TINY_BLOB
-        | MYSQL_TYPE_MEDIUM_BLOB
-        | MYSQL_TYPE_LONG_BLOB
-        | MYSQL_TYPE_BLOB => {
-            if col.collation == BINARY_COLLATION {
-                // The decoder writes binary columns as base64 even when flagged JSON.
-                json!({"type": "binary"})
-            } else if col.json_text {
-                // MariaDB's JSON alias: a LONGTEXT holding JSON, written as the JSON value.
-                json_mapping()
-            } else {
-                json!({
-                    "type": "text",
-                    "fields": {"keyword": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}}
-                })
-            }
-        }
-        _ => return None,
+        ColumnFamily::Timestamp { .. } => date(),
+        ColumnFamily::Time | ColumnFamily::OldTime => json!({"type": "keyword"}),
+        ColumnFamily::Enum | ColumnFamily::Set => json!({"type": "keyword"}),
+        // MariaDB's JSON alias is a LONGTEXT holding JSON, written as the JSON value.
+        ColumnFamily::Json | ColumnFamily::JsonText => json_mapping(),
+        ColumnFamily::Geometry => json!({"type": "geo_shape", "ignore_malformed": true}),
+        // The decoder writes binary columns as base64 even when flagged JSON.
+        ColumnFamily::Binary => json!({"type": "binary"}),
+        ColumnFamily::Text => json!({
+            "type": "text",
+            "fields": {"keyword": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}}
+        }),
+        ColumnFamily::Vector | ColumnFamily::Unsupported => return None,
     };
     Some(mapping)
 }
-
-/// Collation id of the `binary` character set: BINARY/VARBINARY/BLOB columns.
-const BINARY_COLLATION: u16 = 63;
 
 /// JSON columns default to an unindexed object: SPEC §5 promises that every §6
 /// value indexes, and `flattened`/`flat_object` reject a column holding a bare
@@ -802,7 +785,7 @@ fn encode(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ColumnType::*;
+    use mysql_common::constants::ColumnType::{self, *};
 
     fn col(
         name: &str,
@@ -1043,7 +1026,7 @@ mod tests {
             columns,
             key: vec![0],
             index: "orders".into(),
-            field_prefixes: Vec::new(),
+            field_prefixes: Default::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use super::index::{CREATED_BY, IndexManager};
 use super::retry::Backoff;
 use super::{EsClient, WriterError};
 use crate::config::Config;
-use crate::reader::schema::TableSchema;
+use crate::schema::TableSchema;
 
 /// Requests waiting for the index task; the requesters wait for each answer anyway.
 const QUEUE: usize = 16;

@@ -2,7 +2,7 @@
 //! catalog exists to complete a table map. Included by path, without the server harness.
 
 use binlog2es::config::TableRule;
-use binlog2es::reader::schema::{self, TableSchema};
+use binlog2es::schema::{self, TableSchema};
 use mysql_common::binlog::events::TableMapEvent;
 
 /// A rule matching every table, into `{db}.{table}`.
@@ -19,7 +19,8 @@ pub fn rule() -> TableRule {
 /// primary key, and stand-in labels `#1`, `#2`, … (as many as the value width
 /// allows) for ENUM/SET columns without their values.
 pub fn offline_schema(tme: &TableMapEvent<'_>) -> Result<TableSchema, String> {
-    let mut map = schema::read_table_map(tme).map_err(|e| e.to_string())?;
+    let mut map =
+        schema::read_table_map(tme, binlog2es::decode::decode_label).map_err(|e| e.to_string())?;
     if !map.has_names {
         for (i, col) in map.columns.iter_mut().enumerate() {
             col.name = format!("@{}", i + 1);
