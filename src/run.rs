@@ -17,6 +17,7 @@ use crate::checkpoint::TableCopy;
 use crate::checkpoint::store::age;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, TrackerExit};
 use crate::config::{Config, KeylessPolicy, SnapshotMode};
+use crate::es::{EsClient, SendError};
 use crate::ordering::Router;
 use crate::position::Version;
 use crate::reader::connect::MysqlSource;
@@ -24,7 +25,7 @@ use crate::reader::prerequisites::{self, Finding, Severity, is_privilege_error};
 use crate::reader::{Reader, ReaderSetup, StartMode, StreamState};
 use crate::telemetry::metrics;
 use crate::writer::dead_letter::DeadLetter;
-use crate::writer::{EsClient, Lane, LaneContext};
+use crate::writer::{Lane, LaneContext, WriterError};
 
 /// Copy requests queued for the reader: each worker has at most one chunk in flight.
 const COPY_QUEUE: usize = 64;
@@ -40,7 +41,7 @@ const SYNC_QUEUE: usize = 16;
 async fn connect_mysql(source: &MysqlSource, window: Duration) -> Result<Conn, Error> {
     let host = source.host();
     let deadline = Instant::now() + window;
-    let mut backoff = crate::writer::retry::Backoff::new(200, 2_000);
+    let mut backoff = crate::retry::Backoff::new(200, 2_000);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let attempt =
@@ -82,13 +83,13 @@ async fn connect_mysql(source: &MysqlSource, window: Duration) -> Result<Conn, E
 /// Reaches Elasticsearch, retrying for `connect_timeout`.
 async fn connect_es(client: &EsClient, window: Duration) -> Result<String, Error> {
     let deadline = Instant::now() + window;
-    let mut backoff = crate::writer::retry::Backoff::new(200, 2_000);
+    let mut backoff = crate::retry::Backoff::new(200, 2_000);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let message =
             match tokio::time::timeout(left.max(Duration::from_millis(100)), client.info()).await {
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(crate::writer::SendError::Status {
+                Ok(Err(SendError::Status {
                     status: s @ (401 | 403),
                     body,
                 })) => {
@@ -98,7 +99,7 @@ async fn connect_es(client: &EsClient, window: Duration) -> Result<String, Error
                         client.display()
                     )));
                 }
-                Ok(Err(crate::writer::SendError::Certificate(fatal))) => {
+                Ok(Err(SendError::Certificate(fatal))) => {
                     return Err(Error::Tls(fatal));
                 }
                 Ok(Err(e)) => e.to_string(),
@@ -189,7 +190,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     store.ensure_writable()?;
     let saved = store.load()?;
 
-    let client = EsClient::new(&config.elasticsearch)?;
+    let client = EsClient::new(&config.elasticsearch).map_err(WriterError::from)?;
     let es_version = connect_es(&client, config.elasticsearch.connect_timeout).await?;
     info!(host = client.display(), version = %es_version, "Connected to Elasticsearch.");
     if client.sends_credentials_in_clear() {

@@ -16,19 +16,19 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use elasticsearch::http::Method;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
+use reqwest::Method;
 use serde_json::{Map, Value as Json, json};
 
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, TableRule};
 use crate::decode::RowDecoder;
+use crate::es::EsClient;
 use crate::reader::schema::TableSchema;
 use crate::scan::{
     SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list, table_schema,
 };
-use crate::writer::client::EsClient;
 
 /// Rows per MySQL chunk and ids per `_mget`.
 const CHUNK: usize = 1000;
@@ -222,7 +222,8 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
             None => my(e),
         })?;
     conn.query_drop(SESSION_SETUP).await.map_err(my)?;
-    let client = EsClient::new(&config.elasticsearch).map_err(crate::Error::from)?;
+    let client = EsClient::new(&config.elasticsearch)
+        .map_err(|e| crate::Error::from(crate::writer::WriterError::from(e)))?;
     let settle = Duration::from_millis(config.writer.max_delay_ms.saturating_mul(3))
         + Duration::from_secs(2);
     let tables = crate::scan::user_tables(&mut conn).await.map_err(my)?;
@@ -513,7 +514,7 @@ async fn mget(
     }
     let (status, body) = client
         .json(
-            Method::Post,
+            Method::POST,
             &format!("/{index}/_mget"),
             Some(&json!({ "ids": ids })),
         )
@@ -547,7 +548,7 @@ async fn scroll_ids(client: &EsClient, index: &str) -> Result<Vec<String>, Verif
             },
         )
         .await
-        .map_err(VerifyError::Es)?;
+        .map_err(|e| VerifyError::Es(e.to_string()))?;
     Ok(ids)
 }
 

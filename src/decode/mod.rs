@@ -9,6 +9,8 @@ pub mod json;
 pub mod row;
 pub mod value;
 
+pub use value::write_json_string;
+
 use bytes::Bytes;
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::value::Value;

@@ -1090,7 +1090,7 @@ fn decode_text(
 
 /// Appends `text` as a JSON string (RFC 8259): `"` and `\` escaped, control characters
 /// as `\n`-style or `\u00XX` escapes, everything else as UTF-8.
-pub(crate) fn write_json_string(out: &mut Vec<u8>, text: &str) {
+pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(text.len() + 2);
     out.push(b'"');

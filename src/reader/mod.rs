@@ -49,11 +49,11 @@ use crate::checkpoint::{
 use crate::config::{Config, KeylessPolicy};
 use crate::decode::row::read_image;
 use crate::decode::{DecodeError, RowDecoder};
+use crate::es::EsClient;
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
 use crate::telemetry::metrics;
 use crate::telemetry::progress::Progress;
-use crate::writer::EsClient;
 use crate::writer::index::IndexManager;
 use events::QueryKind;
 use merge::{ChunkOutcome, CopyRequest, Merge, Opened};
@@ -327,7 +327,7 @@ impl Reader {
     /// A fatal reader error (privileges, purged position, undecodable row …).
     #[tracing::instrument(name = "reader", skip_all, fields(stage = "reader"))]
     pub async fn run(mut self) -> Result<(), ReaderError> {
-        let mut backoff = crate::writer::retry::Backoff::new(200, 30_000);
+        let mut backoff = crate::retry::Backoff::new(200, 30_000);
         loop {
             let result = self.stream_once().await;
             self.progress.set_streaming(false);
@@ -335,7 +335,7 @@ impl Reader {
             self.catalog = None;
             if self.streamed {
                 // Each outage starts its backoff afresh.
-                backoff = crate::writer::retry::Backoff::new(200, 30_000);
+                backoff = crate::retry::Backoff::new(200, 30_000);
                 self.streamed = false;
             }
             // A half-read transaction is read again whole after reconnecting.
@@ -1068,16 +1068,6 @@ async fn recv_copy(rx: &mut Option<mpsc::Receiver<CopyRequest>>) -> Option<CopyR
         },
         None => std::future::pending().await,
     }
-}
-
-/// Percent-encodes an index name for a URL path.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Lower-case hyphenated UUID text of a 16-byte source id.

@@ -573,7 +573,7 @@ pub fn build(
         .iter()
         .map(|c| {
             let mut p = Vec::with_capacity(c.name.len() + 3);
-            crate::writer::bulk::write_json_str(&mut p, &c.name);
+            crate::decode::write_json_string(&mut p, &c.name);
             p.push(b':');
             p
         })

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
-use super::{Reader, ReaderError, ddl, urlencode};
+use super::{Reader, ReaderError, ddl};
 use crate::checkpoint::{TxnGtid, TxnTicket, XaMark, Xid};
 
 impl Reader {
@@ -165,11 +165,8 @@ impl Reader {
                 .replace("{db}", db)
                 .replace("{table}", "*")
                 .to_lowercase();
-            let path = format!("/{}/_mapping", urlencode_glob(&pattern));
-            let Some(mappings) = self
-                .es_retry(&path, elasticsearch::http::Method::Get, None)
-                .await?
-            else {
+            let path = format!("/{}/_mapping", crate::es::path::pattern(&pattern));
+            let Some(mappings) = self.es_retry(&path, reqwest::Method::GET, None).await? else {
                 return Ok(None);
             };
             let prefix = format!("{db}.");
@@ -199,16 +196,16 @@ impl Reader {
     pub(super) async fn es_retry(
         &mut self,
         path: &str,
-        method: elasticsearch::http::Method,
+        method: reqwest::Method,
         body: Option<&serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, ReaderError> {
-        let mut backoff = crate::writer::retry::Backoff::new(
+        let mut backoff = crate::retry::Backoff::new(
             self.config.writer.retry_initial_ms,
             self.config.writer.retry_max_ms,
         );
         loop {
             let sent = tokio::select! {
-                r = self.es.json(method, path, body) => r,
+                r = self.es.json(method.clone(), path, body) => r,
                 _ = self.stop.cancelled() => return Ok(None),
             };
             let error = match sent {
@@ -237,25 +234,25 @@ impl Reader {
     /// reports no failure and no version conflict. Returns how many were deleted, or
     /// `None` when stopped first.
     pub(super) async fn delete_all(&mut self, index: &str) -> Result<Option<u64>, ReaderError> {
-        let name = urlencode(index);
+        let name = crate::es::path::segment(index);
         let refresh = format!("/{name}/_refresh");
         let delete = format!("/{name}/_delete_by_query?conflicts=proceed&refresh=true");
         let query = serde_json::json!({"query": {"match_all": {}}});
         let mut deleted = 0;
-        let mut backoff = crate::writer::retry::Backoff::new(
+        let mut backoff = crate::retry::Backoff::new(
             self.config.writer.retry_initial_ms,
             self.config.writer.retry_max_ms,
         );
         loop {
             if self
-                .es_retry(&refresh, elasticsearch::http::Method::Post, None)
+                .es_retry(&refresh, reqwest::Method::POST, None)
                 .await?
                 .is_none()
             {
                 return Ok(None);
             }
             let Some(answer) = self
-                .es_retry(&delete, elasticsearch::http::Method::Post, Some(&query))
+                .es_retry(&delete, reqwest::Method::POST, Some(&query))
                 .await?
             else {
                 return Ok(None);
@@ -344,11 +341,6 @@ fn delete_leftovers(answer: &serde_json::Value) -> Option<String> {
     })
 }
 
-/// Percent-encodes an index pattern for a URL path, keeping its `*` wildcards.
-fn urlencode_glob(s: &str) -> String {
-    s.split('*').map(urlencode).collect::<Vec<_>>().join("*")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,11 +360,5 @@ mod tests {
         ] {
             assert!(delete_leftovers(&leftover).is_some(), "{leftover}");
         }
-    }
-
-    #[test]
-    fn index_patterns_keep_their_wildcards() {
-        assert_eq!(urlencode_glob("shop-*"), "shop-*");
-        assert_eq!(urlencode_glob("a b*c/d"), "a%20b*c%2Fd");
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Classification follows what a replaying, externally versioned writer needs:
 //! 409 means a newer or equal version is already there (applied), 404 on a delete
-//! means already gone (applied), 429 and 5xx are worth retrying, other 4xx are
-//! rejections of that one document.
+//! means already gone (applied); otherwise [`Verdict::of_item`] decides (429 and 5xx are
+//! worth retrying, other 4xx are rejections of that one document).
 
 use serde::Deserialize;
 use std::collections::HashMap;
+
+use crate::retry::Verdict;
 
 /// Response fields we ask for with `filter_path`.
 pub const FILTER_PATH: &str = "errors,items.*.status,items.*.error";
@@ -115,7 +117,7 @@ fn classify(action: &str, status: u16, error: Option<serde_json::Value>) -> Item
     match status {
         200..=299 | 409 => ItemOutcome::Applied,
         404 if action == "delete" => ItemOutcome::Applied,
-        429 | 500..=599 => ItemOutcome::Retry { status, error },
+        _ if Verdict::of_item(status) == Verdict::Transient => ItemOutcome::Retry { status, error },
         _ => ItemOutcome::Rejected { status, error },
     }
 }
