@@ -70,12 +70,23 @@ pub enum ResponseError {
     },
 }
 
-/// Classifies every item of a response to a request of `sent` actions.
+/// One item of a `_bulk` answer as the server sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawItem {
+    /// Its action: `index`, `delete` …
+    pub action: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Error object, if any.
+    pub error: Option<serde_json::Value>,
+}
+
+/// The items of a response to a request of `sent` actions, when it reports errors;
 /// `None` means every item was applied (`errors: false`).
 ///
 /// # Errors
 /// Malformed JSON or an item count that does not match.
-pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, ResponseError> {
+pub fn items(body: &[u8], sent: usize) -> Result<Option<Vec<RawItem>>, ResponseError> {
     // The usual answer has no errors: read only the flag and skip the items without
     // building them (one map per item would cost more than the rest of a lane's work).
     let head: Head = serde_json::from_slice(body)?;
@@ -96,20 +107,34 @@ pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, Respo
         parsed
             .items
             .into_iter()
-            .map(|m| {
-                let (action, item) = m.into_iter().next().unwrap_or_else(|| {
-                    (
-                        String::new(),
-                        Item {
-                            status: 500,
-                            error: None,
-                        },
-                    )
-                });
-                classify(&action, item.status, item.error)
+            .map(|m| match m.into_iter().next() {
+                Some((action, item)) => RawItem {
+                    action,
+                    status: item.status,
+                    error: item.error,
+                },
+                None => RawItem {
+                    action: String::new(),
+                    status: 500,
+                    error: None,
+                },
             })
             .collect(),
     ))
+}
+
+/// Classifies every item of a response to a request of `sent` actions.
+/// `None` means every item was applied (`errors: false`).
+///
+/// # Errors
+/// Malformed JSON or an item count that does not match.
+pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, ResponseError> {
+    Ok(items(body, sent)?.map(|items| {
+        items
+            .into_iter()
+            .map(|i| classify(&i.action, i.status, i.error))
+            .collect()
+    }))
 }
 
 fn classify(action: &str, status: u16, error: Option<serde_json::Value>) -> ItemOutcome {
