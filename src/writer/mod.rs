@@ -15,6 +15,12 @@
 //! (dead-lettered, or stops the daemon with `on_rejected = "fail"`).
 //! Each batch holds its changes' share of the byte budget (see [`crate::ordering`]) until
 //! it is done with, so the budget bounds what the queues and requests in flight hold.
+//!
+//! Layout: `batch` cuts a lane's queue into batches, `in_flight` keeps the requests in
+//! flight and the documents they hold, `lane` runs the two, `request` writes one batch
+//! (retries through [`crate::retry`], partial retry, 413 split, rejections), [`bulk`]
+//! builds its body, [`dead_letter`] keeps what was rejected, [`index`] prepares target
+//! indices. The HTTP client itself is [`crate::es`].
 
 mod batch;
 pub mod bulk;

@@ -172,40 +172,21 @@ impl IndexManager {
                     // A write-only account: it worked before index management existed, so
                     // keep it working, without creating or extending anything.
                     warn!(%index, error = %status_text(status, &body), "Cannot read the index mapping, so binlog2es neither creates nor extends the index; grant the `view_index_metadata`, `create_index` and `manage` privileges on it, or set create_index = false in the table's rule.");
-                    self.known.insert(
-                        Arc::clone(&schema.index),
-                        Known {
-                            ours: false,
-                            fields: schema.columns.iter().map(|c| c.name.clone()).collect(),
-                        },
-                    );
+                    self.leave_alone(schema, HashSet::new());
                     return Ok(());
                 }
                 _ => return Err(refused(index, "reading its mapping", status, &body, None)),
             }
             match self.template_for(index).await? {
                 TemplateCheck::None => {}
-                TemplateCheck::Matches(template, mut fields) => {
+                TemplateCheck::Matches(template, fields) => {
                     info!(%index, %template, table = %schema.qualified(), "Index missing; an index template shapes it, so its mapping is used as it is.");
-                    fields.extend(schema.columns.iter().map(|c| c.name.clone()));
-                    self.known.insert(
-                        Arc::clone(&schema.index),
-                        Known {
-                            ours: false,
-                            fields,
-                        },
-                    );
+                    self.leave_alone(schema, fields);
                     return Ok(());
                 }
                 TemplateCheck::Unknown(why) => {
                     warn!(%index, error = %why, "Cannot read index templates, so binlog2es does not create the index (a template of yours might be meant to); grant the `manage_index_templates` cluster privilege, or set create_index = false in the table's rule.");
-                    self.known.insert(
-                        Arc::clone(&schema.index),
-                        Known {
-                            ours: false,
-                            fields: schema.columns.iter().map(|c| c.name.clone()).collect(),
-                        },
-                    );
+                    self.leave_alone(schema, HashSet::new());
                     return Ok(());
                 }
             }
@@ -237,6 +218,17 @@ impl IndexManager {
             message: "the index was reported as both existing and missing".into(),
             hint: "check for a process deleting and creating it".into(),
         })
+    }
+
+    /// Notes `schema.index` as not ours, its mapping `fields` plus the table's columns
+    /// known, so that only a new column brings it up again.
+    fn leave_alone(&mut self, schema: &TableSchema, mut fields: HashSet<String>) {
+        fields.extend(schema.columns.iter().map(|c| c.name.clone()));
+        let known = Known {
+            ours: false,
+            fields,
+        };
+        self.known.insert(Arc::clone(&schema.index), known);
     }
 
     /// The index exists: extend it when it is ours, otherwise only note new columns.
