@@ -1,9 +1,9 @@
 //! Index names in URL paths.
 //!
-//! Elasticsearch decodes a request path with form rules, so a `+` would arrive as a space:
-//! only RFC 3986's unreserved characters go as they are, everything else is
-//! percent-encoded (a valid index name needs nothing else; an invalid one then reaches
-//! the server as itself and is refused there, not taken for a wildcard or a second name).
+//! Only RFC 3986's unreserved characters go as they are; everything else is
+//! percent-encoded, `+` included (older Elasticsearch versions decode a `+` in a path as a
+//! space). A valid index name needs nothing else; an invalid one reaches the server as
+//! itself and is refused there, not taken for a wildcard (`*`) or a second name (`,`).
 
 /// Percent-encodes `name` (an index name) for one URL path segment.
 pub fn segment(name: &str) -> String {
@@ -47,7 +47,7 @@ mod tests {
     #[test]
     fn only_unreserved_characters_stay() {
         assert_eq!(segment("shop.orders_2024-01~x"), "shop.orders_2024-01~x");
-        // `+` would be decoded as a space, `*` and `,` would name other indices.
+        // `+` may be decoded as a space, `*` and `,` would name other indices.
         assert_eq!(segment("a+b"), "a%2Bb");
         assert_eq!(segment("a*b,c"), "a%2Ab%2Cc");
         assert_eq!(segment("a b/c?d#e%"), "a%20b%2Fc%3Fd%23e%25");
