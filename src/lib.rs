@@ -16,6 +16,8 @@
 //! | [`decode`] | row images → `_id` + `_source` JSON (SPEC §5/§6) |
 //! | [`ordering`] | per-document lanes and coalescing |
 //! | [`writer`] | batching, `_bulk`, retries, dead-letter |
+//! | [`es`] | Elasticsearch client, `_bulk` bodies and answers, URL paths (a leaf every stage may use) |
+//! | [`retry`] | backoff, one verdict per failure, the retry loop (a leaf) |
 //! | [`checkpoint`] | ordered acknowledgements → committed position on disk |
 //! | [`snapshot`] | initial copy and re-sync, merged into the stream by the reader |
 //! | [`shutdown`] | signals and drain |
@@ -29,9 +31,11 @@ pub mod checkpoint;
 pub mod commands;
 pub mod config;
 pub mod decode;
+pub mod es;
 pub mod ordering;
 pub mod position;
 pub mod reader;
+pub mod retry;
 mod scan;
 pub mod schema;
 pub mod shutdown;

@@ -11,18 +11,18 @@ use tracing::{info, warn};
 use crate::Error;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, TableCopy};
 use crate::config::{Config, KeylessPolicy, SnapshotMode};
+use crate::es::EsClient;
 use crate::position::Version;
 use crate::reader::prerequisites::{self, Finding, ServerFacts, Severity, is_privilege_error};
 use crate::reader::{ReaderError, StartMode};
 use crate::source::MysqlSource;
-use crate::writer::EsClient;
 
 /// Connects to MySQL, retrying for `connect_timeout`; auth, privilege and certificate
 /// errors are final at once.
 pub(crate) async fn connect_mysql(source: &MysqlSource, window: Duration) -> Result<Conn, Error> {
     let host = source.host();
     let deadline = Instant::now() + window;
-    let mut backoff = crate::writer::retry::Backoff::new(200, 2_000);
+    let mut backoff = crate::retry::Backoff::new(200, 2_000);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let attempt =
@@ -64,13 +64,13 @@ pub(crate) async fn connect_mysql(source: &MysqlSource, window: Duration) -> Res
 /// Reaches Elasticsearch, retrying for `connect_timeout`.
 pub(crate) async fn connect_es(client: &EsClient, window: Duration) -> Result<String, Error> {
     let deadline = Instant::now() + window;
-    let mut backoff = crate::writer::retry::Backoff::new(200, 2_000);
+    let mut backoff = crate::retry::Backoff::new(200, 2_000);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let message =
             match tokio::time::timeout(left.max(Duration::from_millis(100)), client.info()).await {
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(crate::writer::SendError::Status {
+                Ok(Err(crate::es::SendError::Status {
                     status: s @ (401 | 403),
                     body,
                 })) => {
@@ -80,7 +80,7 @@ pub(crate) async fn connect_es(client: &EsClient, window: Duration) -> Result<St
                         client.display()
                     )));
                 }
-                Ok(Err(crate::writer::SendError::Certificate(fatal))) => {
+                Ok(Err(crate::es::SendError::Certificate(fatal))) => {
                     return Err(Error::Tls(fatal));
                 }
                 Ok(Err(e)) => e.to_string(),
@@ -149,7 +149,7 @@ fn connection_error(host: &str) -> impl Fn(mysql_async::Error) -> ReaderError + 
 /// # Errors
 /// Bad client settings, refused credentials or certificate, unreachable for the window.
 pub(crate) async fn open_es(config: &Config) -> Result<EsClient, Error> {
-    let client = EsClient::new(&config.elasticsearch)?;
+    let client = EsClient::new(&config.elasticsearch).map_err(crate::writer::WriterError::from)?;
     let es_version = connect_es(&client, config.elasticsearch.connect_timeout).await?;
     info!(host = client.display(), version = %es_version, "Connected to Elasticsearch.");
     if client.sends_credentials_in_clear() {

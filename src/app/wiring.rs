@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 use crate::Error;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, TrackerExit};
 use crate::config::{Config, DeadLetterKind};
+use crate::es::EsClient;
 use crate::ordering::{Routed, Router};
 use crate::reader::{Reader, ReaderError, ReaderSetup, StartMode, StreamState};
 use crate::snapshot::{ResyncRequest, SnapshotError};
@@ -26,7 +27,7 @@ use crate::source::MysqlSource;
 use crate::telemetry::progress::Progress;
 use crate::writer::dead_letter::DeadLetter;
 use crate::writer::indices::Indices;
-use crate::writer::{EsClient, Lane, LaneContext, WriterError};
+use crate::writer::{Lane, LaneContext, WriterError};
 
 /// Copy requests queued for the reader: each worker has at most one chunk in flight.
 const COPY_QUEUE: usize = 64;

@@ -58,14 +58,30 @@ impl From<&Value> for KeyValue {
     }
 }
 
+/// A saved key value that cannot be bound (a hand-edited checkpoint).
+#[derive(Debug, thiserror::Error)]
+pub enum SavedKeyError {
+    /// Bytes that are not base64.
+    #[error("saved key bytes: {0}")]
+    Bytes(#[from] base64::DecodeError),
+    /// A date part out of its range.
+    #[error("{part} {value} out of range in a saved key")]
+    OutOfRange {
+        /// Which part.
+        part: &'static str,
+        /// Its value.
+        value: u32,
+    },
+}
+
 impl KeyValue {
     /// The value to bind in a query.
     ///
     /// # Errors
     /// Bytes that are not base64, or a date part out of range (a hand-edited file).
-    pub fn to_value(&self) -> Result<Value, String> {
-        let narrow = |n: u32, what: &str| {
-            u8::try_from(n).map_err(|_| format!("{what} {n} out of range in a saved key"))
+    pub fn to_value(&self) -> Result<Value, SavedKeyError> {
+        let narrow = |value: u32, part: &'static str| {
+            u8::try_from(value).map_err(|_| SavedKeyError::OutOfRange { part, value })
         };
         Ok(match self {
             Self::Null => Value::NULL,
@@ -73,13 +89,12 @@ impl KeyValue {
             Self::Uint(u) => Value::UInt(*u),
             Self::Float(f) => Value::Float(*f),
             Self::Double(d) => Value::Double(*d),
-            Self::Bytes(b) => Value::Bytes(
-                STANDARD
-                    .decode(b)
-                    .map_err(|e| format!("saved key bytes: {e}"))?,
-            ),
+            Self::Bytes(b) => Value::Bytes(STANDARD.decode(b)?),
             Self::Date([y, mo, d, h, mi, s, us]) => Value::Date(
-                u16::try_from(*y).map_err(|_| format!("year {y} out of range in a saved key"))?,
+                u16::try_from(*y).map_err(|_| SavedKeyError::OutOfRange {
+                    part: "year",
+                    value: *y,
+                })?,
                 narrow(*mo, "month")?,
                 narrow(*d, "day")?,
                 narrow(*h, "hour")?,

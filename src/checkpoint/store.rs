@@ -12,7 +12,24 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::copy::TableCopy;
-use crate::position::{BinlogPosition, GtidState, Version};
+use crate::position::{BinlogPosition, GtidState, ParseError, Version};
+
+/// Why a text is not a checkpoint this binlog2es can read.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// Not the JSON of a checkpoint.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Written by a binlog2es with another file format.
+    #[error("format {0} is not supported (this binlog2es reads format {FORMAT_VERSION})")]
+    Version(u32),
+    /// The GTID state does not parse.
+    #[error("{0}")]
+    Gtid(#[from] ParseError),
+    /// `updated_at` is not an RFC 3339 time.
+    #[error("updated_at: {0}")]
+    UpdatedAt(#[from] humantime::TimestampError),
+}
 
 /// Current file format; older formats must keep loading.
 pub const FORMAT_VERSION: u32 = 1;
@@ -160,22 +177,18 @@ impl Checkpoint {
     /// Parses checkpoint JSON text.
     ///
     /// # Errors
-    /// A message saying what is wrong.
-    pub fn decode(text: &str) -> Result<Self, String> {
-        let file: FileV1 = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    /// What is wrong with the text.
+    pub fn decode(text: &str) -> Result<Self, FormatError> {
+        let file: FileV1 = serde_json::from_str(text)?;
         if file.format != FORMAT_VERSION {
-            return Err(format!(
-                "format {} is not supported (this binlog2es reads format {FORMAT_VERSION})",
-                file.format
-            ));
+            return Err(FormatError::Version(file.format));
         }
         let gtid = match (&file.gtid, file.server.flavor) {
             (None, _) => GtidState::None,
-            (Some(g), Flavor::Mariadb) => GtidState::parse_mariadb(g).map_err(|e| e.to_string())?,
-            (Some(g), Flavor::Mysql) => GtidState::parse_mysql(g).map_err(|e| e.to_string())?,
+            (Some(g), Flavor::Mariadb) => GtidState::parse_mariadb(g)?,
+            (Some(g), Flavor::Mysql) => GtidState::parse_mysql(g)?,
         };
-        let updated_at =
-            humantime::parse_rfc3339(&file.updated_at).map_err(|e| format!("updated_at: {e}"))?;
+        let updated_at = humantime::parse_rfc3339(&file.updated_at)?;
         Ok(Self {
             server: file.server,
             position: file.position,
@@ -224,9 +237,9 @@ impl CheckpointStore {
         };
         Checkpoint::decode(&text)
             .map(Some)
-            .map_err(|message| CheckpointError::Corrupt {
+            .map_err(|e| CheckpointError::Corrupt {
                 path: self.path.clone(),
-                message,
+                message: e.to_string(),
             })
     }
 

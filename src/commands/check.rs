@@ -8,9 +8,9 @@ use crate::Error;
 use crate::app::startup::{connect_es, connect_mysql, finding, table_checks};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, HttpConfig, TlsMode};
+use crate::es::EsClient;
 use crate::reader::prerequisites::{self, Finding, Severity};
 use crate::source::MysqlSource;
-use crate::writer::EsClient;
 
 /// `binlog2es check`: validates, connects to both ends, reports prerequisites.
 /// Returns the report lines and whether everything is fine.

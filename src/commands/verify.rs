@@ -16,17 +16,17 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use elasticsearch::http::Method;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
+use reqwest::Method;
 use serde_json::{Map, Value as Json, json};
 
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, TableRule};
 use crate::decode::RowDecoder;
+use crate::es::{EsClient, bulk, response};
 use crate::scan::{SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list};
 use crate::schema::TableSchema;
-use crate::writer::client::EsClient;
 
 /// Rows per MySQL chunk and ids per `_mget`.
 const CHUNK: usize = 1000;
@@ -219,7 +219,8 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
             None => my(e),
         })?;
     conn.query_drop(SESSION_SETUP).await.map_err(my)?;
-    let client = EsClient::new(&config.elasticsearch).map_err(crate::Error::from)?;
+    let client = EsClient::new(&config.elasticsearch)
+        .map_err(|e| crate::Error::from(crate::writer::WriterError::from(e)))?;
     let settle = Duration::from_millis(config.writer.max_delay_ms.saturating_mul(3))
         + Duration::from_secs(2);
     let tables = crate::schema::catalog::user_tables(&mut conn)
@@ -500,7 +501,7 @@ async fn mget(
     }
     let (status, body) = client
         .json(
-            Method::Post,
+            Method::POST,
             &format!("/{index}/_mget"),
             Some(&json!({ "ids": ids })),
         )
@@ -534,7 +535,7 @@ async fn scroll_ids(client: &EsClient, index: &str) -> Result<Vec<String>, Verif
             },
         )
         .await
-        .map_err(VerifyError::Es)?;
+        .map_err(|e| VerifyError::Es(e.to_string()))?;
     Ok(ids)
 }
 
@@ -550,40 +551,31 @@ async fn repair(
 ) -> Result<(u64, u64), VerifyError> {
     let (mut applied, mut conflicts) = (0, 0);
     for chunk in ids.chunks(CHUNK) {
-        let mut body = String::new();
+        let mut body = Vec::new();
         for id in chunk {
-            let meta = json!({
-                "_index": index, "_id": id, "version": version, "version_type": "external_gte"
-            });
-            match rows.get(id) {
-                Some(source) => {
-                    body.push_str(&json!({ "index": meta }).to_string());
-                    body.push('\n');
-                    body.push_str(&Json::Object(source.clone()).to_string());
-                    body.push('\n');
-                }
-                None => {
-                    body.push_str(&json!({ "delete": meta }).to_string());
-                    body.push('\n');
-                }
-            }
+            let source = rows
+                .get(id)
+                .map(|source| Json::Object(source.clone()).to_string());
+            let action = match &source {
+                Some(source) => bulk::Action::Index(source.as_bytes()),
+                None => bulk::Action::Delete,
+            };
+            bulk::push(&mut body, action, index, Some(id), Some(version));
         }
         let answer = client.bulk(Bytes::from(body)).await.map_err(es)?;
-        let answer: Json = serde_json::from_slice(&answer).map_err(es)?;
-        for item in answer["items"].as_array().into_iter().flatten() {
-            let Some(result) = item.as_object().and_then(|o| o.values().next()) else {
-                continue;
-            };
-            match result["status"].as_u64() {
+        let Some(items) = response::items(&answer, chunk.len()).map_err(es)? else {
+            applied += chunk.len() as u64;
+            continue;
+        };
+        for item in items {
+            match item.status {
                 // 404: deleting what is already gone; 409: a newer change is there.
-                Some(200..=299) => applied += 1,
-                Some(404) if item.get("delete").is_some() => applied += 1,
-                Some(409) => conflicts += 1,
+                200..=299 => applied += 1,
+                404 if item.action == "delete" => applied += 1,
+                409 => conflicts += 1,
                 _ => {
-                    return Err(VerifyError::Es(format!(
-                        "repair of {index}: {}",
-                        result["error"]
-                    )));
+                    let error = item.error.unwrap_or_default();
+                    return Err(VerifyError::Es(format!("repair of {index}: {error}")));
                 }
             }
         }

@@ -33,7 +33,7 @@ impl Config {
             ));
         }
         for u in &urls {
-            let parsed = u.parse::<elasticsearch::http::Url>().map_err(|e| {
+            let parsed = u.parse::<reqwest::Url>().map_err(|e| {
                 ConfigError::invalid("elasticsearch.url", format!("`{}`: {e}", redact_url(u)))
             })?;
             if !matches!(parsed.scheme(), "http" | "https") {
@@ -253,7 +253,7 @@ impl Config {
             ));
         }
         let url_credentials = urls.iter().any(|u| {
-            u.parse::<elasticsearch::http::Url>()
+            u.parse::<reqwest::Url>()
                 .is_ok_and(|p| !p.username().is_empty() || p.password().is_some())
         });
         if url_credentials && !set.is_empty() {

@@ -312,7 +312,7 @@ impl Reader {
     /// A fatal reader error (privileges, purged position, undecodable row …).
     #[tracing::instrument(name = "reader", skip_all, fields(stage = "reader"))]
     pub async fn run(mut self) -> Result<(), ReaderError> {
-        let mut backoff = crate::writer::retry::Backoff::new(200, 30_000);
+        let mut backoff = crate::retry::Backoff::new(200, 30_000);
         loop {
             let result = self.stream_once().await;
             self.progress.set_streaming(false);
@@ -320,7 +320,7 @@ impl Reader {
             self.catalog = None;
             if self.streamed {
                 // Each outage starts its backoff afresh.
-                backoff = crate::writer::retry::Backoff::new(200, 30_000);
+                backoff = crate::retry::Backoff::new(200, 30_000);
                 self.streamed = false;
             }
             // A half-read transaction is read again whole after reconnecting.

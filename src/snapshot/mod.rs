@@ -28,22 +28,22 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::checkpoint::{Checkpoint, CopyMark, Flavor, KeyValue, TableCopy};
 use crate::config::Config;
 use crate::decode::RowDecoder;
+use crate::es::{EsClient, Scroll, ScrollError};
 use crate::ordering::Op;
 use crate::position::{BinlogPosition, Version};
+use crate::retry::{Attempt, Failure, Retry, RetryError, retry_until};
 use crate::scan;
 use crate::schema::TableSchema;
 use crate::snapshot::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened};
 use crate::source::MysqlSource;
 use crate::telemetry::metrics;
-use crate::writer::EsClient;
 use crate::writer::indices::Indices;
 use consistent::ViewError;
-use elasticsearch::http::Method;
 
 /// Errors that stop a copy (and the daemon): a table binlog2es cannot read or decode.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +256,17 @@ enum Interrupt {
     Fatal(SnapshotError),
 }
 
+impl Interrupt {
+    /// What the retry loop does about it: stopping ends the copy quietly.
+    fn attempt(self) -> Attempt<(), SnapshotError> {
+        match self {
+            Interrupt::Stopped => Attempt::Done(()),
+            Interrupt::Transient(e) => Attempt::Again(Failure::new(e)),
+            Interrupt::Fatal(e) => Attempt::Fail(e),
+        }
+    }
+}
+
 impl From<mysql_async::Error> for Interrupt {
     fn from(e: mysql_async::Error) -> Self {
         Interrupt::Transient(e.to_string())
@@ -293,36 +304,43 @@ impl Worker {
     /// Copies `copy`'s table from its saved key to the end, then sweeps; `announce` records
     /// the start in the checkpoint first (a re-sync).
     async fn copy_table(
-        mut self,
-        mut copy: TableCopy,
+        self,
+        copy: TableCopy,
         announce: bool,
     ) -> Result<(String, String), SnapshotError> {
         let key = (copy.db.clone(), copy.table.clone());
         let name = format!("{}.{}", copy.db, copy.table);
-        let mut backoff = crate::writer::retry::Backoff::new(200, 30_000);
-        let mut announced = !announce;
-        loop {
-            let attempt = async {
+        let stop = self.stop.clone();
+        let retry = Retry::new(
+            200,
+            30_000,
+            &stop,
+            "Copy interrupted, resuming after the last copied key.",
+            &name,
+        );
+        let state = (self, copy, !announce);
+        let (_, copied) = retry_until(
+            &retry,
+            state,
+            |(mut worker, mut copy, announced)| async move {
                 if !announced {
-                    copy.since = self.announce(&copy).await?;
-                    announced = true;
-                }
-                self.copy_once(&mut copy).await
-            }
-            .await;
-            match attempt {
-                Ok(()) => return Ok(key),
-                Err(Interrupt::Stopped) => return Ok(key),
-                Err(Interrupt::Fatal(e)) => return Err(e),
-                Err(Interrupt::Transient(e)) => {
-                    let delay = backoff.next_delay();
-                    warn!(table = %name, error = %e, retry_in = ?delay, "Copy interrupted, resuming after the last copied key.");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = self.stop.cancelled() => return Ok(key),
+                    match worker.announce(&copy).await {
+                        Ok(since) => copy.since = since,
+                        Err(i) => return ((worker, copy, false), i.attempt()),
                     }
                 }
-            }
+                let attempt = match worker.copy_once(&mut copy).await {
+                    Ok(()) => Attempt::Done(()),
+                    Err(i) => i.attempt(),
+                };
+                ((worker, copy, true), attempt)
+            },
+        )
+        .await;
+        match copied {
+            Err(RetryError::Final(e)) => Err(e),
+            // Copied, or stopped (there is no attempt limit).
+            Ok(()) | Err(RetryError::Stopped { .. } | RetryError::Exhausted { .. }) => Ok(key),
         }
     }
 
@@ -589,10 +607,14 @@ impl Worker {
         let mut pages =
             StalePages::open(&self.es, index, copy.since, self.config.snapshot.chunk_size)
                 .await
-                .map_err(Interrupt::Transient)?;
+                .map_err(|e| Interrupt::Transient(e.to_string()))?;
         let mut deleted = 0usize;
         let result = async {
-            while let Some(ids) = pages.next_page().await.map_err(Interrupt::Transient)? {
+            while let Some(ids) = pages
+                .next_page()
+                .await
+                .map_err(|e| Interrupt::Transient(e.to_string()))?
+            {
                 if ids.is_empty() {
                     continue;
                 }
@@ -653,11 +675,8 @@ impl Drop for Window {
 /// Pages of the ids of documents whose version is below a copy's start, read with a scroll
 /// (a fixed view of the index: deleting meanwhile does not move the pages).
 struct StalePages<'a> {
-    es: &'a EsClient,
-    index: &'a str,
+    scroll: Scroll<'a>,
     since: Version,
-    scroll_id: Option<String>,
-    first: Option<serde_json::Value>,
 }
 
 impl<'a> StalePages<'a> {
@@ -667,73 +686,15 @@ impl<'a> StalePages<'a> {
         index: &'a str,
         since: Version,
         page: usize,
-    ) -> Result<StalePages<'a>, String> {
-        let mut pages = StalePages {
-            es,
-            index,
-            since,
-            scroll_id: None,
-            first: None,
-        };
-        let (status, _) = es
-            .json(Method::Post, &format!("/{index}/_refresh"), None)
-            .await
-            .map_err(|e| e.to_string())?;
-        if status == 404 {
-            return Ok(pages);
-        }
+    ) -> Result<StalePages<'a>, ScrollError> {
         let query = json!({ "_source": false, "version": true, "sort": ["_doc"], "size": page });
-        let (status, body) = es
-            .json(
-                Method::Post,
-                &format!("/{index}/_search?scroll=1m"),
-                Some(&query),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        if status == 404 {
-            return Ok(pages);
-        }
-        if !(200..300).contains(&status) {
-            return Err(format!(
-                "_search on `{index}` answered HTTP {status}: {body}"
-            ));
-        }
-        pages.scroll_id = body["_scroll_id"].as_str().map(str::to_owned);
-        pages.first = Some(body);
-        Ok(pages)
+        let scroll = Scroll::open(es, index, &query).await?;
+        Ok(StalePages { scroll, since })
     }
 
     /// The stale ids of the next page (possibly none), or `None` at the end.
-    async fn next_page(&mut self) -> Result<Option<Vec<String>>, String> {
-        let body = match self.first.take() {
-            Some(body) => body,
-            None => {
-                let Some(scroll_id) = &self.scroll_id else {
-                    return Ok(None);
-                };
-                let (status, body) = self
-                    .es
-                    .json(
-                        Method::Post,
-                        "/_search/scroll",
-                        Some(&json!({ "scroll": "1m", "scroll_id": scroll_id })),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !(200..300).contains(&status) {
-                    return Err(format!(
-                        "scroll on `{}` answered HTTP {status}: {body}",
-                        self.index
-                    ));
-                }
-                if let Some(id) = body["_scroll_id"].as_str() {
-                    self.scroll_id = Some(id.to_owned());
-                }
-                body
-            }
-        };
-        let Some(hits) = body["hits"]["hits"].as_array().filter(|h| !h.is_empty()) else {
+    async fn next_page(&mut self) -> Result<Option<Vec<String>>, ScrollError> {
+        let Some(hits) = self.scroll.next_page().await? else {
             return Ok(None);
         };
         let since = self.since.0;
@@ -747,16 +708,7 @@ impl<'a> StalePages<'a> {
 
     /// Frees the scroll on the server (it would expire after a minute anyway).
     async fn close(self) {
-        if let Some(scroll_id) = self.scroll_id {
-            let _ = self
-                .es
-                .json(
-                    Method::Delete,
-                    "/_search/scroll",
-                    Some(&json!({ "scroll_id": scroll_id })),
-                )
-                .await;
-        }
+        self.scroll.close().await;
     }
 }
 

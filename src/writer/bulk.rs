@@ -1,43 +1,25 @@
-//! `_bulk` request bodies (NDJSON), built without intermediate JSON trees.
+//! `_bulk` request bodies for a batch of changes.
 
-use std::io::Write;
-
+use crate::es::bulk::{Action, push};
 use crate::ordering::{Change, Op};
 
-/// Appends the NDJSON lines for `changes` to `out` (cleared first).
-///
-/// Every action carries `version_type=external_gte` so replays and parallel lanes
-/// can never move a document backwards (SPEC §2.2).
+/// Appends the NDJSON lines for `changes` to `out` (cleared first), each action versioned
+/// with the change's version.
 pub fn encode(changes: &[Change], out: &mut Vec<u8>) {
     out.clear();
     for c in changes {
-        let action = match c.op {
-            Op::Index(_) => "index",
-            Op::Delete => "delete",
+        let action = match &c.op {
+            Op::Index(src) => Action::Index(src),
+            Op::Delete => Action::Delete,
         };
-        out.extend_from_slice(b"{\"");
-        out.extend_from_slice(action.as_bytes());
-        out.extend_from_slice(b"\":{\"_index\":");
-        write_json_str(out, &c.key.index);
-        out.extend_from_slice(b",\"_id\":");
-        write_json_str(out, &c.key.id);
-        // Writing into a Vec cannot fail.
-        let _ = writeln!(
+        push(
             out,
-            ",\"version\":{},\"version_type\":\"external_gte\"}}}}",
-            c.version.0
+            action,
+            &c.key.index,
+            Some(&c.key.id),
+            Some(c.version.0),
         );
-        if let Op::Index(src) = &c.op {
-            out.extend_from_slice(src);
-            out.push(b'\n');
-        }
     }
-}
-
-/// Appends `s` as a JSON string literal.
-pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaper into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

@@ -6,13 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use elasticsearch::http::Method;
+use reqwest::Method;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
 use super::WriterError;
+use crate::es::bulk::{Action, push};
+use crate::es::response::{self, ItemOutcome};
+use crate::es::{EsClient, SendError};
 use crate::ordering::{Change, Op};
+use crate::retry::{Attempt, Failure, Retry, RetryError, Verdict, retry_until};
 
 /// One rejected document with everything needed to replay it by hand.
 pub struct Rejection<'a> {
@@ -36,7 +40,7 @@ pub struct DeadLetter {
 enum Target {
     File(PathBuf),
     Index {
-        client: super::EsClient,
+        client: EsClient,
         index: String,
         retry_initial_ms: u64,
         retry_max_ms: u64,
@@ -55,7 +59,7 @@ impl DeadLetter {
     /// A dead-letter index, created on first use with a mapping that stores the
     /// document and the error without indexing them, so any document fits.
     pub fn index(
-        client: super::EsClient,
+        client: EsClient,
         index: String,
         retry_initial_ms: u64,
         retry_max_ms: u64,
@@ -119,48 +123,44 @@ impl DeadLetter {
                 retry_initial_ms,
                 retry_max_ms,
             } => {
-                let mut backoff = super::retry::Backoff::new(*retry_initial_ms, *retry_max_ms);
-                loop {
-                    let mut result = Ok(());
-                    if !*created {
-                        result = create_index(client, index).await;
-                        *created = result.is_ok();
+                let retry = Retry::new(
+                    *retry_initial_ms,
+                    *retry_max_ms,
+                    abort,
+                    "Writing to the dead-letter index failed, retrying.",
+                    index,
+                );
+                let entries = &entries;
+                let (now, written) = retry_until(&retry, *created, |created| async move {
+                    if !created && let Err(e) = create_index(client, index).await {
+                        return (false, e);
                     }
-                    if result.is_ok() {
-                        result = write_entries(client, index, &entries).await;
+                    match write_entries(client, index, entries).await {
+                        Ok(()) => (true, Attempt::Done(())),
+                        Err(e) => (true, e),
                     }
-                    let message = match result {
-                        Ok(()) => return Ok(()),
-                        Err(Failure::Fatal(message)) => {
-                            return Err(WriterError::DeadLetterIndex {
-                                index: index.clone(),
-                                message,
-                            });
-                        }
-                        Err(Failure::Transient(message)) => message,
-                    };
-                    let delay = backoff.next_delay();
-                    tracing::warn!(index = %index, error = %message, retry_in = ?delay, "Writing to the dead-letter index failed, retrying.");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
+                })
+                .await;
+                *created = now;
+                written.map_err(|e| {
+                    let message = match e {
+                        RetryError::Final(message) => message,
                         // The changes stay unresolved, so behind the checkpoint.
-                        _ = abort.cancelled() => {
-                            return Err(WriterError::DeadLetterIndex {
-                                index: index.clone(),
-                                message: format!("interrupted by shutdown: {message}"),
-                            });
-                        }
+                        RetryError::Stopped { last } => format!("interrupted by shutdown: {last}"),
+                        RetryError::Exhausted { last, .. } => last,
+                    };
+                    WriterError::DeadLetterIndex {
+                        index: index.clone(),
+                        message,
                     }
-                }
+                })
             }
         }
     }
 }
 
-enum Failure {
-    Transient(String),
-    Fatal(String),
-}
+/// A failed step of writing to the dead-letter index: retried, or its final message.
+type Step = Attempt<(), String>;
 
 fn entry(r: &Rejection<'_>, now: &str) -> serde_json::Value {
     let c = r.change;
@@ -185,7 +185,7 @@ fn entry(r: &Rejection<'_>, now: &str) -> serde_json::Value {
     })
 }
 
-async fn create_index(client: &super::EsClient, index: &str) -> Result<(), Failure> {
+async fn create_index(client: &EsClient, index: &str) -> Result<(), Step> {
     let mapping = json!({"mappings": {"dynamic": false, "properties": {
         "time": {"type": "date"},
         "index": {"type": "keyword"},
@@ -198,57 +198,61 @@ async fn create_index(client: &super::EsClient, index: &str) -> Result<(), Failu
         "document": {"type": "object", "enabled": false}
     }}});
     let path = format!("/{index}");
-    match client.json(Method::Put, &path, Some(&mapping)).await {
-        Err(e) => Err(Failure::Transient(e.to_string())),
+    match client.json(Method::PUT, &path, Some(&mapping)).await {
+        Err(e) => Err(Attempt::Again(Failure::new(e.to_string()))),
         Ok((s, _)) if (200..300).contains(&s) => Ok(()),
         Ok((400, body)) if body.to_string().contains("resource_already_exists") => Ok(()),
-        Ok((s, body)) if s == 429 || s >= 500 => {
-            Err(Failure::Transient(format!("HTTP {s}: {body}")))
+        Ok((s, body)) if Verdict::of_status(s) == Verdict::Transient => {
+            Err(Attempt::Again(Failure::status(s, body)))
         }
-        Ok((s, body)) => Err(Failure::Fatal(format!(
+        Ok((s, body)) => Err(Attempt::Fail(format!(
             "creating it failed (HTTP {s}): {body}"
         ))),
     }
 }
 
 async fn write_entries(
-    client: &super::EsClient,
+    client: &EsClient,
     index: &str,
     entries: &[serde_json::Value],
-) -> Result<(), Failure> {
+) -> Result<(), Step> {
     let mut body = Vec::new();
     for e in entries {
-        body.extend_from_slice(b"{\"index\":{\"_index\":");
-        super::bulk::write_json_str(&mut body, index);
-        body.extend_from_slice(b"}}\n");
-        let _ = serde_json::to_writer(&mut body, e);
-        body.push(b'\n');
+        // Serializing a Value into a Vec cannot fail.
+        let source = serde_json::to_vec(e).unwrap_or_default();
+        push(&mut body, Action::Index(&source), index, None, None);
     }
     let resp = match client.bulk(bytes::Bytes::from(body)).await {
         Ok(r) => r,
-        Err(super::SendError::Status { status, body }) if status != 429 && status < 500 => {
-            return Err(Failure::Fatal(format!("HTTP {status}: {body}")));
+        Err(SendError::Status { status, body })
+            if Verdict::of_status(status) != Verdict::Transient =>
+        {
+            return Err(Attempt::Fail(format!("HTTP {status}: {body}")));
         }
-        Err(e) => return Err(Failure::Transient(e.to_string())),
+        Err(SendError::Status { status, body }) => {
+            return Err(Attempt::Again(Failure::status(status, body)));
+        }
+        Err(e) => return Err(Attempt::Again(Failure::new(e.to_string()))),
     };
-    match super::response::parse(&resp, entries.len()) {
-        Ok(None) => Ok(()),
-        Ok(Some(items)) => {
-            for item in items {
-                match item {
-                    super::response::ItemOutcome::Applied => {}
-                    super::response::ItemOutcome::Retry { status, error } => {
-                        return Err(Failure::Transient(format!("item HTTP {status}: {error}")));
-                    }
-                    super::response::ItemOutcome::Rejected { status, error } => {
-                        return Err(Failure::Fatal(format!(
-                            "entry refused (HTTP {status}): {error}"
-                        )));
-                    }
-                }
+    let items = match response::parse(&resp, entries.len()) {
+        Ok(None) => return Ok(()),
+        Ok(Some(items)) => items,
+        Err(e) => return Err(Attempt::Again(Failure::new(e.to_string()))),
+    };
+    for item in items {
+        match item {
+            ItemOutcome::Applied => {}
+            ItemOutcome::Retry { status, error } => {
+                return Err(Attempt::Again(Failure::new(format!(
+                    "item HTTP {status}: {error}"
+                ))));
             }
-            Ok(())
+            ItemOutcome::Rejected { status, error } => {
+                return Err(Attempt::Fail(format!(
+                    "entry refused (HTTP {status}): {error}"
+                )));
+            }
         }
-        Err(e) => Err(Failure::Transient(e.to_string())),
     }
+    Ok(())
 }

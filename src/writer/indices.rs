@@ -10,16 +10,16 @@
 
 use std::sync::Arc;
 
-use elasticsearch::http::Method;
+use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
+use super::WriterError;
 use super::index::{CREATED_BY, IndexManager};
-use super::retry::Backoff;
-use super::{EsClient, WriterError};
 use crate::config::Config;
+use crate::es::{EsClient, path};
+use crate::retry::{Attempt, Failure, Retry, RetryError, Verdict, retry_until};
 use crate::schema::TableSchema;
 
 /// Requests waiting for the index task; the requesters wait for each answer anyway.
@@ -145,8 +145,8 @@ pub async fn serve(
                 None => return Ok(()),
             },
             IndexRequest::CreatedTables { pattern, at, done } => {
-                let path = format!("/{}/_mapping", urlencode_glob(&pattern));
-                let Some(mappings) = http.json(Method::Get, &path, None, &at).await? else {
+                let path = format!("/{}/_mapping", path::pattern(&pattern));
+                let Some(mappings) = http.json(Method::GET, &path, None, &at).await? else {
                     return Ok(());
                 };
                 let _ = done.send(created_tables(&mappings));
@@ -167,34 +167,40 @@ impl Http {
     /// then deletes by query until an answer reports no failure and no version conflict.
     /// How many were deleted, or `None` when stopped first.
     async fn clear(&self, index: &str, at: &str) -> Result<Option<u64>, WriterError> {
-        let name = urlencode(index);
+        let name = path::segment(index);
         let refresh = format!("/{name}/_refresh");
         let delete = format!("/{name}/_delete_by_query?conflicts=proceed&refresh=true");
         let query = json!({"query": {"match_all": {}}});
-        let mut deleted = 0;
-        let mut backoff = self.backoff();
-        loop {
-            if self.json(Method::Post, &refresh, None, at).await?.is_none() {
-                return Ok(None);
+        let retry = self.retry(
+            "Deleting the documents left some behind, deleting again.",
+            index,
+        );
+        let (deleted, outcome) = retry_until(&retry, 0, |deleted| {
+            let (refresh, delete, query) = (&refresh, &delete, &query);
+            async move {
+                let answer = match self.json(Method::POST, refresh, None, at).await {
+                    Ok(Some(_)) => self.json(Method::POST, delete, Some(query), at).await,
+                    other => other,
+                };
+                let answer = match answer {
+                    Ok(Some(answer)) => answer,
+                    // Stopped.
+                    Ok(None) => return (deleted, Attempt::Done(false)),
+                    Err(e) => return (deleted, Attempt::Fail(e)),
+                };
+                let deleted = deleted + answer["deleted"].as_u64().unwrap_or(0);
+                match delete_leftovers(&answer) {
+                    None => (deleted, Attempt::Done(true)),
+                    Some(left) => (deleted, Attempt::Again(Failure::new(left))),
+                }
             }
-            let Some(answer) = self.json(Method::Post, &delete, Some(&query), at).await? else {
-                return Ok(None);
-            };
-            deleted += answer["deleted"].as_u64().unwrap_or(0);
-            let Some(left) = delete_leftovers(&answer) else {
-                return Ok(Some(deleted));
-            };
-            let delay = backoff.next_delay();
-            warn!(index, left = %left, retry_in = ?delay,
-                "Deleting the documents left some behind, deleting again.");
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.stop.cancelled() => return Ok(None),
-            }
-        }
+        })
+        .await;
+        let done = finish(outcome)?.unwrap_or(false);
+        Ok(done.then_some(deleted))
     }
 
-    /// One JSON request, retried while the answer is a connection failure, 429 or 5xx.
+    /// One JSON request, retried while the answer is transient ([`Verdict::of_status`]).
     /// 404 answers `{}`. `None` when stopped first.
     async fn json(
         &self,
@@ -203,38 +209,53 @@ impl Http {
         body: Option<&Value>,
         at: &str,
     ) -> Result<Option<Value>, WriterError> {
-        let mut backoff = self.backoff();
-        loop {
-            let sent = tokio::select! {
-                r = self.client.json(method, path, body) => r,
-                _ = self.stop.cancelled() => return Ok(None),
-            };
-            let error = match sent {
-                Ok((status, v)) if (200..300).contains(&status) => return Ok(Some(v)),
-                Ok((404, _)) => return Ok(Some(json!({}))),
-                Ok((status, v)) if status != 429 && status < 500 => {
-                    return Err(WriterError::Statement {
-                        at: at.to_owned(),
-                        message: format!("Elasticsearch refused `{path}` (HTTP {status}): {v}"),
-                    });
-                }
-                Ok((status, v)) => format!("HTTP {status}: {v}"),
-                Err(e) => e.to_string(),
-            };
-            let delay = backoff.next_delay();
-            warn!(path, error = %error, retry_in = ?delay, "Elasticsearch request failed, retrying.");
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.stop.cancelled() => return Ok(None),
+        let retry = self.retry("Elasticsearch request failed, retrying.", path);
+        let (_, outcome) = retry_until(&retry, (), |()| {
+            let method = method.clone();
+            async move {
+                let sent = tokio::select! {
+                    r = self.client.json(method, path, body) => r,
+                    _ = self.stop.cancelled() => return ((), Attempt::Done(None)),
+                };
+                let attempt = match sent {
+                    Ok((status, v)) if (200..300).contains(&status) => Attempt::Done(Some(v)),
+                    Ok((404, _)) => Attempt::Done(Some(json!({}))),
+                    Ok((status, v)) => match Verdict::of_status(status) {
+                        Verdict::Transient => Attempt::Again(Failure::status(status, &v)),
+                        _ => Attempt::Fail(WriterError::Statement {
+                            at: at.to_owned(),
+                            message: format!("Elasticsearch refused `{path}` (HTTP {status}): {v}"),
+                        }),
+                    },
+                    Err(e) => Attempt::Again(Failure::new(e.to_string())),
+                };
+                ((), attempt)
             }
-        }
+        })
+        .await;
+        finish(outcome).map(Option::flatten)
     }
 
-    fn backoff(&self) -> Backoff {
-        Backoff::new(
+    fn retry<'a>(&'a self, message: &'a str, subject: &'a str) -> Retry<'a> {
+        Retry::new(
             self.config.writer.retry_initial_ms,
             self.config.writer.retry_max_ms,
+            &self.stop,
+            message,
+            subject,
         )
+    }
+}
+
+/// A retried request's end: its value, `None` when stopped, or its error.
+fn finish<T>(outcome: Result<T, RetryError<WriterError>>) -> Result<Option<T>, WriterError> {
+    match outcome {
+        Ok(v) => Ok(Some(v)),
+        Err(RetryError::Stopped { .. }) => Ok(None),
+        Err(RetryError::Final(e)) => Err(e),
+        Err(RetryError::Exhausted { attempts, last }) => {
+            Err(WriterError::RetriesExhausted { attempts, last })
+        }
     }
 }
 
@@ -262,21 +283,6 @@ fn delete_leftovers(answer: &Value) -> Option<String> {
     })
 }
 
-/// Percent-encodes an index name for a URL path.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Percent-encodes an index pattern for a URL path, keeping its `*` wildcards.
-fn urlencode_glob(s: &str) -> String {
-    s.split('*').map(urlencode).collect::<Vec<_>>().join("*")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,12 +301,6 @@ mod tests {
         ] {
             assert!(delete_leftovers(&leftover).is_some(), "{leftover}");
         }
-    }
-
-    #[test]
-    fn index_patterns_keep_their_wildcards() {
-        assert_eq!(urlencode_glob("shop-*"), "shop-*");
-        assert_eq!(urlencode_glob("a b*c/d"), "a%20b*c%2Fd");
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //!
 //! Classification follows what a replaying, externally versioned writer needs:
 //! 409 means a newer or equal version is already there (applied), 404 on a delete
-//! means already gone (applied), 429 and 5xx are worth retrying, other 4xx are
-//! rejections of that one document.
+//! means already gone (applied); otherwise [`Verdict::of_item`] decides (429 and 5xx are
+//! worth retrying, other 4xx are rejections of that one document).
 
 use serde::Deserialize;
 use std::collections::HashMap;
+
+use crate::retry::Verdict;
 
 /// Response fields we ask for with `filter_path`.
 pub const FILTER_PATH: &str = "errors,items.*.status,items.*.error";
@@ -68,12 +70,23 @@ pub enum ResponseError {
     },
 }
 
-/// Classifies every item of a response to a request of `sent` actions.
+/// One item of a `_bulk` answer as the server sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawItem {
+    /// Its action: `index`, `delete` …
+    pub action: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Error object, if any.
+    pub error: Option<serde_json::Value>,
+}
+
+/// The items of a response to a request of `sent` actions, when it reports errors;
 /// `None` means every item was applied (`errors: false`).
 ///
 /// # Errors
 /// Malformed JSON or an item count that does not match.
-pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, ResponseError> {
+pub fn items(body: &[u8], sent: usize) -> Result<Option<Vec<RawItem>>, ResponseError> {
     // The usual answer has no errors: read only the flag and skip the items without
     // building them (one map per item would cost more than the rest of a lane's work).
     let head: Head = serde_json::from_slice(body)?;
@@ -94,20 +107,34 @@ pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, Respo
         parsed
             .items
             .into_iter()
-            .map(|m| {
-                let (action, item) = m.into_iter().next().unwrap_or_else(|| {
-                    (
-                        String::new(),
-                        Item {
-                            status: 500,
-                            error: None,
-                        },
-                    )
-                });
-                classify(&action, item.status, item.error)
+            .map(|m| match m.into_iter().next() {
+                Some((action, item)) => RawItem {
+                    action,
+                    status: item.status,
+                    error: item.error,
+                },
+                None => RawItem {
+                    action: String::new(),
+                    status: 500,
+                    error: None,
+                },
             })
             .collect(),
     ))
+}
+
+/// Classifies every item of a response to a request of `sent` actions.
+/// `None` means every item was applied (`errors: false`).
+///
+/// # Errors
+/// Malformed JSON or an item count that does not match.
+pub fn parse(body: &[u8], sent: usize) -> Result<Option<Vec<ItemOutcome>>, ResponseError> {
+    Ok(items(body, sent)?.map(|items| {
+        items
+            .into_iter()
+            .map(|i| classify(&i.action, i.status, i.error))
+            .collect()
+    }))
 }
 
 fn classify(action: &str, status: u16, error: Option<serde_json::Value>) -> ItemOutcome {
@@ -115,7 +142,7 @@ fn classify(action: &str, status: u16, error: Option<serde_json::Value>) -> Item
     match status {
         200..=299 | 409 => ItemOutcome::Applied,
         404 if action == "delete" => ItemOutcome::Applied,
-        429 | 500..=599 => ItemOutcome::Retry { status, error },
+        _ if Verdict::of_item(status) == Verdict::Transient => ItemOutcome::Retry { status, error },
         _ => ItemOutcome::Rejected { status, error },
     }
 }

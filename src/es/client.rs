@@ -13,14 +13,44 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use elasticsearch::http::headers::{
+use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue,
 };
-use elasticsearch::http::{Method, Url};
+use reqwest::{Method, Url};
 
-use super::WriterError;
-use crate::config::{EsConfig, redact_url, secret};
+use crate::config::{ConfigError, EsConfig, redact_url, secret};
 use crate::tls::{CertProblem, ClientIdentity, ServerCheck};
+
+/// The client cannot be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A bad URL or credential, or the HTTP stack refused its set-up.
+    #[error("{0}")]
+    Setup(String),
+    /// A secret, certificate or key file named in `[elasticsearch]` is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// A scroll over an index failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrollError {
+    /// The request did not get an answer.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The server refused the search or its continuation.
+    #[error("{what} on `{index}` answered HTTP {status}: {body}")]
+    Refused {
+        /// `_search` or `scroll`.
+        what: &'static str,
+        /// The index.
+        index: String,
+        /// HTTP status.
+        status: u16,
+        /// The answer.
+        body: serde_json::Value,
+    },
+}
 
 /// Failure of one request, split by whether sending it again can help.
 #[derive(Debug, thiserror::Error)]
@@ -102,22 +132,22 @@ impl EsClient {
     ///
     /// # Errors
     /// Bad URL, unreadable secret, unusable certificate or key file.
-    pub fn new(cfg: &EsConfig) -> Result<Self, WriterError> {
+    pub fn new(cfg: &EsConfig) -> Result<Self, ClientError> {
         let nodes: Vec<Url> = cfg
             .all_urls()
             .iter()
             .map(|u| {
                 let mut url = u.parse::<Url>().map_err(|e| {
-                    WriterError::Setup(format!("elasticsearch url `{}`: {e}", redact_url(u)))
+                    ClientError::Setup(format!("elasticsearch url `{}`: {e}", redact_url(u)))
                 })?;
                 if !url.path().ends_with('/') {
                     url.set_path(&format!("{}/", url.path()));
                 }
                 Ok(url)
             })
-            .collect::<Result<_, WriterError>>()?;
+            .collect::<Result<_, ClientError>>()?;
         if nodes.is_empty() {
-            return Err(WriterError::Setup(
+            return Err(ClientError::Setup(
                 "elasticsearch.url: missing; set url = \"http://host:9200\"".into(),
             ));
         }
@@ -138,7 +168,7 @@ impl EsClient {
             .use_preconfigured_tls(tls)
             .timeout(cfg.request_timeout)
             .build()
-            .map_err(|e| WriterError::Setup(format!("elasticsearch client: {e}")))?;
+            .map_err(|e| ClientError::Setup(format!("elasticsearch client: {e}")))?;
         Ok(Self {
             http,
             nodes: nodes.into(),
@@ -166,7 +196,7 @@ impl EsClient {
     /// Unreachable, or a non-success answer (e.g. 401).
     pub async fn info(&self) -> Result<String, SendError> {
         let body = self
-            .request(Method::Get, "/", None::<&()>, None, HeaderMap::new())
+            .request(Method::GET, "/", None::<&()>, None, HeaderMap::new())
             .await?;
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let dist = v["version"]["distribution"]
@@ -198,67 +228,20 @@ impl EsClient {
     /// `on_hit` for each. A missing index has no hits.
     ///
     /// # Errors
-    /// Transport failures and refused requests, as text.
+    /// Transport failures and refused requests.
     pub async fn scroll(
         &self,
         index: &str,
         mut query: serde_json::Value,
         mut on_hit: impl FnMut(&serde_json::Value),
-    ) -> Result<(), String> {
-        let refused = |what: &str, status: u16, body: &serde_json::Value| {
-            format!("{what} on `{index}` answered HTTP {status}: {body}")
-        };
-        let (status, _) = self
-            .json(Method::Post, &format!("/{index}/_refresh"), None)
-            .await
-            .map_err(|e| e.to_string())?;
-        if status == 404 {
-            return Ok(());
-        }
+    ) -> Result<(), ScrollError> {
         query["size"] = serde_json::json!(1000);
-        let (status, mut body) = self
-            .json(
-                Method::Post,
-                &format!("/{index}/_search?scroll=1m"),
-                Some(&query),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        if status == 404 {
-            return Ok(());
-        }
-        if !(200..300).contains(&status) {
-            return Err(refused("_search", status, &body));
-        }
-        loop {
-            let hits = body["hits"]["hits"].as_array().cloned().unwrap_or_default();
+        let mut scroll = Scroll::open(self, index, &query).await?;
+        while let Some(hits) = scroll.next_page().await? {
             hits.iter().for_each(&mut on_hit);
-            let Some(scroll_id) = body["_scroll_id"].as_str().map(str::to_owned) else {
-                return Ok(());
-            };
-            if hits.is_empty() {
-                let _ = self
-                    .json(
-                        Method::Delete,
-                        "/_search/scroll",
-                        Some(&serde_json::json!({ "scroll_id": scroll_id })),
-                    )
-                    .await;
-                return Ok(());
-            }
-            let (status, next) = self
-                .json(
-                    Method::Post,
-                    "/_search/scroll",
-                    Some(&serde_json::json!({ "scroll": "1m", "scroll_id": scroll_id })),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            if !(200..300).contains(&status) {
-                return Err(refused("scroll", status, &next));
-            }
-            body = next;
         }
+        scroll.close().await;
+        Ok(())
     }
 
     /// `POST /_bulk` with an NDJSON body; returns the (filtered) response body.
@@ -287,7 +270,7 @@ impl EsClient {
             None => body,
         };
         self.request(
-            Method::Post,
+            Method::POST,
             "/_bulk",
             Some(&[("filter_path", super::response::FILTER_PATH)]),
             Some(body),
@@ -309,13 +292,6 @@ impl EsClient {
         let url = node
             .join(path.trim_start_matches('/'))
             .map_err(|e| SendError::Transport(format!("bad request path `{path}`: {e}")))?;
-        let method = match method {
-            Method::Get => reqwest::Method::GET,
-            Method::Put => reqwest::Method::PUT,
-            Method::Post => reqwest::Method::POST,
-            Method::Delete => reqwest::Method::DELETE,
-            Method::Head => reqwest::Method::HEAD,
-        };
         let mut request = self
             .http
             .request(method, url)
@@ -371,9 +347,118 @@ impl EsClient {
     }
 }
 
+/// The pages of a scroll over one index (a fixed view of it: writing meanwhile does not
+/// move the pages). Refreshes the index first, so that recent writes are seen.
+pub struct Scroll<'a> {
+    client: &'a EsClient,
+    index: &'a str,
+    scroll_id: Option<String>,
+    /// The first page's answer, not handed out yet.
+    first: Option<serde_json::Value>,
+}
+
+impl<'a> Scroll<'a> {
+    /// Refreshes `index` and opens a scroll over it for `query` (a search body with its
+    /// page `size`); a missing index has no pages.
+    ///
+    /// # Errors
+    /// Transport failures and a refused search.
+    pub async fn open(
+        client: &'a EsClient,
+        index: &'a str,
+        query: &serde_json::Value,
+    ) -> Result<Scroll<'a>, ScrollError> {
+        let mut scroll = Scroll {
+            client,
+            index,
+            scroll_id: None,
+            first: None,
+        };
+        let (status, _) = client
+            .json(Method::POST, &format!("/{index}/_refresh"), None)
+            .await?;
+        if status == 404 {
+            return Ok(scroll);
+        }
+        let (status, body) = client
+            .json(
+                Method::POST,
+                &format!("/{index}/_search?scroll=1m"),
+                Some(query),
+            )
+            .await?;
+        if status == 404 {
+            return Ok(scroll);
+        }
+        if !(200..300).contains(&status) {
+            return Err(scroll.refused("_search", status, body));
+        }
+        scroll.scroll_id = body["_scroll_id"].as_str().map(str::to_owned);
+        scroll.first = Some(body);
+        Ok(scroll)
+    }
+
+    /// The hits of the next page, or `None` at the end.
+    ///
+    /// # Errors
+    /// Transport failures and a refused continuation.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<serde_json::Value>>, ScrollError> {
+        let mut body = match self.first.take() {
+            Some(body) => body,
+            None => {
+                let Some(scroll_id) = &self.scroll_id else {
+                    return Ok(None);
+                };
+                let (status, body) = self
+                    .client
+                    .json(
+                        Method::POST,
+                        "/_search/scroll",
+                        Some(&serde_json::json!({ "scroll": "1m", "scroll_id": scroll_id })),
+                    )
+                    .await?;
+                if !(200..300).contains(&status) {
+                    return Err(self.refused("scroll", status, body));
+                }
+                if let Some(id) = body["_scroll_id"].as_str() {
+                    self.scroll_id = Some(id.to_owned());
+                }
+                body
+            }
+        };
+        match body["hits"]["hits"].take() {
+            serde_json::Value::Array(hits) if !hits.is_empty() => Ok(Some(hits)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Frees the scroll on the server (it would expire after a minute anyway).
+    pub async fn close(self) {
+        if let Some(scroll_id) = self.scroll_id {
+            let _ = self
+                .client
+                .json(
+                    Method::DELETE,
+                    "/_search/scroll",
+                    Some(&serde_json::json!({ "scroll_id": scroll_id })),
+                )
+                .await;
+        }
+    }
+
+    fn refused(&self, what: &'static str, status: u16, body: serde_json::Value) -> ScrollError {
+        ScrollError::Refused {
+            what,
+            index: self.index.to_owned(),
+            status,
+            body,
+        }
+    }
+}
+
 /// The `Authorization` header for the configured credential (at most one kind, see
 /// `Config::validate`), marked sensitive.
-fn authorization(cfg: &EsConfig) -> Result<Option<HeaderValue>, WriterError> {
+fn authorization(cfg: &EsConfig) -> Result<Option<HeaderValue>, ClientError> {
     let value = if let Some(key) = secret(
         "elasticsearch.api_key_file",
         &cfg.api_key,
@@ -404,7 +489,7 @@ fn authorization(cfg: &EsConfig) -> Result<Option<HeaderValue>, WriterError> {
         return Ok(None);
     };
     let mut header = HeaderValue::from_str(&value).map_err(|_| {
-        WriterError::Setup(
+        ClientError::Setup(
             "elasticsearch credentials contain characters not allowed in an HTTP header \
              (a newline in a secret file?)"
                 .into(),
@@ -416,7 +501,7 @@ fn authorization(cfg: &EsConfig) -> Result<Option<HeaderValue>, WriterError> {
 
 /// The rustls configuration from `[elasticsearch]`, and how the trust is described in
 /// messages.
-fn tls_config(cfg: &EsConfig) -> Result<(rustls::ClientConfig, String), WriterError> {
+fn tls_config(cfg: &EsConfig) -> Result<(rustls::ClientConfig, String), ClientError> {
     let (check, trust) = match (&cfg.tls_ca_file, &cfg.ca_fingerprint) {
         (Some(ca), _) => (
             ServerCheck::Roots(crate::tls::load_roots("elasticsearch.tls_ca_file", ca)?),
@@ -424,7 +509,7 @@ fn tls_config(cfg: &EsConfig) -> Result<(rustls::ClientConfig, String), WriterEr
         ),
         (None, Some(f)) => (
             ServerCheck::Fingerprint(crate::config::parse_fingerprint(f).map_err(|e| {
-                crate::config::ConfigError::invalid("elasticsearch.ca_fingerprint", e.to_string())
+                ConfigError::invalid("elasticsearch.ca_fingerprint", e.to_string())
             })?),
             "elasticsearch.ca_fingerprint".to_owned(),
         ),

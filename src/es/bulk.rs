@@ -1,0 +1,82 @@
+//! `_bulk` request bodies (NDJSON), written straight into a byte buffer without
+//! intermediate JSON trees.
+
+use std::io::Write;
+
+use crate::decode::write_json_string;
+
+/// One action of a `_bulk` request.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// Index this `_source` (one line of JSON).
+    Index(&'a [u8]),
+    /// Delete the document.
+    Delete,
+}
+
+/// Appends one action to `out`: the action line, then the document line for an index.
+/// With an `id`, the document is addressed by it; with a `version`, the action carries
+/// `version_type=external_gte`, so replays and parallel lanes can never move a document
+/// backwards (SPEC §2.2).
+pub fn push(
+    out: &mut Vec<u8>,
+    action: Action<'_>,
+    index: &str,
+    id: Option<&str>,
+    version: Option<u64>,
+) {
+    out.extend_from_slice(match action {
+        Action::Index(_) => b"{\"index\":{\"_index\":",
+        Action::Delete => b"{\"delete\":{\"_index\":",
+    });
+    write_json_string(out, index);
+    if let Some(id) = id {
+        out.extend_from_slice(b",\"_id\":");
+        write_json_string(out, id);
+    }
+    if let Some(version) = version {
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            ",\"version\":{version},\"version_type\":\"external_gte\""
+        );
+    }
+    out.extend_from_slice(b"}}\n");
+    if let Action::Index(source) = action {
+        out.extend_from_slice(source);
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_lines() {
+        let mut out = Vec::new();
+        push(
+            &mut out,
+            Action::Index(b"{\"id\":1}"),
+            "shop.orders",
+            Some("1"),
+            Some(7),
+        );
+        push(
+            &mut out,
+            Action::Delete,
+            "shop.orders",
+            Some("a\"b"),
+            Some(8),
+        );
+        push(&mut out, Action::Index(b"{}"), "dead", None, None);
+        let expected = concat!(
+            "{\"index\":{\"_index\":\"shop.orders\",\"_id\":\"1\",\"version\":7,\"version_type\":\"external_gte\"}}\n",
+            "{\"id\":1}\n",
+            "{\"delete\":{\"_index\":\"shop.orders\",\"_id\":\"a\\\"b\",\"version\":8,\"version_type\":\"external_gte\"}}\n",
+            "{\"index\":{\"_index\":\"dead\"}}\n",
+            "{}\n",
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+}

@@ -1,0 +1,86 @@
+//! A lane: batches from its queue, written with up to `writer.pipeline_depth` requests in
+//! flight, never two holding the same document (see [`super::in_flight`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::batch::Batcher;
+use super::in_flight::InFlight;
+use super::request::flush;
+use super::{LaneContext, WriterError};
+use crate::ordering::{Routed, coalesce};
+
+/// One lane: batches its queue and writes each batch until acknowledged, with up to
+/// `writer.pipeline_depth` requests in flight.
+pub struct Lane {
+    id: usize,
+    ctx: Arc<LaneContext>,
+}
+
+impl Lane {
+    /// Lane number `id`.
+    pub fn new(id: usize, ctx: LaneContext) -> Self {
+        Self {
+            id,
+            ctx: Arc::new(ctx),
+        }
+    }
+
+    /// Runs until the queue is closed and drained, or `abort` fires.
+    ///
+    /// # Errors
+    /// A fatal sink condition (rejection with `on_rejected = "fail"`, refused request,
+    /// retries exhausted, dead-letter file unwritable).
+    #[tracing::instrument(name = "lane", skip_all, fields(stage = "writer", lane = self.id))]
+    pub async fn run(self, rx: mpsc::Receiver<Routed>) -> Result<(), WriterError> {
+        let config = &self.ctx.config;
+        let mut batcher = Batcher::new(
+            rx,
+            config.max_docs,
+            config.max_bytes,
+            Duration::from_millis(config.max_delay_ms),
+        );
+        let mut in_flight = InFlight::new(config.pipeline_depth);
+        let abort = self.ctx.abort.clone();
+        loop {
+            // A free slot first: while every slot is busy the queue fills up, so the
+            // next batch is a full one.
+            while in_flight.is_full() {
+                in_flight.settle_one().await?;
+            }
+            let first = loop {
+                tokio::select! {
+                    c = batcher.first() => break c,
+                    settled = in_flight.settle_one(), if !in_flight.is_empty() => settled?,
+                    _ = abort.cancelled() => return Ok(()),
+                }
+            };
+            let Some(first) = first else {
+                return in_flight.drain().await;
+            };
+            let batch = batcher.fill(first).await;
+            let (pending, superseded) = coalesce(batch.changes);
+            let keys = in_flight.keys_of(&pending);
+            // Per-document order: wait until no in-flight batch holds one of these documents.
+            while in_flight.holds_any(&keys) {
+                in_flight.settle_one().await?;
+            }
+            let request = flush(
+                Arc::clone(&self.ctx),
+                pending,
+                superseded,
+                in_flight.body_capacity(),
+                batch.held,
+            )
+            .instrument(tracing::Span::current());
+            in_flight.spawn(request, keys);
+            if batcher.finished() {
+                // The queue is closed and was drained into this last batch.
+                return in_flight.drain().await;
+            }
+        }
+    }
+}
