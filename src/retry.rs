@@ -21,6 +21,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
@@ -204,6 +205,8 @@ pub struct Retry<'a> {
     pub subject: &'a str,
     /// Called before each retry (a metric).
     pub on_retry: fn(),
+    /// No attempt starts after this (a start-up window); `None`: no limit.
+    pub deadline: Option<Instant>,
 }
 
 impl<'a> Retry<'a> {
@@ -224,7 +227,15 @@ impl<'a> Retry<'a> {
             message,
             subject,
             on_retry: || {},
+            deadline: None,
         }
+    }
+
+    /// Gives up ([`RetryError::Exhausted`]) once `deadline` has passed; the last delay is
+    /// cut short to end there.
+    pub fn within(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// Gives up after `max_attempts` attempts (0: never).
@@ -268,11 +279,15 @@ where
             Attempt::Again(failure) => failure,
         };
         let attempts = backoff.attempts() + 1;
-        if retry.max_attempts > 0 && attempts >= retry.max_attempts {
+        let past_deadline = retry.deadline.is_some_and(|d| Instant::now() >= d);
+        if past_deadline || retry.max_attempts > 0 && attempts >= retry.max_attempts {
             let last = failure.message;
             return (state, Err(RetryError::Exhausted { attempts, last }));
         }
-        let delay = backoff.next_delay();
+        let mut delay = backoff.next_delay();
+        if let Some(d) = retry.deadline {
+            delay = delay.min(d.saturating_duration_since(Instant::now()));
+        }
         let subject = retry.subject;
         if failure.auth {
             error!(subject, error = %failure.message, attempt = attempts, retry_in = ?delay, "Elasticsearch refuses our credentials or lacks a privilege; fix them, retrying.");
@@ -401,5 +416,25 @@ mod tests {
         .await;
         let last = "down".to_owned();
         assert_eq!(out, Err(RetryError::Stopped { last }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_ends_retrying_at_that_time() {
+        let stop = CancellationToken::new();
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(2500);
+        let retry = Retry::new(200, 2000, &stop, "test, retrying.", "t").within(deadline);
+        let (calls, out): (u32, Result<(), RetryError<()>>) =
+            retry_until(&retry, 0, |calls| async move {
+                (calls + 1, Attempt::Again(Failure::new("down")))
+            })
+            .await;
+        assert!(
+            matches!(out, Err(RetryError::Exhausted { attempts, .. }) if attempts == calls),
+            "{out:?}"
+        );
+        // The last delay was cut to end at the deadline, and one attempt ran there.
+        assert_eq!(Instant::now(), deadline);
+        assert!(calls >= 3, "{calls}");
     }
 }

@@ -2,105 +2,115 @@
 //! before streaming, and choose where the stream starts (the checkpoint, a failover by
 //! GTID with versions above the lease, a new copy, or the binlog's end).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::Error;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, TableCopy};
 use crate::config::{Config, KeylessPolicy, SnapshotMode};
 use crate::es::EsClient;
+use crate::es::SendError;
 use crate::position::Version;
-use crate::reader::prerequisites::{self, Finding, ServerFacts, Severity, is_privilege_error};
+use crate::reader::prerequisites::{self, Finding, ServerFacts, Severity};
 use crate::reader::{ReaderError, StartMode};
+use crate::retry::{
+    Attempt, Failure, Retry, RetryError, is_auth, mysql_privilege_error, retry_until,
+};
 use crate::source::MysqlSource;
 
 /// Connects to MySQL, retrying for `connect_timeout`; auth, privilege and certificate
 /// errors are final at once.
 pub(crate) async fn connect_mysql(source: &MysqlSource, window: Duration) -> Result<Conn, Error> {
     let host = source.host();
+    let never = CancellationToken::new();
     let deadline = Instant::now() + window;
-    let mut backoff = crate::retry::Backoff::new(200, 2_000);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let attempt =
-            tokio::time::timeout(left.max(Duration::from_millis(100)), source.connect()).await;
-        let message = match attempt {
-            Ok(Ok(c)) => return Ok(c),
-            Ok(Err(mysql_async::Error::Server(e))) if is_privilege_error(e.code) => {
-                return Err(Error::Prerequisites(format!(
-                    "MySQL at {host} refused the login: {} (check the user and password in \
-                     mysql.url / mysql.password_file; an account created REQUIRE SSL or X509 \
-                     also needs tls_mode and mysql.tls_cert_file / tls_key_file)",
-                    e.message
-                )));
-            }
-            Ok(Err(e)) => match source.explain_tls(&e) {
-                Some(fatal) => return Err(Error::Tls(fatal)),
-                None => e.to_string(),
-            },
-            Err(_) => "timed out".to_owned(),
-        };
-        if Instant::now() >= deadline {
-            return Err(Error::Unreachable {
-                what: "MySQL",
-                host: host.to_owned(),
-                seconds: window.as_secs(),
-                message,
-            });
-        }
-        warn!(host, error = %message, "MySQL not reachable yet, retrying.");
-        tokio::time::sleep(
-            backoff
-                .next_delay()
-                .min(deadline.saturating_duration_since(Instant::now())),
-        )
+    let retry = Retry::new(
+        200,
+        2_000,
+        &never,
+        "MySQL not reachable yet, retrying.",
+        host,
+    )
+    .within(deadline);
+    let (_, outcome) =
+        retry_until(&retry, (), |()| async move {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let attempt =
+                match tokio::time::timeout(left.max(Duration::from_millis(100)), source.connect())
+                    .await
+                {
+                    Ok(Ok(c)) => Attempt::Done(c),
+                    Ok(Err(mysql_async::Error::Server(e))) if mysql_privilege_error(e.code) => {
+                        Attempt::Fail(Error::Prerequisites(format!(
+                            "MySQL at {host} refused the login: {} (check the user and password in \
+                         mysql.url / mysql.password_file; an account created REQUIRE SSL or X509 \
+                         also needs tls_mode and mysql.tls_cert_file / tls_key_file)",
+                            e.message
+                        )))
+                    }
+                    Ok(Err(e)) => match source.explain_tls(&e) {
+                        Some(fatal) => Attempt::Fail(Error::Tls(fatal)),
+                        None => Attempt::Again(Failure::new(e.to_string())),
+                    },
+                    Err(_) => Attempt::Again(Failure::new("timed out")),
+                };
+            ((), attempt)
+        })
         .await;
-    }
+    outcome.map_err(|e| unreachable("MySQL", host, window, e))
 }
 
-/// Reaches Elasticsearch, retrying for `connect_timeout`.
+/// Reaches Elasticsearch, retrying for `connect_timeout`; refused credentials and
+/// certificates are final at once.
 pub(crate) async fn connect_es(client: &EsClient, window: Duration) -> Result<String, Error> {
+    let never = CancellationToken::new();
     let deadline = Instant::now() + window;
-    let mut backoff = crate::retry::Backoff::new(200, 2_000);
-    loop {
+    let host = client.display();
+    let retry = Retry::new(
+        200,
+        2_000,
+        &never,
+        "Elasticsearch not reachable yet, retrying.",
+        host,
+    )
+    .within(deadline);
+    let (_, outcome) = retry_until(&retry, (), |()| async move {
         let left = deadline.saturating_duration_since(Instant::now());
-        let message =
+        let attempt =
             match tokio::time::timeout(left.max(Duration::from_millis(100)), client.info()).await {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(crate::es::SendError::Status {
-                    status: s @ (401 | 403),
-                    body,
-                })) => {
-                    return Err(Error::Prerequisites(format!(
-                        "Elasticsearch at {} refused our credentials (HTTP {s}): {body}; check \
-                     elasticsearch.username/password, api_key or bearer_token",
-                        client.display()
-                    )));
+                Ok(Ok(v)) => Attempt::Done(v),
+                // Before anything is streamed, refused credentials stop at once (see `retry`).
+                Ok(Err(SendError::Status { status, body })) if is_auth(status) => {
+                    Attempt::Fail(Error::Prerequisites(format!(
+                        "Elasticsearch at {host} refused our credentials (HTTP {status}): {body}; \
+                         check elasticsearch.username/password, api_key or bearer_token"
+                    )))
                 }
-                Ok(Err(crate::es::SendError::Certificate(fatal))) => {
-                    return Err(Error::Tls(fatal));
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "timed out".to_owned(),
+                Ok(Err(SendError::Certificate(fatal))) => Attempt::Fail(Error::Tls(fatal)),
+                Ok(Err(e)) => Attempt::Again(Failure::new(e.to_string())),
+                Err(_) => Attempt::Again(Failure::new("timed out")),
             };
-        if Instant::now() >= deadline {
-            return Err(Error::Unreachable {
-                what: "Elasticsearch",
-                host: client.display().to_owned(),
-                seconds: window.as_secs(),
-                message,
-            });
-        }
-        warn!(host = client.display(), error = %message, "Elasticsearch not reachable yet, retrying.");
-        tokio::time::sleep(
-            backoff
-                .next_delay()
-                .min(deadline.saturating_duration_since(Instant::now())),
-        )
-        .await;
+        ((), attempt)
+    })
+    .await;
+    outcome.map_err(|e| unreachable("Elasticsearch", host, window, e))
+}
+
+/// The error of a server not reached within the start-up window.
+fn unreachable(what: &'static str, host: &str, window: Duration, e: RetryError<Error>) -> Error {
+    match e {
+        RetryError::Final(e) => e,
+        RetryError::Exhausted { last, .. } | RetryError::Stopped { last } => Error::Unreachable {
+            what,
+            host: host.to_owned(),
+            seconds: window.as_secs(),
+            message: last,
+        },
     }
 }
 

@@ -50,13 +50,15 @@ use crate::decode::rows::decode_rows_event;
 use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
+use crate::retry::{
+    Attempt, Failure, Retry, RetryError, Verdict, mysql_privilege_error, retry_until,
+};
 use crate::schema::{self, SchemaError, TableSchema};
 use crate::snapshot::merge::{ChunkOutcome, CopyMerge, CopyRequest, DueChunk, StreamPoint};
 use crate::telemetry::metrics;
 use crate::telemetry::progress::Progress;
 use crate::writer::indices::Indices;
 use events::QueryKind;
-use prerequisites::is_privilege_error;
 
 /// Errors of the reader stage.
 #[derive(Debug, thiserror::Error)]
@@ -125,10 +127,8 @@ impl ReaderError {
     /// Whether reconnecting may help.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Connection { source, .. } => match source {
-                mysql_async::Error::Server(e) => !is_privilege_error(e.code) && e.code != 1236,
-                _ => true,
-            },
+            // Only what the operator must fix (privileges, a purged position) is final.
+            Self::Connection { source, .. } => Verdict::of_mysql(source) != Verdict::Fatal,
             Self::Silent { .. } => true,
             // A catalog query that lost its connection is worth another try.
             Self::Schema {
@@ -311,34 +311,64 @@ impl Reader {
     /// # Errors
     /// A fatal reader error (privileges, purged position, undecodable row …).
     #[tracing::instrument(name = "reader", skip_all, fields(stage = "reader"))]
-    pub async fn run(mut self) -> Result<(), ReaderError> {
-        let mut backoff = crate::retry::Backoff::new(200, 30_000);
+    pub async fn run(self) -> Result<(), ReaderError> {
+        let (stop, host) = (self.stop.clone(), self.host.clone());
+        let mut reader = self;
+        // A stream that was established and then lost ends one round of retries, so each
+        // outage starts its backoff afresh; the loss itself is the round's first failure.
+        let mut lost: Option<Failure> = None;
         loop {
-            let result = self.stream_once().await;
-            self.progress.set_streaming(false);
-            // The catalog connection may have died with the stream's.
-            self.catalog = None;
-            if self.streamed {
-                // Each outage starts its backoff afresh.
-                backoff = crate::retry::Backoff::new(200, 30_000);
-                self.streamed = false;
-            }
-            // A half-read transaction is read again whole after reconnecting.
-            self.txn = None;
-            match result {
-                // The index task reports its own failure; a stop is a stop.
-                Ok(()) | Err(ReaderError::IndicesGone) => return Ok(()),
-                Err(e) if e.is_transient() => {
-                    let delay = backoff.next_delay();
-                    warn!(error = %e, position = %self.state.position, retry_in = ?delay, "Replication stream lost, reconnecting.");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = self.stop.cancelled() => return Ok(()),
+            let retry = Retry::new(
+                200,
+                30_000,
+                &stop,
+                "Replication stream lost, reconnecting.",
+                &host,
+            );
+            let ((r, _), outcome) = retry_until(&retry, (reader, lost.take()), |(mut r, lost)| {
+                async move {
+                    if let Some(failure) = lost {
+                        return ((r, None), Attempt::Again(failure));
                     }
+                    let result = r.stream_once().await;
+                    let established = r.after_stream();
+                    let attempt = match result {
+                        // The index task reports its own failure; a stop is a stop.
+                        Ok(()) | Err(ReaderError::IndicesGone) => Attempt::Done(None),
+                        Err(e) if e.is_transient() => {
+                            let failure =
+                                Failure::new(format!("{e} (resuming at {})", r.state.position));
+                            if established {
+                                Attempt::Done(Some(failure))
+                            } else {
+                                Attempt::Again(failure)
+                            }
+                        }
+                        Err(e) => Attempt::Fail(e),
+                    };
+                    ((r, None), attempt)
                 }
-                Err(e) => return Err(e),
+            })
+            .await;
+            reader = r;
+            match outcome {
+                Ok(Some(failure)) => lost = Some(failure),
+                Ok(None) | Err(RetryError::Stopped { .. } | RetryError::Exhausted { .. }) => {
+                    return Ok(());
+                }
+                Err(RetryError::Final(e)) => return Err(e),
             }
         }
+    }
+
+    /// Resets what a lost stream leaves behind; whether a stream had been established.
+    fn after_stream(&mut self) -> bool {
+        self.progress.set_streaming(false);
+        // The catalog connection may have died with the stream's.
+        self.catalog = None;
+        // A half-read transaction is read again whole after reconnecting.
+        self.txn = None;
+        std::mem::take(&mut self.streamed)
     }
 
     fn conn_err(&self, source: mysql_async::Error) -> ReaderError {
@@ -535,7 +565,7 @@ impl Reader {
             let hint = if se.code == 1236 {
                 "the position was probably purged from the server (PURGE BINARY LOGS, \
                  expire_logs_days); delete the checkpoint to start again at the current end"
-            } else if is_privilege_error(se.code) {
+            } else if mysql_privilege_error(se.code) {
                 "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the binlog2es user \
                  (MariaDB: REPLICATION SLAVE, BINLOG MONITOR)"
             } else {

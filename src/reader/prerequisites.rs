@@ -191,7 +191,7 @@ pub async fn check_server(
     match binlog_head(conn, facts.identity.flavor).await {
         Ok(Some(h)) => out.push(Finding::new(Severity::Ok, "binlog position", h.0.to_string())),
         Ok(None) => out.push(Finding::new(Severity::Error, "binlog position", "the server reports no binlog; enable --log-bin")),
-        Err(mysql_async::Error::Server(e)) if is_privilege_error(e.code) => out.push(Finding::new(
+        Err(mysql_async::Error::Server(e)) if crate::retry::mysql_privilege_error(e.code) => out.push(Finding::new(
             Severity::Error,
             "privileges",
             format!(
@@ -203,11 +203,6 @@ pub async fn check_server(
         Err(e) => return Err(e),
     }
     Ok(out)
-}
-
-/// Whether a server error code means "not allowed".
-pub fn is_privilege_error(code: u16) -> bool {
-    matches!(code, 1044 | 1045 | 1142 | 1143 | 1227 | 1370)
 }
 
 /// The current end of the binlog and the GTID state there.
