@@ -325,6 +325,19 @@ fn parse_xid_string(text: &str) -> Option<(Vec<u8>, &str)> {
     }
 }
 
+/// Lower-case hyphenated UUID text of a 16-byte source id.
+pub fn format_uuid(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

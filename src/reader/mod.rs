@@ -20,125 +20,45 @@
 //! transaction is read again whole, with the same version.
 
 pub mod ddl;
+mod error;
 pub mod events;
 pub mod prerequisites;
 mod statements;
+mod stream;
+mod tables;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStreamRequest, Conn};
 use mysql_common::binlog::consts::EventType;
 use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::source::MysqlSource;
 
 use crate::checkpoint::tracker::SyncRequest;
 use crate::checkpoint::{
-    AckToken, Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket, XaMark, Xid,
+    AckToken, Checkpoint, ServerIdentity, TxnGtid, TxnStatus, TxnTicket, XaMark, Xid,
 };
-use crate::config::{Config, KeylessPolicy};
+use crate::config::Config;
 use crate::decode::rows::decode_rows_event;
 use crate::decode::{DecodeError, RowDecoder};
 use crate::ordering::{Change, DocKey, Op, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
-use crate::retry::{
-    Attempt, Failure, Retry, RetryError, Verdict, mysql_privilege_error, retry_until,
-};
-use crate::schema::{self, SchemaError, TableSchema};
+use crate::schema::TableSchema;
 use crate::snapshot::merge::{ChunkOutcome, CopyMerge, CopyRequest, DueChunk, StreamPoint};
 use crate::telemetry::metrics;
 use crate::telemetry::progress::Progress;
 use crate::writer::indices::Indices;
+pub use error::ReaderError;
 use events::QueryKind;
-
-/// Errors of the reader stage.
-#[derive(Debug, thiserror::Error)]
-pub enum ReaderError {
-    /// Could not connect or lost the connection.
-    #[error("MySQL at {host}: {source}")]
-    Connection {
-        /// `host:port`.
-        host: String,
-        /// Driver error.
-        source: mysql_async::Error,
-    },
-    /// No event, not even a heartbeat, for too long.
-    #[error("no event or heartbeat from MySQL at {host} for {seconds}s; reconnecting")]
-    Silent {
-        /// `host:port`.
-        host: String,
-        /// Seconds waited.
-        seconds: u64,
-    },
-    /// The server refused the binlog request or the account lacks a privilege.
-    #[error("MySQL at {host} refused replication from {position}: {message}; {hint}")]
-    Refused {
-        /// `host:port`.
-        host: String,
-        /// Requested position.
-        position: String,
-        /// Server message.
-        message: String,
-        /// Fix.
-        hint: &'static str,
-    },
-    /// A server setting makes streaming impossible.
-    #[error("{0}")]
-    Prerequisite(String),
-    /// A row value could not be decoded.
-    #[error("at binlog position {position}: {source}")]
-    Decode {
-        /// Event position.
-        position: String,
-        /// What failed.
-        source: DecodeError,
-    },
-    /// The table's metadata is unusable.
-    #[error("at binlog position {position}: {source}")]
-    Schema {
-        /// Event position.
-        position: String,
-        /// What failed.
-        source: SchemaError,
-    },
-    /// The sink's index task ended (a stop, or a failure it reports itself).
-    #[error("the index task ended")]
-    IndicesGone,
-    /// A malformed or unsupported event.
-    #[error("at binlog position {position}: {message}")]
-    Event {
-        /// Event position.
-        position: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-impl ReaderError {
-    /// Whether reconnecting may help.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            // Only what the operator must fix (privileges, a purged position) is final.
-            Self::Connection { source, .. } => Verdict::of_mysql(source) != Verdict::Fatal,
-            Self::Silent { .. } => true,
-            // A catalog query that lost its connection is worth another try.
-            Self::Schema {
-                source: SchemaError::Query { source, .. },
-                ..
-            } => !matches!(source, mysql_async::Error::Server(_)),
-            _ => false,
-        }
-    }
-}
 
 /// Where the reader is: the end of the last complete transaction it read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,190 +226,6 @@ impl Reader {
         }
     }
 
-    /// Streams until `stop` fires (Ok) or a fatal error; reconnects on transient ones.
-    ///
-    /// # Errors
-    /// A fatal reader error (privileges, purged position, undecodable row …).
-    #[tracing::instrument(name = "reader", skip_all, fields(stage = "reader"))]
-    pub async fn run(self) -> Result<(), ReaderError> {
-        let (stop, host) = (self.stop.clone(), self.host.clone());
-        let mut reader = self;
-        // A stream that was established and then lost ends one round of retries, so each
-        // outage starts its backoff afresh; the loss itself is the round's first failure.
-        let mut lost: Option<Failure> = None;
-        loop {
-            let retry = Retry::new(
-                200,
-                30_000,
-                &stop,
-                "Replication stream lost, reconnecting.",
-                &host,
-            );
-            let ((r, _), outcome) = retry_until(&retry, (reader, lost.take()), |(mut r, lost)| {
-                async move {
-                    if let Some(failure) = lost {
-                        return ((r, None), Attempt::Again(failure));
-                    }
-                    let result = r.stream_once().await;
-                    let established = r.after_stream();
-                    let attempt = match result {
-                        // The index task reports its own failure; a stop is a stop.
-                        Ok(()) | Err(ReaderError::IndicesGone) => Attempt::Done(None),
-                        Err(e) if e.is_transient() => {
-                            let failure =
-                                Failure::new(format!("{e} (resuming at {})", r.state.position));
-                            if established {
-                                Attempt::Done(Some(failure))
-                            } else {
-                                Attempt::Again(failure)
-                            }
-                        }
-                        Err(e) => Attempt::Fail(e),
-                    };
-                    ((r, None), attempt)
-                }
-            })
-            .await;
-            reader = r;
-            match outcome {
-                Ok(Some(failure)) => lost = Some(failure),
-                Ok(None) | Err(RetryError::Stopped { .. } | RetryError::Exhausted { .. }) => {
-                    return Ok(());
-                }
-                Err(RetryError::Final(e)) => return Err(e),
-            }
-        }
-    }
-
-    /// Resets what a lost stream leaves behind; whether a stream had been established.
-    fn after_stream(&mut self) -> bool {
-        self.progress.set_streaming(false);
-        // The catalog connection may have died with the stream's.
-        self.catalog = None;
-        // A half-read transaction is read again whole after reconnecting.
-        self.txn = None;
-        std::mem::take(&mut self.streamed)
-    }
-
-    fn conn_err(&self, source: mysql_async::Error) -> ReaderError {
-        ReaderError::Connection {
-            host: self.host.clone(),
-            source,
-        }
-    }
-
-    async fn stream_once(&mut self) -> Result<(), ReaderError> {
-        let mut conn = tokio::select! {
-            c = self.source.connect() => c.map_err(|e| self.conn_err(e))?,
-            _ = self.stop.cancelled() => return Ok(()),
-        };
-        let facts = prerequisites::server_facts(&mut conn)
-            .await
-            .map_err(|e| self.conn_err(e))?;
-        if facts.identity != *self.identity {
-            if self.state.gtid.is_none() || facts.identity.flavor != self.identity.flavor {
-                return Err(ReaderError::Prerequisite(format!(
-                    "the server at {} is now `{}`, not `{}` as before, and without GTIDs the \
-                     position {} cannot be carried over; enable GTIDs, or delete the checkpoint to start over",
-                    self.host, facts.identity, self.identity, self.state.position
-                )));
-            }
-            warn!(from = %self.identity, to = %facts.identity, gtid = %self.state.gtid, "Server changed (failover); resuming by GTID.");
-            self.identity = Arc::new(facts.identity.clone());
-            self.mode = StartMode::Gtid;
-            // Changes of a transaction lost with the old server may already be written
-            // with versions up to the lease: continue above them (see `run`).
-            self.state.version = self.state.version.max(self.leased);
-            self.tables.clear();
-            // Snapshot positions of the old server mean nothing on the new one.
-            self.copies.invalidate_all();
-            self.between(None).await;
-        }
-        let heartbeat = self.config.mysql.heartbeat_interval;
-        let ns = heartbeat.as_nanos().min(u128::from(u64::MAX));
-        let mut setup = vec![
-            format!("SET @master_heartbeat_period = {ns}"),
-            format!("SET @source_heartbeat_period = {ns}"),
-            // mysql_async announces checksum support under the old name; MySQL 8.4
-            // reads the new one.
-            "SET @source_binlog_checksum = 'ALL'".to_owned(),
-        ];
-        if facts.identity.flavor == Flavor::Mariadb {
-            // 4 = MARIA_SLAVE_CAPABILITY_GTID: send GTID events instead of dummies.
-            setup.push("SET @mariadb_slave_capability = 4".into());
-            if self.mode == StartMode::Gtid {
-                setup.push(format!("SET @slave_connect_state = '{}'", self.state.gtid));
-                setup.push("SET @slave_gtid_strict_mode = 1".into());
-                setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
-            }
-        }
-        for q in setup {
-            conn.query_drop(q).await.map_err(|e| self.conn_err(e))?;
-        }
-        let file = self.state.position.file.clone();
-        let mut request = BinlogStreamRequest::new(self.config.mysql.server_id);
-        match (self.mode, facts.identity.flavor) {
-            (StartMode::Position, _) => {
-                request = request
-                    .with_filename(file.as_bytes())
-                    .with_pos(self.state.position.pos);
-            }
-            (StartMode::Gtid, Flavor::Mariadb) => {
-                // The connect state set above decides where the server starts.
-                request = request.with_filename(b"").with_pos(4);
-            }
-            (StartMode::Gtid, Flavor::Mysql) => {
-                let sids = mysql_sids(&self.state.gtid)?;
-                request = request.with_gtid().with_gtid_set(sids).with_pos(4);
-            }
-        }
-        let mut stream = conn
-            .get_binlog_stream(request)
-            .await
-            .map_err(|e| self.refused_or_conn(e))?;
-        info!(position = %self.state.position, gtid = %self.state.gtid, mode = ?self.mode, "Streaming binlog.");
-        self.progress.set_streaming(true);
-        self.streamed = true;
-        let silence = heartbeat * 3 + Duration::from_secs(1);
-        loop {
-            let between = self.txn.is_none();
-            let next = tokio::select! {
-                biased;
-                _ = self.stop.cancelled() => return Ok(()),
-                req = self.copies.request(), if between => {
-                    self.between(Some(req)).await;
-                    continue;
-                }
-                n = tokio::time::timeout(silence, stream.next()) => n,
-            };
-            let event = match next {
-                Err(_) => {
-                    return Err(ReaderError::Silent {
-                        host: self.host.clone(),
-                        seconds: silence.as_secs(),
-                    });
-                }
-                Ok(None) => {
-                    return Err(self.conn_err(mysql_async::Error::Io(
-                        std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "binlog stream ended",
-                        )
-                        .into(),
-                    )));
-                }
-                Ok(Some(Err(e))) => return Err(self.refused_or_conn(e)),
-                Ok(Some(Ok(ev))) => ev,
-            };
-            self.progress.touch();
-            self.handle(&event).await?;
-            // Only when a chunk waits: the check costs a position per event otherwise.
-            if self.txn.is_none() && self.copies.has_pending() {
-                self.between(None).await;
-            }
-        }
-    }
-
     /// Where the stream is between transactions: the end of the last event read.
     fn reading_position(&self) -> BinlogPosition {
         BinlogPosition::new(self.file.as_ref(), self.outer_end)
@@ -560,27 +296,6 @@ impl Reader {
         true
     }
 
-    fn refused_or_conn(&self, e: mysql_async::Error) -> ReaderError {
-        if let mysql_async::Error::Server(se) = &e {
-            let hint = if se.code == 1236 {
-                "the position was probably purged from the server (PURGE BINARY LOGS, \
-                 expire_logs_days); delete the checkpoint to start again at the current end"
-            } else if mysql_privilege_error(se.code) {
-                "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the binlog2es user \
-                 (MariaDB: REPLICATION SLAVE, BINLOG MONITOR)"
-            } else {
-                return self.conn_err(e);
-            };
-            return ReaderError::Refused {
-                host: self.host.clone(),
-                position: self.state.position.to_string(),
-                message: se.message.clone(),
-                hint,
-            };
-        }
-        self.conn_err(e)
-    }
-
     fn here(&self) -> String {
         format!("{}:{}", self.file, self.outer_end)
     }
@@ -631,7 +346,7 @@ impl Reader {
             GTID | GTID_TAGGED => {
                 let gtid = match event.read_data() {
                     Ok(Some(EventData::GtidEvent(g))) => {
-                        let sid = format_uuid(&g.sid());
+                        let sid = events::format_uuid(&g.sid());
                         let sid = match g.tag() {
                             Some(tag) => format!("{sid}:{}", tag.as_str().to_ascii_lowercase()),
                             None => sid,
@@ -861,81 +576,6 @@ impl Reader {
         ok
     }
 
-    async fn on_table_map(&mut self, tme: TableMapEvent<'static>) -> Result<(), ReaderError> {
-        let id = tme.table_id();
-        if let Some((known, _)) = self.tables.get(&id)
-            && *known == tme
-        {
-            return Ok(());
-        }
-        let db = tme.database_name().into_owned();
-        let table = tme.table_name().into_owned();
-        let Some(rule) = self.config.rule_for(&db, &table).cloned() else {
-            self.tables.insert(id, (tme, None));
-            return Ok(());
-        };
-        let position = self.here();
-        let serr = |source| ReaderError::Schema {
-            position: position.clone(),
-            source,
-        };
-        let mut map = schema::read_table_map(&tme, crate::decode::decode_label).map_err(serr)?;
-        if !map.has_names
-            || (map.key.is_empty() && rule.id_columns.is_empty())
-            || map.lacks_labels()
-        {
-            let catalog = self.catalog_conn().await?;
-            let cols = schema::read_catalog(catalog, &db, &table)
-                .await
-                .map_err(serr)?;
-            schema::merge_catalog(&db, &table, &mut map, &cols).map_err(serr)?;
-        }
-        // MariaDB's JSON is a LONGTEXT with a json_valid() check; only the catalog tells.
-        if self.identity.flavor == Flavor::Mariadb && map.has_text_blobs() {
-            let catalog = self.catalog_conn().await?;
-            let json_columns = schema::read_json_columns(catalog, &db, &table)
-                .await
-                .map_err(serr)?;
-            schema::mark_json_columns(&mut map, &json_columns);
-        }
-        let schema = match schema::build(&db, &table, &rule, map) {
-            Ok(schema) => schema,
-            // SPEC §2.5: a keyless table the rule may skip does not stop the others.
-            Err(SchemaError::NoKey { table: name })
-                if rule.keyless_policy() == KeylessPolicy::Skip =>
-            {
-                if schema::note_keyless(&name) {
-                    warn!(table = %name, position = %position, rule = %rule.pattern,
-                        "Table has no primary key and is NOT synced: add a primary key (then `binlog2es resync --table {name}`), set id_columns in its [[tables]] rule, or exclude it with skip_tables; on_keyless = \"fail\" stops instead.");
-                }
-                self.tables.insert(id, (tme, None));
-                return Ok(());
-            }
-            Err(e) => return Err(serr(e)),
-        };
-        schema::clear_keyless(&schema.qualified());
-        let schema = Arc::new(schema);
-        let at = format!("binlog position {}", self.here());
-        let prepared = tokio::select! {
-            p = self.indices.prepare(Arc::clone(&schema), at) => p,
-            _ = self.stop.cancelled() => None,
-        };
-        prepared.ok_or(ReaderError::IndicesGone)?;
-        debug!(table = %schema.qualified(), index = %schema.index, "Table map.");
-        self.tables.insert(id, (tme, Some(schema)));
-        Ok(())
-    }
-
-    async fn catalog_conn(&mut self) -> Result<&mut Conn, ReaderError> {
-        if self.catalog.is_none() {
-            let c = self.source.connect().await.map_err(|e| self.conn_err(e))?;
-            self.catalog = Some(c);
-        }
-        self.catalog
-            .as_mut()
-            .ok_or_else(|| ReaderError::Prerequisite("catalog connection unavailable".into()))
-    }
-
     async fn on_rows(
         &mut self,
         rows: &RowsEventData<'_>,
@@ -1016,38 +656,4 @@ impl Reader {
         }
         Ok(())
     }
-}
-
-/// Lower-case hyphenated UUID text of a 16-byte source id.
-fn format_uuid(b: &[u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// A MySQL GTID state as `Sid`s for `COM_BINLOG_DUMP_GTID`.
-fn mysql_sids(state: &GtidState) -> Result<Vec<mysql_async::Sid<'static>>, ReaderError> {
-    let GtidState::MySql(map) = state else {
-        return Err(ReaderError::Prerequisite(
-            "no MySQL GTID set in the checkpoint to resume from".into(),
-        ));
-    };
-    let mut out = Vec::new();
-    for (sid, ivs) in map {
-        let mut text = sid.clone();
-        for (a, b) in ivs {
-            text.push_str(&format!(":{a}-{b}"));
-        }
-        let parsed: mysql_async::Sid<'static> = text.parse().map_err(|e| {
-            ReaderError::Prerequisite(format!("GTID set `{text}` cannot be sent: {e:?}"))
-        })?;
-        out.push(parsed);
-    }
-    Ok(out)
 }

@@ -123,10 +123,10 @@ fn row_counts(events: &[Event], synced: impl Fn(&str, &str) -> bool) -> (usize, 
 fn catalog_stand_in(
     config: &Config,
     tme: &TableMapEvent<'_>,
-) -> Option<super::schema::TableSchema> {
+) -> Option<crate::schema::TableSchema> {
     let (db, table) = (tme.database_name(), tme.table_name());
     let rule = config.rule_for(&db, &table)?;
-    let mut map = super::schema::read_table_map(tme, crate::decode::decode_label).unwrap();
+    let mut map = crate::schema::read_table_map(tme, crate::decode::decode_label).unwrap();
     if !map.has_names {
         for (i, col) in map.columns.iter_mut().enumerate() {
             col.name = format!("@{}", i + 1);
@@ -139,7 +139,7 @@ fn catalog_stand_in(
             col.labels = (1..=64).map(|i| format!("#{i}")).collect();
         }
     }
-    Some(super::schema::build(&db, &table, rule, map).unwrap())
+    Some(crate::schema::build(&db, &table, rule, map).unwrap())
 }
 
 /// One routed change as the test saw it.
