@@ -32,9 +32,7 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use mysql_async::Conn;
-use mysql_async::prelude::Queryable;
 use mysql_common::binlog::consts::EventType;
 use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use tokio::sync::{mpsc, oneshot, watch};
