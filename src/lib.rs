@@ -1,28 +1,40 @@
 //! binlog2es keeps Elasticsearch indices equal to MySQL tables by tailing the binlog.
 //!
+//! The pipeline of SPEC §1, one module per stage, typed messages on bounded channels:
+//!
 //! ```text
-//! MySQL binlog ─> reader ─> decode ─> ordering ─> writer lanes ─> Elasticsearch
-//!                   │                  (key→lane)   (batch, _bulk, retry)
-//!                   └── TxnTicket ──> checkpoint tracker <── AckToken outcomes
-//!                                       └─> checkpoint file (atomic)
+//! MySQL binlog ─> reader ──> decode ──> ordering ──> writer lanes ──> Elasticsearch
+//!                 (events,   (rows →    (key → lane,  (batch, _bulk,
+//!                  txns)      docs)      coalesce)     retry, dead-letter)
+//!                   │ ▲                                   │ index task ◀─ IndexRequest
+//!                   │ └── snapshot (copy chunks, merged between transactions)
+//!                   └── TxnTicket ──> checkpoint tracker ◀── AckToken outcomes
+//!                                       └─> checkpoint file (write, fsync, rename)
 //! ```
 //!
-//! | module | stage |
+//! | module | role |
 //! | --- | --- |
-//! | [`config`] | TOML + env configuration, validation |
-//! | [`position`] | binlog positions, GTID state, external versions |
-//! | [`schema`] | table model, table-map reading, catalog queries (a leaf every stage uses) |
-//! | [`reader`] | replication stream, transactions, server checks |
-//! | [`decode`] | row images → `_id` + `_source` JSON (SPEC §5/§6) |
-//! | [`ordering`] | per-document lanes and coalescing |
-//! | [`writer`] | batching, `_bulk`, retries, dead-letter |
-//! | [`es`] | Elasticsearch client, `_bulk` bodies and answers, URL paths (a leaf every stage may use) |
-//! | [`retry`] | backoff, one verdict per failure, the retry loop (a leaf) |
-//! | [`checkpoint`] | ordered acknowledgements → committed position on disk |
-//! | [`snapshot`] | initial copy and re-sync, merged into the stream by the reader |
-//! | [`shutdown`] | signals and drain |
-//! | `tls` | certificates, keys, fingerprints and certificate errors for all connections |
-//! | [`telemetry`] | logs and metrics |
+//! | [`reader`] | stage 1: replication stream, transaction boundaries, routing; asks the sink for index work by [`writer::indices::IndexRequest`] |
+//! | [`decode`] | stage 2: rows events and row images → `_id` + `_source` (SPEC §5/§6) |
+//! | [`ordering`] | stage 3: per-document lanes, coalescing, the memory budget |
+//! | [`writer`] | stage 4: batching, `_bulk`, partial retries, dead-letter; the index task |
+//! | [`checkpoint`] | stage 5: ordered acknowledgements → committed position on disk |
+//! | [`snapshot`] | initial copy and re-sync; its merge is the one hook the reader calls between transactions |
+//! | [`schema`] | leaf: table model, table-map reading, catalog queries |
+//! | [`source`] | leaf: MySQL connection settings and the connect step (TLS) |
+//! | [`es`] | leaf: Elasticsearch client, `_bulk` bodies and answers, URL paths |
+//! | [`retry`] | leaf: backoff, one verdict per failure, `retry_until` |
+//! | [`position`] | leaf: binlog positions, GTID state, external versions |
+//! | [`config`] | leaf: configuration model, validation, secrets, table rules |
+//! | [`telemetry`] | leaf: logs, metrics, the HTTP endpoint |
+//! | `tls` | leaf: certificates, keys, fingerprints for all connections |
+//! | [`shutdown`] | signals |
+//! | `app` | start-up (where to start), stage wiring, drain |
+//! | [`commands`] | `check`, `status`, `verify`, `resync` |
+//! | `scan` | reading a table in key order (copy and verify) |
+//!
+//! A stage imports earlier stages and leaves, and later stages only for the messages it
+//! sends them; no two modules import each other.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::await_holding_lock)]
 

@@ -2,7 +2,7 @@
 //!
 //! Per table: rows are read in primary-key order in chunks (keyset pagination, binary
 //! protocol, session time zone UTC), turned into documents by the same value decoder the
-//! stream uses ([`decode_value`]), and compared field by field with the indexed documents
+//! stream uses ([`crate::decode::RowDecoder`]), and compared field by field with the indexed documents
 //! (`_mget`). The index's ids are then scrolled to find documents without a row. Because the
 //! system may be live, differing ids are only candidates: after the writer's lag has passed
 //! they are read again on both sides and only persistent differences are reported.

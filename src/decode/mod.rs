@@ -138,7 +138,7 @@ pub struct DecodedRow {
     pub source: Bytes,
 }
 
-/// Reusable buffers for [`decode_row`], so steady streaming does not allocate per field.
+/// Reusable buffers for [`RowDecoder::decode_row`], so steady streaming does not allocate per field.
 #[derive(Default)]
 pub struct RowDecoder {
     /// The key columns' values, in key order.

@@ -505,7 +505,8 @@ impl Worker {
                 };
                 let last_key: Vec<Value> =
                     schema.key.iter().map(|&k| last_row[k].clone()).collect();
-                let docs = decode_rows(&mut decoder, &schema, rows).map_err(fatal)?;
+                let docs =
+                    decode_rows(&mut decoder, &schema, rows).map_err(|e| fatal(e.to_string()))?;
                 let n = docs.len() as u64;
                 let mark = CopyMark::Chunk {
                     db: copy.db.clone(),
@@ -717,14 +718,23 @@ fn decode_rows(
     decoder: &mut RowDecoder,
     schema: &TableSchema,
     rows: Vec<Vec<Value>>,
-) -> Result<Vec<(String, Op)>, String> {
+) -> Result<Vec<(String, Op)>, RowError> {
     let mut docs = Vec::with_capacity(rows.len());
     for row in rows {
-        let image = scan::row_image(schema, row).map_err(|e| e.to_string())?;
-        let doc = decoder
-            .decode_row(schema, &image, None)
-            .map_err(|e| e.to_string())?;
+        let image = scan::row_image(schema, row)?;
+        let doc = decoder.decode_row(schema, &image, None)?;
         docs.push((doc.id, Op::Index(doc.source)));
     }
     Ok(docs)
+}
+
+/// A copied row that cannot become a document.
+#[derive(Debug, thiserror::Error)]
+enum RowError {
+    /// A value the table's columns do not allow.
+    #[error(transparent)]
+    Image(#[from] scan::RowImageError),
+    /// A value the stream's decoder refuses as well.
+    #[error(transparent)]
+    Decode(#[from] crate::decode::DecodeError),
 }
