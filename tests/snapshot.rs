@@ -435,10 +435,11 @@ async fn insert_long_keys(conn: &mut Conn, from: u64, count: u64) {
 #[tokio::test]
 async fn killed_copy_connections_leave_no_window_recording_changes() {
     let _heavy = HEAVY.lock().await;
-    // GIVEN a table being copied by an account without RELOAD, in small chunks
+    // GIVEN a table being copied by an account without RELOAD, in small chunks (enough of
+    // them that five kills, each followed by a backoff, fit in the copy on a fast machine)
     let env = TestEnv::get();
     let (db, mut conn) = env.create_database_with(LONG_KEYS).await;
-    insert_long_keys(&mut conn, 0, 15_000).await;
+    insert_long_keys(&mut conn, 0, 50_000).await;
     let index = env.unique_index("snap-leak");
     let (user, url) = account_without_reload(env, "leak").await;
     let mut daemon = copying_daemon(env, &db, &index, &url, 100).await;

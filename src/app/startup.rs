@@ -367,13 +367,7 @@ pub(crate) async fn table_checks(
         }
         for (db, table) in matched {
             let what = format!("table {db}.{table}");
-            let key: Vec<String> = conn
-                .exec(
-                    "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? \
-                     AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
-                    (db, table),
-                )
-                .await?;
+            let key = crate::schema::catalog::primary_key_columns(conn, db, table).await?;
             let select = conn
                 .query_drop(format!(
                     "SELECT 1 FROM `{}`.`{}` LIMIT 0",
