@@ -118,13 +118,28 @@ fn realistic_schema() -> TableSchema {
     .expect("schema")
 }
 
+/// Rows per rows event: MySQL starts a new rows event once one reaches
+/// `binlog_row_event_max_size` (8 KiB by default); a realistic row takes ~600 bytes.
+const ROWS_PER_EVENT: usize = 13;
+
+/// WRITE_ROWS events of `rows` realistic rows, [`ROWS_PER_EVENT`] rows each.
+fn realistic_events(schema: &TableSchema, rows: usize) -> Vec<Event> {
+    (0..rows)
+        .step_by(ROWS_PER_EVENT)
+        .map(|start| {
+            let end = (start + ROWS_PER_EVENT).min(rows);
+            write_rows_event(schema, &realistic_rows(start..end))
+        })
+        .collect()
+}
+
 /// Row images of the realistic table, concatenated as in a rows event body.
-fn realistic_rows(rows: usize) -> Vec<u8> {
+fn realistic_rows(rows: std::ops::Range<usize>) -> Vec<u8> {
     const WORDS: [&str; 8] = [
         "alpha", "brisk", "cobalt", "dune", "ember", "fjord", "garnet", "harbor",
     ];
-    let mut out = Vec::with_capacity(rows * 600);
-    for i in 0..rows as u64 {
+    let mut out = Vec::with_capacity(rows.len() * 600);
+    for i in rows.start as u64..rows.end as u64 {
         out.extend_from_slice(&[0u8, 0]); // null bitmap of 11 columns
         out.extend_from_slice(&i.to_le_bytes());
         out.extend_from_slice(&((i % 99_991) as i32).to_le_bytes());
@@ -195,16 +210,18 @@ fn write_rows_event(schema: &TableSchema, rows: &[u8]) -> Event {
 /// each document to `each`.
 fn decode_all(
     schema: &TableSchema,
-    event: &Event,
+    events: &[Event],
     dec: &mut RowDecoder,
     mut each: impl FnMut(String, Bytes),
 ) {
-    let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
-        panic!("not a rows event");
-    };
-    for change in decode_rows_event(&rows, schema, dec).expect("decode") {
-        if let Op::Index(source) = change.op {
-            each(change.id, source);
+    for event in events {
+        let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
+            panic!("not a rows event");
+        };
+        for change in decode_rows_event(&rows, schema, dec).expect("decode") {
+            if let Op::Index(source) = change.op {
+                each(change.id, source);
+            }
         }
     }
 }
@@ -296,13 +313,13 @@ fn bench_decode(c: &mut Criterion) {
     });
     let schema = realistic_schema();
     let n_rows = rows_per_iter();
-    let event = write_rows_event(&schema, &realistic_rows(n_rows));
+    let events = realistic_events(&schema, n_rows);
     g.throughput(Throughput::Elements(n_rows as u64));
     g.sample_size(20);
     g.bench_function("realistic", |b| {
         let mut dec = RowDecoder::default();
         b.iter(|| {
-            decode_all(&schema, &event, &mut dec, |id, src| {
+            decode_all(&schema, &events, &mut dec, |id, src| {
                 drop(black_box((id, src)))
             })
         })
@@ -322,7 +339,7 @@ fn bench_decode(c: &mut Criterion) {
         let mut body = Vec::with_capacity(1 << 20);
         let (token, _rx) = AckToken::open();
         b.iter(|| {
-            decode_all(&schema, &event, &mut dec, |id, src| {
+            decode_all(&schema, &events, &mut dec, |id, src| {
                 batch.push(Change {
                     key: DocKey {
                         index: Arc::clone(&index),

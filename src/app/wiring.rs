@@ -81,6 +81,10 @@ pub(super) struct Ended {
     persist_done: bool,
     /// The index task is already joined.
     indices_done: bool,
+    /// A lane, the copy or the checkpoint writer failed for good: what the lanes hold
+    /// cannot be committed past it, so they give it up. A reader or index-task failure
+    /// lets them drain, so less is replayed on the next start.
+    abort_lanes: bool,
 }
 
 impl Stages {
@@ -192,6 +196,7 @@ impl Stages {
         let mut copier_done = false;
         let mut persist_done = false;
         let mut indices_done = false;
+        let mut index_failed = false;
         loop {
             tokio::select! {
                 _ = &mut shutdown => {
@@ -235,6 +240,7 @@ impl Stages {
                         Ok(Err(e)) => failure = Some(e.into()),
                         Err(e) => failure = Some(Error::Internal(format!("index task: {e}"))),
                     }
+                    index_failed = true;
                     break;
                 }
                 r = &mut self.copier, if !copier_done => {
@@ -250,6 +256,7 @@ impl Stages {
             }
         }
         Ended {
+            abort_lanes: failure.is_some() && !reader_done && !index_failed,
             failure,
             reader_done,
             persist_done,
@@ -273,6 +280,7 @@ impl Stages {
             reader_done,
             persist_done,
             indices_done,
+            abort_lanes,
         } = ended;
         // Set when the drain gave up on queued or in-flight changes: the exit is then 1 even
         // if no transaction ticket recorded it (the reader may have stopped inside a
@@ -281,8 +289,7 @@ impl Stages {
         self.stop_reading.cancel();
         // One budget for the whole stop: the reader's exit and the drain share it.
         let deadline = Instant::now() + config.shutdown_timeout;
-        if failure.is_some() && !reader_done {
-            // A lane failed for good: what the others hold cannot be committed past it.
+        if abort_lanes {
             self.abort.cancel();
         }
         if !reader_done {

@@ -1,8 +1,6 @@
 //! `_bulk` request bodies (NDJSON), written straight into a byte buffer without
 //! intermediate JSON trees.
 
-use std::io::Write;
-
 use crate::decode::write_json_string;
 
 /// One action of a `_bulk` request.
@@ -35,11 +33,9 @@ pub fn push(
         write_json_string(out, id);
     }
     if let Some(version) = version {
-        // Writing into a Vec cannot fail.
-        let _ = write!(
-            out,
-            ",\"version\":{version},\"version_type\":\"external_gte\""
-        );
+        out.extend_from_slice(b",\"version\":");
+        out.extend_from_slice(itoa::Buffer::new().format(version).as_bytes());
+        out.extend_from_slice(b",\"version_type\":\"external_gte\"");
     }
     out.extend_from_slice(b"}}\n");
     if let Action::Index(source) = action {

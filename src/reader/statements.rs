@@ -79,7 +79,7 @@ impl Reader {
                     "The index is shared with other tables, so this table's documents cannot be told apart and were NOT removed; delete them by hand or give the table its own index.");
                 continue;
             }
-            let at = format!("binlog position {}", self.here());
+            let at = format!("at binlog position {}", self.here());
             let deleted = tokio::select! {
                 d = self.indices.clear(index.clone(), at) => d.ok_or(ReaderError::IndicesGone)?,
                 _ = self.stop.cancelled() => return Ok(None),
@@ -167,7 +167,7 @@ impl Reader {
                 .replace("{db}", db)
                 .replace("{table}", "*")
                 .to_lowercase();
-            let at = format!("binlog position {}", self.here());
+            let at = format!("at binlog position {}", self.here());
             let created = tokio::select! {
                 t = self.indices.created_tables(pattern, at) => t.ok_or(ReaderError::IndicesGone)?,
                 _ = self.stop.cancelled() => return Ok(None),

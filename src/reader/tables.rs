@@ -70,7 +70,7 @@ impl Reader {
         };
         schema::clear_keyless(&schema.qualified());
         let schema = Arc::new(schema);
-        let at = format!("binlog position {}", self.here());
+        let at = format!("at binlog position {}", self.here());
         let prepared = tokio::select! {
             p = self.indices.prepare(Arc::clone(&schema), at) => p,
             _ = self.stop.cancelled() => None,

@@ -452,7 +452,7 @@ impl Worker {
         let schema = Arc::new(schema);
         // A failure ends the index task, which reports it; this copy just stops.
         self.indices
-            .prepare(Arc::clone(&schema), format!("the copy of `{name}`"))
+            .prepare(Arc::clone(&schema), format!("cannot copy `{name}`"))
             .await
             .ok_or(Interrupt::Stopped)?;
         let estimate = estimate.unwrap_or(0).saturating_sub(copy.rows);

@@ -32,7 +32,8 @@ pub enum IndexRequest {
     Prepare {
         /// The table.
         schema: Arc<TableSchema>,
-        /// Where the request comes from, for the error message (a binlog position, a copy).
+        /// What the request is for, the error message's start ("at binlog position …",
+        /// "cannot copy `db.t`").
         at: String,
         /// Answered once the index is ready.
         done: oneshot::Sender<()>,
@@ -131,6 +132,9 @@ pub async fn serve(
                 Ok(()) => {
                     let _ = done.send(());
                 }
+                // A stop while the index was being prepared is a stop: its change is
+                // read again on the next start.
+                Err(_) if http.stop.is_cancelled() => return Ok(()),
                 Err(source) => {
                     return Err(WriterError::Prepare {
                         at,

@@ -125,17 +125,17 @@ pub enum WriterError {
         last: String,
     },
     /// A table's index could not be prepared for its documents.
-    #[error("at {at}: {source}")]
+    #[error("{at}: {source}")]
     Prepare {
-        /// Where the request came from (a binlog position, a copy).
+        /// What the request was for ("at binlog position …", "cannot copy `db.t`").
         at: String,
         /// What failed.
         source: Box<WriterError>,
     },
     /// Elasticsearch refused a request a statement needs (TRUNCATE, DROP).
-    #[error("at {at}: {message}")]
+    #[error("{at}: {message}")]
     Statement {
-        /// Where the statement was read.
+        /// Where the statement was read ("at binlog position …").
         at: String,
         /// What was refused.
         message: String,
