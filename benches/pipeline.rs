@@ -28,17 +28,20 @@ use std::sync::Arc;
 use binlog2es::checkpoint::AckToken;
 use binlog2es::config::TableRule;
 use binlog2es::decode::RowDecoder;
+use binlog2es::decode::row::read_image;
 use binlog2es::decode::rows::decode_rows_event;
 use binlog2es::ordering::{Change, DocKey, Op, Origin, coalesce, lane_of};
 use binlog2es::position::Version;
 use binlog2es::schema::{ColumnSpec, MapInfo, TableSchema, build};
 use binlog2es::writer::bulk::encode;
+use bitvec::slice::BitSlice;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
 use mysql_common::binlog::events::{Event, EventData, FormatDescriptionEvent, TableMapEvent};
 use mysql_common::constants::ColumnType;
+use mysql_common::io::ParseBuf;
 
 /// Whether criterion measures (`cargo bench`) rather than runs each bench once as a test
 /// (`cargo test --all-targets`), where small inputs keep the run quick.
@@ -322,6 +325,22 @@ fn bench_decode(c: &mut Criterion) {
             decode_all(&schema, &events, &mut dec, |id, src| {
                 drop(black_box((id, src)))
             })
+        })
+    });
+    // The row images alone (no event parsing, no change list): the value decoder's own
+    // cost, comparable with figures taken before the rows-event path existed.
+    let images = realistic_rows(0..n_rows);
+    g.bench_function("row_images", |b| {
+        let mut dec = RowDecoder::default();
+        let all = [0xffu8, 0xff];
+        let present = &BitSlice::<u8>::from_slice(&all)[..schema.columns.len()];
+        b.iter(|| {
+            let mut buf = ParseBuf(&images);
+            while !buf.is_empty() {
+                let values = read_image(&mut buf, &schema.columns, present, false).expect("split");
+                let doc = dec.decode_row(&schema, &values, None).expect("decode");
+                drop(black_box((doc.id, doc.source)));
+            }
         })
     });
     g.finish();
