@@ -24,6 +24,7 @@
 //! | [`source`] | leaf: MySQL connection settings and the connect step (TLS) |
 //! | [`es`] | leaf: Elasticsearch client, `_bulk` bodies and answers, URL paths |
 //! | [`retry`] | leaf: backoff, one verdict per failure, `retry_until` |
+//! | [`json_string`] | leaf: the JSON string writer of documents and `_bulk` lines |
 //! | [`position`] | leaf: binlog positions, GTID state, external versions |
 //! | [`config`] | leaf: configuration model, validation, secrets, table rules |
 //! | [`telemetry`] | leaf: logs, metrics, the HTTP endpoint |
@@ -44,6 +45,7 @@ pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod es;
+pub mod json_string;
 pub mod ordering;
 pub mod position;
 pub mod reader;

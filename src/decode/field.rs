@@ -4,7 +4,7 @@
 use mysql_common::Value;
 use mysql_common::constants::ColumnType;
 
-use super::escape::write_json_string;
+use crate::json_string::write_json_string;
 
 /// A decoded column value, ready to be written as JSON. Exact: no float round trips for DECIMAL.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ use mysql_common::binlog::jsondiff::{JsonDiff, JsonDiffOperation};
 use mysql_common::constants::ColumnType;
 
 use super::decimal::canonical_decimal;
-use super::escape::write_json_string;
+use crate::json_string::write_json_string;
 
 /// MySQL refuses documents nested deeper than 100; anything deeper here is malformed.
 const MAX_DEPTH: usize = 100;

@@ -7,11 +7,10 @@
 //! Entry points: [`rows::decode_rows_event`] (a rows event → document changes, the path the
 //! reader takes), [`RowDecoder`] (one row) and [`value::decode_value`] (one value, dispatched
 //! by the schema's column family to `numeric`, `temporal`, `text` (character sets, ENUM,
-//! SET), [`json`] and [`geo`]). `escape` writes JSON strings ([`write_json_string`]), [`id`]
+//! SET), [`json`] and [`geo`]). [`crate::json_string`] writes JSON strings ([`write_json_string`]), [`id`]
 //! builds the `_id`.
 
 mod decimal;
-mod escape;
 pub mod field;
 pub mod geo;
 pub mod id;
@@ -26,7 +25,7 @@ pub mod value;
 #[cfg(test)]
 mod tests;
 
-pub use escape::write_json_string;
+pub use crate::json_string::write_json_string;
 pub use text::decode_label;
 
 use bytes::Bytes;

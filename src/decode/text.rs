@@ -10,8 +10,8 @@ use mysql_common::Value;
 use mysql_common::collations::{Collation, CollationId};
 use mysql_common::constants::ColumnType;
 
-use super::escape::write_json_string;
 use super::field::{FieldValue, ValueError, kind, malformed, type_name, unexpected};
+use crate::json_string::write_json_string;
 
 /// `bytes` as UTF-8 text of a column in `charset` (utf8mb3/utf8mb4).
 pub(super) fn utf8<'b>(bytes: &'b [u8], charset: &'static str) -> Result<&'b str, ValueError> {

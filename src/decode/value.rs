@@ -44,11 +44,11 @@ use mysql_common::Value;
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::constants::ColumnType;
 
-use super::escape::write_json_string;
 use super::field::{FieldValue, ValueError, bad_metadata, kind, malformed, type_name, unexpected};
 use super::numeric::{decode_bit, decode_decimal, decode_medium_int, decode_vector, decode_year};
 use super::temporal::{decode_date, decode_datetime, decode_time, decode_timestamp};
 use super::text::{TextCodec, decode_enum, decode_set, decode_text, text_codec, utf8};
+use crate::json_string::write_json_string;
 use crate::schema::{ColumnFamily, ColumnSpec};
 
 /// Decodes one column value per SPEC §6. `None` means SQL NULL.

@@ -1,7 +1,7 @@
 //! `_bulk` request bodies (NDJSON), written straight into a byte buffer without
 //! intermediate JSON trees.
 
-use crate::decode::write_json_string;
+use crate::json_string::write_json_string;
 
 /// One action of a `_bulk` request.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,5 @@
 //! Unit tests of the value decoders, one file per type family, sharing the helpers here.
 
-mod escape;
 mod numeric;
 mod temporal;
 mod text;
