@@ -365,6 +365,7 @@ fn bench_decode(c: &mut Criterion) {
                         id,
                     },
                     op: Op::Index(src),
+                    routing: None,
                     version: Version(7),
                     origin: Origin {
                         file: Arc::clone(&file),
@@ -399,6 +400,7 @@ fn changes(n: usize, distinct: usize) -> Vec<Change> {
                     id: (i % distinct).to_string(),
                 },
                 op: Op::Index(source.clone()),
+                routing: None,
                 version: Version(i as u64),
                 origin: Origin {
                     file: Arc::clone(&file),

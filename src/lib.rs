@@ -44,6 +44,7 @@ pub mod checkpoint;
 pub mod commands;
 pub mod config;
 pub mod decode;
+pub mod document;
 pub mod es;
 pub mod json_string;
 pub mod ordering;

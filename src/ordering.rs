@@ -31,7 +31,7 @@ pub struct DocKey {
 }
 
 /// What to do with the document: decode's own type, which every later stage carries.
-pub use crate::decode::rows::Op;
+pub use crate::decode::rows::{DocChange, Op, RootKey};
 
 /// Where a change came from, for dead-letter entries and error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,8 @@ pub struct Change {
     pub key: DocKey,
     /// Index or delete.
     pub op: Op,
+    /// `_routing` of the write or delete (SPEC §9); `None` for rules without `routing`.
+    pub routing: Option<Arc<str>>,
     /// External version (the transaction's).
     pub version: Version,
     /// Source position.
@@ -69,6 +71,8 @@ impl Change {
         let body = match &self.op {
             Op::Index(src) => src.len() + 1,
             Op::Delete => 0,
+            // The document is built when written: reserve a typical document's size.
+            Op::Refresh(_) => 1024,
         };
         body + self.key.index.len() + self.key.id.len() + 96
     }
@@ -211,6 +215,7 @@ mod tests {
                 id: id.into(),
             },
             op,
+            routing: None,
             version: Version(version),
             origin: Origin {
                 file: "b.000001".into(),

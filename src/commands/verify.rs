@@ -560,7 +560,7 @@ async fn repair(
                 Some(source) => bulk::Action::Index(source.as_bytes()),
                 None => bulk::Action::Delete,
             };
-            bulk::push(&mut body, action, index, Some(id), Some(version));
+            bulk::push(&mut body, action, index, Some(id), Some(version), None);
         }
         let answer = client.bulk(Bytes::from(body)).await.map_err(es)?;
         let Some(items) = response::items(&answer, chunk.len()).map_err(es)? else {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod document;
 mod rules;
 mod secret;
 mod validate;

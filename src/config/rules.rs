@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::document::{Relation, WhereValue};
 use super::{Config, d_index, d_true};
 
 /// `[[tables]]`: one sync rule.
@@ -42,6 +43,33 @@ pub struct TableRule {
     /// `{ number_of_shards = 1 }`); default empty: the cluster's defaults and templates.
     #[serde(default)]
     pub index_settings: serde_json::Map<String, serde_json::Value>,
+    /// SPEC §9: only these columns become fields, in this order; default all.
+    #[serde(default)]
+    pub include_columns: Option<Vec<String>>,
+    /// SPEC §9: columns that never become fields; default none.
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+    /// SPEC §9: column → field name.
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// SPEC §9 `where`: column → values; a row is a document when each column holds one.
+    #[serde(default, rename = "where")]
+    pub where_any_of: BTreeMap<String, Vec<WhereValue>>,
+    /// SPEC §9: columns that must be NULL for a row to be a document.
+    #[serde(default)]
+    pub where_null: Vec<String>,
+    /// SPEC §9: columns that must not be NULL for a row to be a document.
+    #[serde(default)]
+    pub where_not_null: Vec<String>,
+    /// SPEC §9: the column whose value (as text) is every write's and delete's `routing`.
+    #[serde(default)]
+    pub routing: Option<String>,
+    /// SPEC §9 `[[tables.join]]`: many-to-one relations (an object or null).
+    #[serde(default)]
+    pub join: Vec<Relation>,
+    /// SPEC §9 `[[tables.nest]]`: one-to-many relations (an array).
+    #[serde(default)]
+    pub nest: Vec<Relation>,
 }
 
 /// A rule matching nothing, with every option at its default (for code building rules).
@@ -56,6 +84,15 @@ impl Default for TableRule {
             create_index: true,
             mapping: BTreeMap::new(),
             index_settings: serde_json::Map::new(),
+            include_columns: None,
+            exclude_columns: Vec::new(),
+            rename: BTreeMap::new(),
+            where_any_of: BTreeMap::new(),
+            where_null: Vec::new(),
+            where_not_null: Vec::new(),
+            routing: None,
+            join: Vec::new(),
+            nest: Vec::new(),
         }
     }
 }

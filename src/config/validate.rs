@@ -174,6 +174,7 @@ impl Config {
                 ));
             }
             validate_mapping(i, t)?;
+            super::document::validate_rule(i, t)?;
         }
         Ok(())
     }

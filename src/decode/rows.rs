@@ -16,7 +16,17 @@ pub enum Op {
     Index(Bytes),
     /// Remove.
     Delete,
+    /// Build the document of a rule with relations from MySQL's current rows when it is
+    /// written (SPEC §9); the root row's key values say which row.
+    Refresh(RootKey),
 }
+
+/// The key values of a root row, as SQL parameters for reading it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootKey(pub Vec<mysql_common::Value>);
+
+// Key values are compared for tests only; a float key equal to itself is all that is needed.
+impl Eq for RootKey {}
 
 /// One document change a row makes: its `_id` and what to do with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +35,9 @@ pub struct DocChange {
     pub id: String,
     /// Index a new `_source`, or delete.
     pub op: Op,
+    /// `_routing` of the write or delete (SPEC §9 `routing`); `None`: no routing (and, for
+    /// a refresh, the routing the re-read row gives).
+    pub routing: Option<std::sync::Arc<str>>,
 }
 
 /// Decodes every row of `rows` (an event of `schema`'s table) into document changes, in
@@ -73,6 +86,7 @@ pub fn decode_rows_event(
             out.push(DocChange {
                 id: decoder.decode_id(schema, &before)?,
                 op: Op::Delete,
+                routing: None,
             });
             continue;
         }
@@ -84,12 +98,14 @@ pub fn decode_rows_event(
                 out.push(DocChange {
                     id: old,
                     op: Op::Delete,
+                    routing: None,
                 });
             }
         }
         out.push(DocChange {
             id: doc.id,
             op: Op::Index(doc.source),
+            routing: None,
         });
     }
     Ok(out)

@@ -22,6 +22,7 @@ pub fn push(
     index: &str,
     id: Option<&str>,
     version: Option<u64>,
+    routing: Option<&str>,
 ) {
     out.extend_from_slice(match action {
         Action::Index(_) => b"{\"index\":{\"_index\":",
@@ -31,6 +32,10 @@ pub fn push(
     if let Some(id) = id {
         out.extend_from_slice(b",\"_id\":");
         write_json_string(out, id);
+    }
+    if let Some(routing) = routing {
+        out.extend_from_slice(b",\"routing\":");
+        write_json_string(out, routing);
     }
     if let Some(version) = version {
         out.extend_from_slice(b",\"version\":");
@@ -57,6 +62,7 @@ mod tests {
             "shop.orders",
             Some("1"),
             Some(7),
+            None,
         );
         push(
             &mut out,
@@ -64,12 +70,13 @@ mod tests {
             "shop.orders",
             Some("a\"b"),
             Some(8),
+            Some("42"),
         );
-        push(&mut out, Action::Index(b"{}"), "dead", None, None);
+        push(&mut out, Action::Index(b"{}"), "dead", None, None, None);
         let expected = concat!(
             "{\"index\":{\"_index\":\"shop.orders\",\"_id\":\"1\",\"version\":7,\"version_type\":\"external_gte\"}}\n",
             "{\"id\":1}\n",
-            "{\"delete\":{\"_index\":\"shop.orders\",\"_id\":\"a\\\"b\",\"version\":8,\"version_type\":\"external_gte\"}}\n",
+            "{\"delete\":{\"_index\":\"shop.orders\",\"_id\":\"a\\\"b\",\"routing\":\"42\",\"version\":8,\"version_type\":\"external_gte\"}}\n",
             "{\"index\":{\"_index\":\"dead\"}}\n",
             "{}\n",
         );

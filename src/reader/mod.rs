@@ -48,7 +48,7 @@ use crate::checkpoint::{
 use crate::config::Config;
 use crate::decode::rows::decode_rows_event;
 use crate::decode::{DecodeError, RowDecoder};
-use crate::ordering::{Change, DocKey, Op, Origin, Router};
+use crate::ordering::{Change, DocChange, DocKey, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
 use crate::schema::TableSchema;
 use crate::snapshot::merge::{ChunkOutcome, CopyMerge, CopyRequest, DueChunk, StreamPoint};
@@ -95,7 +95,7 @@ struct OpenTxn {
 struct HeldRows {
     schema: Arc<TableSchema>,
     origin: Origin,
-    changes: Vec<(String, Op)>,
+    changes: Vec<DocChange>,
 }
 
 impl OpenTxn {
@@ -263,13 +263,14 @@ impl Reader {
             file: Arc::clone(&self.copy_origin),
             pos: 0,
         };
-        for (id, op) in docs {
+        for DocChange { id, op, routing } in docs {
             let change = Change {
                 key: DocKey {
                     index: Arc::clone(&index),
                     id,
                 },
                 op,
+                routing,
                 version: self.state.version,
                 origin: origin.clone(),
                 ack: token.clone(),
@@ -597,8 +598,8 @@ impl Reader {
             RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => "delete",
             _ => "update",
         };
-        let out: Vec<(String, Op)> = match decode_rows_event(rows, &schema, &mut self.decoder) {
-            Ok(changes) => changes.into_iter().map(|c| (c.id, c.op)).collect(),
+        let out: Vec<DocChange> = match decode_rows_event(rows, &schema, &mut self.decoder) {
+            Ok(changes) => changes,
             // A missing image is a malformed event, not a bad value: reported at the event.
             Err(DecodeError::MissingImage { message, .. }) => return Err(self.event_err(message)),
             Err(source) => return Err(ReaderError::Decode { position, source }),
@@ -629,12 +630,17 @@ impl Reader {
         self.copies.record(
             &schema.db,
             &schema.table,
-            changes.iter().map(|(id, _)| id.as_str()),
+            changes.iter().map(|c| c.id.as_str()),
         );
         let Some(version) = self.txn.as_ref().map(|t| t.version) else {
             return Ok(());
         };
-        for (doc_id, op) in changes {
+        for DocChange {
+            id: doc_id,
+            op,
+            routing,
+        } in changes
+        {
             let Some(ack) = self.txn.as_mut().map(OpenTxn::token) else {
                 return Ok(());
             };
@@ -644,6 +650,7 @@ impl Reader {
                     id: doc_id,
                 },
                 op,
+                routing,
                 version,
                 origin: origin.clone(),
                 ack,

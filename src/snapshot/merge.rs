@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use crate::checkpoint::CopyMark;
-use crate::ordering::Op;
+use crate::ordering::DocChange;
 use crate::position::{BinlogPosition, Version};
 
 /// Identifies an open window.
@@ -88,7 +88,7 @@ pub struct CopyChunk {
     /// Target index.
     pub index: Arc<str>,
     /// Documents by `_id`.
-    pub docs: Vec<(String, Op)>,
+    pub docs: Vec<DocChange>,
     /// Progress committed with the chunk.
     pub mark: Option<CopyMark>,
     /// Close the window after this chunk.
@@ -236,7 +236,7 @@ impl Merge {
             return None;
         }
         let before = chunk.docs.len();
-        chunk.docs.retain(|(id, _)| !window.touched.contains(id));
+        chunk.docs.retain(|d| !window.touched.contains(&d.id));
         let skipped = before - chunk.docs.len();
         if chunk.last {
             self.windows.remove(&chunk.window);
@@ -264,7 +264,7 @@ pub struct DueChunk {
     /// Target index.
     pub index: Arc<str>,
     /// The documents the stream did not change since the window opened.
-    pub docs: Vec<(String, Op)>,
+    pub docs: Vec<DocChange>,
     /// Progress committed with the chunk.
     pub mark: Option<CopyMark>,
     /// Rows left to the stream.
@@ -396,7 +396,11 @@ mod tests {
             index: "i".into(),
             docs: ids
                 .iter()
-                .map(|id| ((*id).to_owned(), Op::Index(Bytes::from_static(b"{}"))))
+                .map(|id| DocChange {
+                    id: (*id).to_owned(),
+                    op: crate::ordering::Op::Index(Bytes::from_static(b"{}")),
+                    routing: None,
+                })
                 .collect(),
             mark: None,
             last,
@@ -413,7 +417,7 @@ mod tests {
         m.record("d", "u", ["1"].into_iter());
         let mut c = chunk(w, 100, &["1", "2", "3"], true);
         assert_eq!(m.filter(&mut c), Some(1));
-        let ids: Vec<&str> = c.docs.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = c.docs.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["1", "3"]);
         // The last chunk closed its window; the other window is untouched.
         assert!(m.filter(&mut chunk(w, 100, &["1"], false)).is_none());
@@ -429,7 +433,7 @@ mod tests {
         assert!(m.ready(&BinlogPosition::new("b.000001", 200)).is_empty());
         let r = m.ready(&BinlogPosition::new("b.000001", 300));
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].docs[0].0, "2");
+        assert_eq!(r[0].docs[0].id, "2");
         // A later file is past every position of an earlier one.
         assert_eq!(m.ready(&BinlogPosition::new("b.000002", 4)).len(), 1);
         assert!(m.is_idle() || !m.windows.is_empty());

@@ -34,7 +34,7 @@ use crate::checkpoint::{Checkpoint, CopyMark, Flavor, KeyValue, TableCopy};
 use crate::config::Config;
 use crate::decode::RowDecoder;
 use crate::es::{EsClient, Scroll, ScrollError};
-use crate::ordering::Op;
+use crate::ordering::{DocChange, Op};
 use crate::position::{BinlogPosition, Version};
 use crate::retry::{Attempt, Failure, Retry, RetryError, retry_until};
 use crate::scan;
@@ -403,7 +403,7 @@ impl Worker {
         window: &Window,
         at: BinlogPosition,
         index: Arc<str>,
-        docs: Vec<(String, Op)>,
+        docs: Vec<DocChange>,
         mark: Option<CopyMark>,
         last: bool,
     ) -> Result<ChunkOutcome, Interrupt> {
@@ -620,7 +620,14 @@ impl Worker {
                     continue;
                 }
                 let n = ids.len();
-                let docs = ids.into_iter().map(|id| (id, Op::Delete)).collect();
+                let docs = ids
+                    .into_iter()
+                    .map(|(id, routing)| DocChange {
+                        id,
+                        op: Op::Delete,
+                        routing,
+                    })
+                    .collect();
                 let outcome = self
                     .send_chunk(
                         window,
@@ -694,7 +701,7 @@ impl<'a> StalePages<'a> {
     }
 
     /// The stale ids of the next page (possibly none), or `None` at the end.
-    async fn next_page(&mut self) -> Result<Option<Vec<String>>, ScrollError> {
+    async fn next_page(&mut self) -> Result<Option<Vec<(String, Option<Arc<str>>)>>, ScrollError> {
         let Some(hits) = self.scroll.next_page().await? else {
             return Ok(None);
         };
@@ -702,7 +709,10 @@ impl<'a> StalePages<'a> {
         Ok(Some(
             hits.iter()
                 .filter(|hit| hit["_version"].as_u64().is_some_and(|v| v < since))
-                .filter_map(|hit| hit["_id"].as_str().map(str::to_owned))
+                .filter_map(|hit| {
+                    let id = hit["_id"].as_str()?.to_owned();
+                    Some((id, hit["_routing"].as_str().map(Arc::from)))
+                })
                 .collect(),
         ))
     }
@@ -718,12 +728,16 @@ fn decode_rows(
     decoder: &mut RowDecoder,
     schema: &TableSchema,
     rows: Vec<Vec<Value>>,
-) -> Result<Vec<(String, Op)>, RowError> {
+) -> Result<Vec<DocChange>, RowError> {
     let mut docs = Vec::with_capacity(rows.len());
     for row in rows {
         let image = scan::row_image(schema, row)?;
         let doc = decoder.decode_row(schema, &image, None)?;
-        docs.push((doc.id, Op::Index(doc.source)));
+        docs.push(DocChange {
+            id: doc.id,
+            op: Op::Index(doc.source),
+            routing: None,
+        });
     }
     Ok(docs)
 }

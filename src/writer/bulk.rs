@@ -11,6 +11,8 @@ pub fn encode(changes: &[Change], out: &mut Vec<u8>) {
         let action = match &c.op {
             Op::Index(src) => Action::Index(src),
             Op::Delete => Action::Delete,
+            // The lane builds every refresh before encoding (`crate::writer::refresh`).
+            Op::Refresh(_) => continue,
         };
         push(
             out,
@@ -18,6 +20,7 @@ pub fn encode(changes: &[Change], out: &mut Vec<u8>) {
             &c.key.index,
             Some(&c.key.id),
             Some(c.version.0),
+            c.routing.as_deref(),
         );
     }
 }
@@ -37,6 +40,7 @@ mod tests {
                 id: id.into(),
             },
             op,
+            routing: None,
             version: Version(v),
             origin: Origin {
                 file: "b.000001".into(),

@@ -171,6 +171,8 @@ fn entry(r: &Rejection<'_>, now: &str) -> serde_json::Value {
                 .unwrap_or_else(|_| json!(String::from_utf8_lossy(src))),
         ),
         Op::Delete => ("delete", serde_json::Value::Null),
+        // Refreshes are built before they are sent; one that is not has no document.
+        Op::Refresh(_) => ("refresh", serde_json::Value::Null),
     };
     json!({
         "time": now,
@@ -220,7 +222,7 @@ async fn write_entries(
     for e in entries {
         // Serializing a Value into a Vec cannot fail.
         let source = serde_json::to_vec(e).unwrap_or_default();
-        push(&mut body, Action::Index(&source), index, None, None);
+        push(&mut body, Action::Index(&source), index, None, None, None);
     }
     let resp = match client.bulk(bytes::Bytes::from(body)).await {
         Ok(r) => r,

@@ -76,6 +76,7 @@ fn change(id: &str) -> (Change, oneshot::Receiver<TxnStatus>) {
             id: id.into(),
         },
         op: Op::Index(Bytes::from_static(b"{\"n\":1}")),
+        routing: None,
         version: Version(7),
         origin: Origin {
             file: "b.000001".into(),

@@ -117,6 +117,8 @@ impl Walker {
             let (op, source) = match change.op {
                 Op::Index(source) => (event, String::from_utf8(source.to_vec()).unwrap()),
                 Op::Delete => ("delete", String::new()),
+                // Plain rules (all the samples use) never ask for a refresh.
+                Op::Refresh(_) => ("refresh", String::new()),
             };
             self.out.changes.push(Change {
                 table: schema.qualified(),
