@@ -205,6 +205,52 @@ impl RowDecoder {
         })
     }
 
+    /// Every column's value of `row` (SPEC §6), for rules that shape documents: partial
+    /// JSON updates apply to `before` as in [`Self::decode_row`].
+    ///
+    /// # Errors
+    /// A value that does not decode, located by table and column.
+    pub fn decode_values(
+        schema: &TableSchema,
+        row: &RowValues<'_>,
+        before: Option<&RowValues<'_>>,
+    ) -> Result<Vec<FieldValue>, DecodeError> {
+        if row.len() != schema.columns.len() {
+            return Err(DecodeError::Shape {
+                table: schema.qualified(),
+                got: row.len(),
+                expected: schema.columns.len(),
+            });
+        }
+        schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, col)| {
+                let v = value_at(row, i);
+                match v {
+                    Some(BinlogValue::JsonDiff(diffs)) => partial_json(before, i, diffs),
+                    _ => decode_value(col, v),
+                }
+                .map_err(|source| DecodeError::Value {
+                    table: schema.qualified(),
+                    column: col.name.clone(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// The `_id` of a row from its decoded values (the key columns' values, SPEC §5).
+    pub fn id_of_values(schema: &TableSchema, values: &[FieldValue]) -> String {
+        let parts: Vec<&FieldValue> = schema
+            .key
+            .iter()
+            .map(|&k| values.get(k).unwrap_or(&FieldValue::Null))
+            .collect();
+        doc_id(&parts)
+    }
+
     /// Only the `_id` of `row` (for the before image of an update or a delete).
     ///
     /// # Errors

@@ -5,6 +5,7 @@
 //! row). A rule with relations builds its documents from MySQL's current rows when they are
 //! written: changes only name the root documents they affect.
 
+pub mod key;
 pub mod level;
 pub mod plan;
 
