@@ -169,6 +169,9 @@ impl Router {
 ///
 /// The keys are borrowed from the batch, not cloned: no allocation per change.
 pub fn coalesce(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
+    if changes.iter().any(|c| c.routing.is_some()) {
+        return coalesce_routed(changes);
+    }
     // Per change: the slot of its key among the survivors, and whether it is the key's
     // last change (the one that survives).
     let mut place: Vec<(usize, bool)> = Vec::with_capacity(changes.len());
@@ -203,6 +206,57 @@ pub fn coalesce(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
     (out.into_iter().flatten().collect(), superseded)
 }
 
+/// [`coalesce`] for a batch where documents have routing (SPEC §9): a document deleted
+/// under one routing and written under another is two documents when the index has several
+/// shards, so the last change per key survives together with the superseded deletes under
+/// other routings, placed just before it (one per routing, the latest). Superseded writes
+/// need nothing: the write that put a document under a routing is always followed, in
+/// the stream, by the delete that moves it away.
+fn coalesce_routed(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
+    let mut order: Vec<DocKey> = Vec::new();
+    let mut groups: HashMap<DocKey, Vec<Change>> = HashMap::with_capacity(changes.len());
+    for c in changes {
+        match groups.get_mut(&c.key) {
+            Some(group) => group.push(c),
+            None => {
+                order.push(c.key.clone());
+                groups.insert(c.key.clone(), vec![c]);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(order.len());
+    let mut superseded = Vec::new();
+    for key in order {
+        let Some(mut group) = groups.remove(&key) else {
+            continue;
+        };
+        let Some(last) = group.pop() else {
+            continue;
+        };
+        // A refresh learns its routing when it is built: any earlier routing may be stale.
+        let last_routing = match last.op {
+            Op::Refresh(_) => None,
+            _ => Some(last.routing.clone()),
+        };
+        let mut stale: Vec<Change> = Vec::new();
+        for c in group {
+            let moves =
+                matches!(c.op, Op::Delete) && last_routing.as_ref().is_none_or(|r| *r != c.routing);
+            if !moves {
+                superseded.push(c.ack);
+                continue;
+            }
+            match stale.iter_mut().find(|s| s.routing == c.routing) {
+                Some(slot) => superseded.push(std::mem::replace(slot, c).ack),
+                None => stale.push(c),
+            }
+        }
+        out.extend(stale);
+        out.push(last);
+    }
+    (out, superseded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +277,54 @@ mod tests {
             },
             ack: AckToken::open().0,
         }
+    }
+
+    fn routed(id: &str, op: Op, routing: Option<&str>, version: u64) -> Change {
+        Change {
+            routing: routing.map(Arc::from),
+            ..change("i", id, op, version)
+        }
+    }
+
+    #[test]
+    fn coalesce_keeps_deletes_under_an_old_routing() {
+        let src = |s: &str| Op::Index(Bytes::from(s.to_owned()));
+        let (out, superseded) = coalesce(vec![
+            routed("1", src("{\"a\":1}"), Some("r1"), 1),
+            routed("2", src("{\"b\":1}"), None, 1),
+            // moved from r1 to r2 in one update
+            routed("1", Op::Delete, Some("r1"), 2),
+            routed("1", src("{\"a\":2}"), Some("r2"), 2),
+            // moved back: the delete under r2 goes, the one under r1 is not needed
+            routed("1", Op::Delete, Some("r2"), 3),
+            routed("1", src("{\"a\":3}"), Some("r1"), 3),
+            routed("2", Op::Delete, None, 4),
+            routed("3", Op::Delete, Some("x"), 5),
+            routed("3", Op::Refresh(RootKey(vec![])), None, 5),
+        ]);
+        let got: Vec<_> = out
+            .iter()
+            .map(|c| {
+                (
+                    c.key.id.clone(),
+                    matches!(c.op, Op::Delete),
+                    c.routing.as_deref().map(str::to_owned),
+                    c.version.0,
+                )
+            })
+            .collect();
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            got,
+            vec![
+                ("1".into(), true, s("r2"), 3),
+                ("1".into(), false, s("r1"), 3),
+                ("2".into(), true, None, 4),
+                ("3".into(), true, s("x"), 5),
+                ("3".into(), false, None, 5),
+            ]
+        );
+        assert_eq!(out.len() + superseded.len(), 9);
     }
 
     #[test]

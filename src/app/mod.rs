@@ -62,6 +62,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         source, host, conn, ..
     } = mysql;
     drop(conn);
+    let documents = startup::load_documents(&config, &source).await?;
 
     let mut stages = wiring::Stages::spawn(
         &config,
@@ -69,6 +70,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             client,
             source,
             host,
+            documents,
         },
         start,
         &store,

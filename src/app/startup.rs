@@ -2,6 +2,7 @@
 //! before streaming, and choose where the stream starts (the checkpoint, a failover by
 //! GTID with versions above the lease, a new copy, or the binlog's end).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mysql_async::Conn;
@@ -12,7 +13,9 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, TableCopy};
-use crate::config::{Config, KeylessPolicy, SnapshotMode};
+use crate::config::{Config, ConfigError, KeylessPolicy, SnapshotMode};
+use crate::document::fetch::FetchError;
+use crate::document::store::{Documents, DocumentsError};
 use crate::es::EsClient;
 use crate::es::SendError;
 use crate::position::Version;
@@ -430,4 +433,30 @@ pub(crate) fn finding(severity: Severity, what: &str, detail: String) -> Finding
         what: what.to_owned(),
         detail,
     }
+}
+
+/// Resolves the rules with relations (SPEC §9) against their tables, retrying an
+/// unreachable MySQL for `connect_timeout`. `None` when no rule has relations.
+///
+/// # Errors
+/// A rule naming a table or column that does not exist (exit 2), or MySQL unreachable.
+pub(super) async fn load_documents(
+    config: &Config,
+    source: &MysqlSource,
+) -> Result<Option<Arc<Documents>>, Error> {
+    let stop = CancellationToken::new();
+    let deadline = tokio::time::Instant::now() + config.mysql.connect_timeout;
+    Documents::load(config, source.clone(), &stop, Some(deadline))
+        .await
+        .map_err(|e| match e {
+            DocumentsError::Rule {
+                source: FetchError::Plan(plan),
+                rule,
+                ..
+            } => Error::Config(ConfigError::invalid(
+                &plan.key,
+                format!("{} (rule {rule})", plan.message),
+            )),
+            e => Error::Prerequisites(e.to_string()),
+        })
 }

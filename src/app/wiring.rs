@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 use crate::Error;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, TrackerExit};
 use crate::config::{Config, DeadLetterKind};
+use crate::document::store::Documents;
 use crate::es::EsClient;
 use crate::ordering::{Routed, Router};
 use crate::reader::{Reader, ReaderError, ReaderSetup, StartMode, StreamState};
@@ -46,6 +47,8 @@ pub(super) struct Upstream {
     pub(super) source: MysqlSource,
     /// MySQL `host:port`, for messages.
     pub(super) host: String,
+    /// Rules with relations (SPEC §9), resolved against the tables.
+    pub(super) documents: Option<Arc<Documents>>,
 }
 
 /// The re-sync channel: requests for the copy coordinator, and the reader's sender.
@@ -103,6 +106,7 @@ impl Stages {
             client,
             source,
             host,
+            documents,
         } = up;
         let stop_reading = CancellationToken::new();
         let abort = CancellationToken::new();
@@ -113,7 +117,7 @@ impl Stages {
             Arc::clone(config),
             stop_reading.clone(),
         ));
-        let (lanes, senders) = spawn_lanes(config, &client, &abort);
+        let (lanes, senders) = spawn_lanes(config, &client, &abort, &documents);
         let (ticket_tx, ticket_rx) = mpsc::channel(TICKET_QUEUE);
         let (ckpt_tx, ckpt_rx) = watch::channel(start.clone());
         let committed = ckpt_rx.clone();
@@ -154,6 +158,7 @@ impl Stages {
             persist: sync_tx,
             leased: start.version_lease,
             resync: resync.reader,
+            documents,
         });
         let reader = tokio::spawn(reader.run());
         let copier = tokio::spawn(crate::snapshot::run(crate::snapshot::CopySetup {
@@ -421,6 +426,7 @@ fn spawn_lanes(
     config: &Config,
     client: &EsClient,
     abort: &CancellationToken,
+    documents: &Option<Arc<Documents>>,
 ) -> (JoinSet<Result<(), WriterError>>, Vec<mpsc::Sender<Routed>>) {
     let mut lanes = JoinSet::new();
     let mut senders = Vec::with_capacity(config.writer.lanes);
@@ -438,6 +444,7 @@ fn spawn_lanes(
             ),
         },
         abort: abort.clone(),
+        documents: documents.clone(),
     };
     for id in 0..config.writer.lanes {
         let (tx, rx) = mpsc::channel(config.writer.queue_capacity);

@@ -14,6 +14,7 @@ mod decimal;
 pub mod field;
 pub mod geo;
 pub mod id;
+pub mod images;
 pub mod json;
 mod numeric;
 pub mod row;

@@ -27,6 +27,43 @@ pub enum Ddl {
     Recopy(Vec<TableName>),
 }
 
+/// The table an `ALTER TABLE` or `CREATE TABLE` statement gives a (new) shape, if any: what
+/// a document rule using that table must be resolved against again.
+pub fn reshaped_table(sql: &str, default_db: &str) -> Option<TableName> {
+    let tokens = tokenize(sql);
+    let mut t = tokens.iter().map(String::as_str).peekable();
+    let verb = t.next()?.to_ascii_uppercase();
+    if verb != "ALTER" && verb != "CREATE" {
+        return None;
+    }
+    while let Some(word) = t.peek() {
+        let w = word.to_ascii_uppercase();
+        if matches!(
+            w.as_str(),
+            "ONLINE" | "IGNORE" | "OR" | "REPLACE" | "TEMPORARY"
+        ) {
+            if w == "TEMPORARY" {
+                return None;
+            }
+            t.next();
+        } else {
+            break;
+        }
+    }
+    if !t.next()?.eq_ignore_ascii_case("TABLE") {
+        return None;
+    }
+    if t.peek().is_some_and(|w| w.eq_ignore_ascii_case("IF")) {
+        // IF [NOT] EXISTS
+        t.next();
+        if t.peek().is_some_and(|w| w.eq_ignore_ascii_case("NOT")) {
+            t.next();
+        }
+        t.next();
+    }
+    name(&mut t, default_db)
+}
+
 /// Parses the statements binlog2es acts on; anything else is `None`.
 pub fn parse(sql: &str, default_db: &str) -> Option<Ddl> {
     let tokens = tokenize(sql);
@@ -224,6 +261,28 @@ mod tests {
 
     fn n(db: &str, t: &str) -> TableName {
         (db.into(), t.into())
+    }
+
+    #[test]
+    fn reshaped_tables_are_named() {
+        let cases = [
+            ("ALTER TABLE t ADD COLUMN x INT", Some(n("shop", "t"))),
+            (
+                "alter online ignore table `b`.`c` drop y",
+                Some(n("b", "c")),
+            ),
+            (
+                "CREATE TABLE IF NOT EXISTS u (id INT)",
+                Some(n("shop", "u")),
+            ),
+            ("CREATE OR REPLACE TABLE v (id INT)", Some(n("shop", "v"))),
+            ("CREATE TEMPORARY TABLE w (id INT)", None),
+            ("CREATE INDEX i ON t (x)", None),
+            ("INSERT INTO t VALUES (1)", None),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(reshaped_table(sql, "shop"), want, "{sql}");
+        }
     }
 
     #[test]

@@ -57,6 +57,20 @@ pub enum ReaderError {
     /// The sink's index task ended (a stop, or a failure it reports itself).
     #[error("the index task ended")]
     IndicesGone,
+    /// A change of a relation table could not be traced to its root documents.
+    #[error(
+        "at binlog position {position}: cannot find the documents a change of `{table}` affects: {message}"
+    )]
+    FanOut {
+        /// Event position.
+        position: String,
+        /// `db.table` of the change.
+        table: String,
+        /// What failed.
+        message: String,
+        /// A lost connection (worth reconnecting).
+        transient: bool,
+    },
     /// A malformed or unsupported event.
     #[error("at binlog position {position}: {message}")]
     Event {
@@ -74,6 +88,7 @@ impl ReaderError {
             // Only what the operator must fix (privileges, a purged position) is final.
             Self::Connection { source, .. } => Verdict::of_mysql(source) != Verdict::Fatal,
             Self::Silent { .. } => true,
+            Self::FanOut { transient, .. } => *transient,
             // A catalog query that lost its connection is worth another try.
             Self::Schema {
                 source: SchemaError::Query { source, .. },

@@ -23,6 +23,7 @@ pub mod ddl;
 mod error;
 pub mod events;
 pub mod prerequisites;
+mod relations;
 mod statements;
 mod stream;
 mod tables;
@@ -48,6 +49,7 @@ use crate::checkpoint::{
 use crate::config::Config;
 use crate::decode::rows::decode_rows_event;
 use crate::decode::{DecodeError, RowDecoder};
+use crate::document::store::Documents;
 use crate::ordering::{Change, DocChange, DocKey, Origin, Router};
 use crate::position::{BinlogPosition, GtidState, Version};
 use crate::schema::TableSchema;
@@ -151,6 +153,10 @@ pub struct Reader {
     sent: u64,
     /// Rows of prepared XA transactions, until their COMMIT or ROLLBACK is read.
     prepared: HashMap<Xid, Vec<HeldRows>>,
+    /// Rules with relations, see [`ReaderSetup::documents`].
+    documents: Option<Arc<Documents>>,
+    /// Tables used inside relations, by table id: their schema for decoding.
+    watched: HashMap<u64, Arc<TableSchema>>,
 }
 
 /// Inputs of a reader.
@@ -187,6 +193,8 @@ pub struct ReaderSetup {
     pub leased: Version,
     /// The copy coordinator, for tables a statement changed without row events.
     pub resync: mpsc::Sender<crate::snapshot::ResyncRequest>,
+    /// Rules with relations (SPEC §9): changes of their tables fan out to root documents.
+    pub documents: Option<Arc<Documents>>,
 }
 
 impl Reader {
@@ -221,6 +229,8 @@ impl Reader {
             recopy: Vec::new(),
             resync: setup.resync,
             prepared: HashMap::new(),
+            documents: setup.documents,
+            watched: HashMap::new(),
         }
     }
 
@@ -398,8 +408,13 @@ impl Reader {
                     QueryKind::Other => {
                         // DDL may change any table's shape: rebuild schemas from the next table maps.
                         self.tables.clear();
+                        self.watched.clear();
                         debug!(query = %q.query(), "Statement event.");
-                        let acted = match ddl::parse(&q.query(), &q.schema()) {
+                        let mut parsed = ddl::parse(&q.query(), &q.schema());
+                        if parsed.is_none() {
+                            parsed = self.reshaped_relation_table(&q.query(), &q.schema()).await;
+                        }
+                        let acted = match parsed {
                             None => false,
                             Some(ddl) => match self.on_ddl(ddl).await? {
                                 Some(acted) => acted,
@@ -581,6 +596,9 @@ impl Reader {
         timestamp: u32,
     ) -> Result<(), ReaderError> {
         let id = rows.table_id();
+        if self.watched.contains_key(&id) {
+            self.on_relation_rows(rows, timestamp).await?;
+        }
         let Some((_, Some(schema))) = self.tables.get(&id) else {
             return Ok(());
         };

@@ -36,6 +36,21 @@ impl Reader {
             }
             ddl::Ddl::Recopy(ts) => ("ALTER TABLE", Vec::new(), ts),
         };
+        // SPEC §9: a statement on a table a document rule uses inside its relations changes
+        // those documents: the rule is resolved again and its root table copied again.
+        let mut recopy = recopy;
+        if let Some(docs) = self.documents.clone() {
+            let touched: Vec<ddl::TableName> = gone.iter().chain(&recopy).cloned().collect();
+            for (db, t) in touched {
+                docs.reload_using(&db, &t, &self.stop).await;
+                for root in docs.roots_using(&db, &t) {
+                    if !recopy.contains(&root) {
+                        info!(statement = verb, table = %format!("{db}.{t}"), root = %format!("{}.{}", root.0, root.1), "A table of a document rule changed; its documents are built again.");
+                        recopy.push(root);
+                    }
+                }
+            }
+        }
         for (db, t) in gone.iter().chain(&recopy) {
             self.copies.invalidate(db, t);
         }

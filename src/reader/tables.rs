@@ -23,6 +23,7 @@ impl Reader {
         {
             return Ok(());
         }
+        self.watch_table(&tme).await?;
         let db = tme.database_name().into_owned();
         let table = tme.table_name().into_owned();
         let Some(rule) = self.config.rule_for(&db, &table).cloned() else {

@@ -299,6 +299,7 @@ async fn read_file(case: Case) -> Run {
         persist,
         leased: Version(0),
         resync,
+        documents: None,
     });
 
     let mut txns: Vec<Txn> = Vec::new();

@@ -24,10 +24,22 @@ pub const SNAPSHOT_ROWS_TOTAL: &str = "binlog2es_snapshot_rows_total";
 /// Tables a rule matches that are not synced (no primary key, `on_keyless = "skip"`), by
 /// `table`: 1 while skipped, 0 once the table has a key again.
 pub const SKIPPED_TABLES: &str = "binlog2es_skipped_tables";
+/// Documents of rules with relations built from MySQL when written (SPEC §9).
+pub const DOCUMENTS_BUILT_TOTAL: &str = "binlog2es_documents_built_total";
+/// Root documents a change of a relation table was found to affect (SPEC §9 fan-out).
+pub const FANOUT_DOCUMENTS_TOTAL: &str = "binlog2es_fanout_documents_total";
 
 /// Describes every metric once at start-up.
 pub fn describe() {
     metrics::describe_counter!(CHANGES_TOTAL, "Row changes read from the binlog, by op.");
+    metrics::describe_counter!(
+        DOCUMENTS_BUILT_TOTAL,
+        "Documents of rules with relations built from MySQL when written."
+    );
+    metrics::describe_counter!(
+        FANOUT_DOCUMENTS_TOTAL,
+        "Root documents affected by changes of relation tables."
+    );
     metrics::describe_counter!(BULK_REQUESTS_TOTAL, "Bulk requests, by outcome.");
     metrics::describe_histogram!(
         BULK_DURATION_SECONDS,
@@ -70,6 +82,16 @@ pub fn bulk_duration(d: Duration) {
 /// Counts `n` rejected documents.
 pub fn rejected(n: usize) {
     metrics::counter!(REJECTED_DOCUMENTS_TOTAL).increment(n as u64);
+}
+
+/// Counts `n` documents built from MySQL for rules with relations.
+pub fn documents_built(n: usize) {
+    metrics::counter!(DOCUMENTS_BUILT_TOTAL).increment(n as u64);
+}
+
+/// Counts `n` root documents a relation table's change affects.
+pub fn fanout_documents(n: usize) {
+    metrics::counter!(FANOUT_DOCUMENTS_TOTAL).increment(n as u64);
 }
 
 /// Counts one retry.

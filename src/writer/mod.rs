@@ -18,7 +18,8 @@
 //!
 //! Layout: `batch` cuts a lane's queue into batches, `in_flight` keeps the requests in
 //! flight and the documents they hold, `lane` runs the two, `request` writes one batch
-//! (retries through [`crate::retry`], partial retry, 413 split, rejections), [`bulk`]
+//! (retries through [`crate::retry`], partial retry, 413 split, rejections), `refresh` builds
+//! the documents of rules with relations from MySQL just before, [`bulk`]
 //! builds its body, [`dead_letter`] keeps what was rejected, [`index`] prepares target
 //! indices. The HTTP client itself is [`crate::es`].
 
@@ -29,15 +30,18 @@ mod in_flight;
 pub mod index;
 pub mod indices;
 mod lane;
+mod refresh;
 mod request;
 #[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{OnRejected, WriterConfig};
+use crate::document::store::Documents;
 use crate::es::{ClientError, EsClient};
 use dead_letter::DeadLetter;
 pub use lane::Lane;
@@ -146,6 +150,9 @@ pub enum WriterError {
     /// A lane's request task ended abnormally (a bug).
     #[error("writer request task: {0}")]
     Task(String),
+    /// Documents of a rule with relations could not be built from MySQL.
+    #[error("{0}; the changes after the checkpoint are replayed on the next start")]
+    Documents(#[from] crate::document::store::DocumentsError),
 }
 
 impl From<ClientError> for WriterError {
@@ -171,4 +178,6 @@ pub struct LaneContext {
     pub dead_letter: DeadLetter,
     /// Fires when the drain budget is spent: abandon whatever is still pending.
     pub abort: CancellationToken,
+    /// Rules with relations, whose documents are built when written; `None`: no such rule.
+    pub documents: Option<Arc<Documents>>,
 }

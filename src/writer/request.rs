@@ -2,6 +2,7 @@
 //! the failed items when some were applied, halves when the sink finds it too large;
 //! rejected items dead-lettered (or the daemon's stop).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use crate::checkpoint::{AckToken, TxnStatus};
 use crate::config::OnRejected;
 use crate::es::response::{self, ItemOutcome};
 use crate::es::{EsClient, SendError};
-use crate::ordering::Change;
+use crate::ordering::{Change, key_hash};
 use crate::retry::{Attempt, Failure, Retry, RetryError, Verdict, retry_until};
 use crate::telemetry::metrics;
 
@@ -48,12 +49,17 @@ impl BulkSink for EsClient {
 pub(super) async fn flush(
     ctx: Arc<LaneContext>,
     pending: Vec<Change>,
-    superseded: Vec<AckToken>,
+    mut superseded: Vec<AckToken>,
     capacity: usize,
     held: OwnedSemaphorePermit,
 ) -> Flushed {
     let _held = held;
     let mut capacity = capacity;
+    let pending = match super::refresh::build_refreshes(&ctx, pending, &mut superseded).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => return (Ok(()), capacity),
+        Err(e) => return (Err(e), capacity),
+    };
     let sink = &ctx.client;
     // Parts still to write, the next one last. A batch is one part until the sink refuses
     // it as too large; each refused part is replaced by its two halves, in order.
@@ -214,13 +220,22 @@ async fn settle_items(
     let mut keep = Vec::with_capacity(pending.len());
     let mut rejected: Vec<(Change, u16, serde_json::Value)> = Vec::new();
     let mut reason = String::new();
+    // A document can have two items in one request (a delete under its old routing, then
+    // the write under the new one): once one is retried, the later ones go again after it,
+    // so their order holds (with one shard, both are the same document).
+    let mut retried: HashSet<u64> = HashSet::new();
     for (c, outcome) in std::mem::take(pending).into_iter().zip(items) {
+        if !retried.is_empty() && retried.contains(&key_hash(&c.key)) {
+            retry.push(c);
+            continue;
+        }
         match outcome {
             ItemOutcome::Applied => keep.push(c),
             ItemOutcome::Retry { status, error } => {
                 if reason.is_empty() {
                     reason = format!("item HTTP {status}: {error}");
                 }
+                retried.insert(key_hash(&c.key));
                 retry.push(c);
             }
             ItemOutcome::Rejected { status, error } => rejected.push((c, status, error)),

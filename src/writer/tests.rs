@@ -106,6 +106,7 @@ fn context(dir: &std::path::Path, max_retries: u32, on_rejected: OnRejected) -> 
         on_rejected,
         dead_letter: DeadLetter::file(dir.join("dead.jsonl")),
         abort: CancellationToken::new(),
+        documents: None,
     }
 }
 

@@ -1,0 +1,358 @@
+//! The rules with relations of one run: their plans (resolved against the current tables,
+//! reloaded when a table of theirs changes shape), their fan-outs, and the MySQL
+//! connections documents are built with. Shared by the reader (fan-out) and the writer
+//! lanes (building documents when they are written).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::DocumentPlan;
+use super::fanout::FanOut;
+use super::fetch::{self, Built, FetchError};
+use crate::config::{Config, TableRule};
+use crate::decode::rows::RootKey;
+use crate::retry::{Attempt, Failure, Retry, RetryError, Verdict, retry_until};
+use crate::scan::SESSION_SETUP;
+use crate::source::MysqlSource;
+
+/// Why documents of a rule with relations cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentsError {
+    /// The rule does not fit the tables (a table or column it names is missing).
+    #[error("cannot build the documents of `{rule}` (index `{index}`): {source}")]
+    Rule {
+        /// `tables[i]` and its `match`.
+        rule: String,
+        /// The index.
+        index: String,
+        /// What failed.
+        source: FetchError,
+    },
+    /// Stopped while retrying.
+    #[error("stopped")]
+    Stopped,
+    /// Retries exhausted (only with a deadline: start-up).
+    #[error("cannot read MySQL to build documents: {0}")]
+    Unreachable(String),
+}
+
+/// Which rule, for which root table.
+struct RuleId {
+    position: usize,
+    rule: TableRule,
+    db: String,
+    table: String,
+    index: Arc<str>,
+}
+
+/// One rule with relations and its current plan.
+struct RuleDocs {
+    id: RuleId,
+    loaded: RwLock<Arc<Loaded>>,
+}
+
+/// A rule's plan for the tables as they are now, with the fan-out of each table it uses.
+pub struct Loaded {
+    /// The plan.
+    pub plan: DocumentPlan,
+    /// Fan-out per `db.table` (lowercased) used inside the rule.
+    fanouts: HashMap<(String, String), Arc<FanOut>>,
+}
+
+/// The rules with relations and the connections their documents are built with.
+pub struct Documents {
+    source: MysqlSource,
+    idle: tokio::sync::Mutex<Vec<Conn>>,
+    rules: Vec<RuleDocs>,
+    retry_initial_ms: u64,
+    retry_max_ms: u64,
+}
+
+/// A table of a rule, for the reader: the rule's index and the fan-out of the table.
+pub struct Involved {
+    /// Index of the rule.
+    pub index: Arc<str>,
+    /// Root table `db`, `table`.
+    pub root: (String, String),
+    /// The root table's schema (for ids and the copy's bookkeeping).
+    pub plan: Arc<Loaded>,
+    /// Paths from the table to the root.
+    pub fanout: Arc<FanOut>,
+}
+
+fn lower(db: &str, table: &str) -> (String, String) {
+    (db.to_lowercase(), table.to_lowercase())
+}
+
+impl Documents {
+    /// Resolves every rule with relations against the tables; `None` when no rule has
+    /// relations. Connection failures are retried until `stop` or `deadline`.
+    ///
+    /// # Errors
+    /// A rule that does not fit its tables, or MySQL unreachable within the deadline.
+    pub async fn load(
+        config: &Config,
+        source: MysqlSource,
+        stop: &CancellationToken,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Option<Arc<Documents>>, DocumentsError> {
+        let mut docs = Documents {
+            source,
+            idle: tokio::sync::Mutex::new(Vec::new()),
+            rules: Vec::new(),
+            retry_initial_ms: config.writer.retry_initial_ms,
+            retry_max_ms: config.writer.retry_max_ms,
+        };
+        for (position, rule) in config.tables.iter().enumerate() {
+            if !rule.has_relations() {
+                continue;
+            }
+            // Validation allows no wildcard in such a rule: the pattern is one table.
+            let Some((db, table)) = rule.pattern.split_once('.') else {
+                continue;
+            };
+            let id = RuleId {
+                position,
+                rule: rule.clone(),
+                db: db.to_owned(),
+                table: table.to_owned(),
+                index: rule.index_for(db, table).into(),
+            };
+            let loaded = docs.resolve(&id, stop, deadline).await?;
+            docs.rules.push(RuleDocs {
+                id,
+                loaded: RwLock::new(Arc::new(loaded)),
+            });
+        }
+        if docs.rules.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(docs)))
+    }
+
+    /// The plan of `index`, if a rule with relations writes it.
+    pub fn plan_of(&self, index: &str) -> Option<Arc<Loaded>> {
+        self.rules
+            .iter()
+            .find(|r| &*r.id.index == index)
+            .map(|r| current(&r.loaded))
+    }
+
+    /// The rules that use `db.table` inside their relations (the root table too when it
+    /// also occurs inside one).
+    pub fn involving(&self, db: &str, table: &str) -> Vec<Involved> {
+        let key = lower(db, table);
+        self.rules
+            .iter()
+            .filter_map(|r| {
+                let loaded = current(&r.loaded);
+                let fanout = loaded.fanouts.get(&key).cloned()?;
+                Some(Involved {
+                    index: Arc::clone(&r.id.index),
+                    root: (r.id.db.clone(), r.id.table.clone()),
+                    plan: loaded,
+                    fanout,
+                })
+            })
+            .collect()
+    }
+
+    /// Root tables of the rules that use `db.table` inside their relations.
+    pub fn roots_using(&self, db: &str, table: &str) -> Vec<(String, String)> {
+        let key = lower(db, table);
+        self.rules
+            .iter()
+            .filter(|r| current(&r.loaded).fanouts.contains_key(&key))
+            .map(|r| (r.id.db.clone(), r.id.table.clone()))
+            .collect()
+    }
+
+    /// Whether any rule uses `db.table` inside its relations.
+    pub fn uses(&self, db: &str, table: &str) -> bool {
+        !self.roots_using(db, table).is_empty()
+    }
+
+    /// Resolves again the plans of the rules using `db.table` (after a statement changed
+    /// its shape). A rule that no longer fits keeps its old plan until documents are built
+    /// with it, which then reports why.
+    pub async fn reload_using(&self, db: &str, table: &str, stop: &CancellationToken) {
+        let key = lower(db, table);
+        for r in &self.rules {
+            let uses = lower(&r.id.db, &r.id.table) == key
+                || current(&r.loaded).fanouts.contains_key(&key);
+            if !uses {
+                continue;
+            }
+            match self.resolve(&r.id, stop, None).await {
+                Ok(loaded) => {
+                    if let Ok(mut slot) = r.loaded.write() {
+                        *slot = Arc::new(loaded);
+                    }
+                    info!(index = %r.id.index, table = %format!("{db}.{table}"), "Document rule resolved again after a schema change.");
+                }
+                Err(e) => warn!(error = %e, "Document rule no longer fits its tables."),
+            }
+        }
+    }
+
+    /// Builds the documents of `keys` for `index` from MySQL's current rows, aligned with
+    /// `keys` (`None`: the root row is gone or does not match the rule's rows). Lost
+    /// connections are retried until `stop`; a rule that stops fitting its tables is
+    /// resolved again once before it is reported.
+    ///
+    /// # Errors
+    /// The rule does not fit the tables; stopped.
+    pub async fn build(
+        &self,
+        index: &str,
+        keys: &[RootKey],
+        stop: &CancellationToken,
+    ) -> Result<Vec<Option<Built>>, DocumentsError> {
+        let Some(r) = self.rules.iter().find(|r| &*r.id.index == index) else {
+            return Ok(vec![None; keys.len()]);
+        };
+        let retry = Retry::new(
+            self.retry_initial_ms,
+            self.retry_max_ms,
+            stop,
+            "Reading MySQL to build documents failed, retrying.",
+            "MySQL",
+        );
+        let (_, built) = retry_until(&retry, false, |reloaded| async move {
+            let loaded = current(&r.loaded);
+            let mut conn = match self.conn().await {
+                Ok(c) => c,
+                Err(e) => return (reloaded, Attempt::Again(Failure::new(e.to_string()))),
+            };
+            match fetch::build(&mut conn, &loaded.plan, keys).await {
+                Ok(docs) => {
+                    self.give_back(conn).await;
+                    (reloaded, Attempt::Done(docs))
+                }
+                Err(e) if is_transient(&e) => {
+                    (reloaded, Attempt::Again(Failure::new(e.to_string())))
+                }
+                Err(e) if !reloaded => {
+                    // The tables may have changed shape before the reader saw the statement.
+                    self.give_back(conn).await;
+                    warn!(index = %r.id.index, error = %e, "Building documents failed; resolving the rule against the tables again.");
+                    match self.resolve(&r.id, stop, None).await {
+                        Ok(loaded) => {
+                            if let Ok(mut slot) = r.loaded.write() {
+                                *slot = Arc::new(loaded);
+                            }
+                            (true, Attempt::Again(Failure::new(e.to_string())))
+                        }
+                        Err(DocumentsError::Rule { source, .. }) => {
+                            (true, Attempt::Fail(source))
+                        }
+                        Err(_) => (true, Attempt::Fail(e)),
+                    }
+                }
+                Err(e) => (reloaded, Attempt::Fail(e)),
+            }
+        })
+        .await;
+        built.map_err(|e| match e {
+            RetryError::Final(source) => self.rule_error(&r.id, source),
+            RetryError::Stopped { .. } => DocumentsError::Stopped,
+            RetryError::Exhausted { last, .. } => DocumentsError::Unreachable(last.to_string()),
+        })
+    }
+
+    /// A connection with the scanning session settings, idle or new.
+    async fn conn(&self) -> Result<Conn, mysql_async::Error> {
+        if let Some(c) = self.idle.lock().await.pop() {
+            return Ok(c);
+        }
+        let mut c = self.source.connect().await?;
+        c.query_drop(SESSION_SETUP).await?;
+        Ok(c)
+    }
+
+    /// Keeps a healthy connection for the next batch.
+    async fn give_back(&self, conn: Conn) {
+        let mut idle = self.idle.lock().await;
+        if idle.len() < 16 {
+            idle.push(conn);
+        }
+    }
+
+    fn rule_error(&self, r: &RuleId, source: FetchError) -> DocumentsError {
+        DocumentsError::Rule {
+            rule: format!("tables[{}] ({})", r.position, r.rule.pattern),
+            index: r.index.to_string(),
+            source,
+        }
+    }
+
+    /// Resolves `r` against the tables as they are now.
+    async fn resolve(
+        &self,
+        r: &RuleId,
+        stop: &CancellationToken,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Loaded, DocumentsError> {
+        let mut retry = Retry::new(
+            self.retry_initial_ms,
+            self.retry_max_ms,
+            stop,
+            "Reading the tables of a document rule failed, retrying.",
+            "MySQL",
+        );
+        if let Some(d) = deadline {
+            retry = retry.within(d);
+        }
+        let (_, plan) = retry_until(&retry, (), |()| async {
+            let mut conn = match self.conn().await {
+                Ok(c) => c,
+                Err(e) => return ((), Attempt::Again(Failure::new(e.to_string()))),
+            };
+            let out =
+                match fetch::resolve_plan(&mut conn, r.position, &r.rule, &r.db, &r.table).await {
+                    Ok(plan) => Attempt::Done(plan),
+                    Err(e) if is_transient(&e) => Attempt::Again(Failure::new(e.to_string())),
+                    Err(e) => Attempt::Fail(e),
+                };
+            self.give_back(conn).await;
+            ((), out)
+        })
+        .await;
+        let plan = plan.map_err(|e| match e {
+            RetryError::Final(source) => self.rule_error(r, source),
+            RetryError::Stopped { .. } => DocumentsError::Stopped,
+            RetryError::Exhausted { last, .. } => DocumentsError::Unreachable(last.to_string()),
+        })?;
+        let mut fanouts = HashMap::new();
+        for (db, table) in r.rule.relation_tables(&r.db) {
+            if let Some(f) = FanOut::new(&plan, &db, &table) {
+                fanouts.insert(lower(&db, &table), Arc::new(f));
+            }
+        }
+        // The root table inside its own relations (a parent/child tree) fans out too.
+        if let Some(f) = FanOut::new(&plan, &r.db, &r.table) {
+            fanouts.insert(lower(&r.db, &r.table), Arc::new(f));
+        }
+        Ok(Loaded { plan, fanouts })
+    }
+}
+
+fn current(slot: &RwLock<Arc<Loaded>>) -> Arc<Loaded> {
+    match slot.read() {
+        Ok(g) => Arc::clone(&g),
+        Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+    }
+}
+
+/// Whether a failure to read documents is worth another try as it is.
+fn is_transient(e: &FetchError) -> bool {
+    match e {
+        FetchError::Query(e) => Verdict::of_mysql(e) == Verdict::Transient,
+        _ => false,
+    }
+}
