@@ -255,3 +255,111 @@ impl RelationPlan {
                 .all(|k| self.on.iter().any(|(_, c)| c == k))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{MINIMAL, load_str};
+    use crate::schema::ColumnSpec;
+    use std::collections::HashMap;
+
+    fn table(db: &str, name: &str, cols: &[&str]) -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            db: db.into(),
+            table: name.into(),
+            columns: cols
+                .iter()
+                .map(|n| ColumnSpec {
+                    name: (*n).into(),
+                    ..ColumnSpec::default()
+                })
+                .collect(),
+            key: vec![0],
+            index: name.into(),
+            field_prefixes: Default::default(),
+        })
+    }
+
+    fn blog() -> HashMap<(String, String), Arc<TableSchema>> {
+        [
+            table("blog", "article", &["id", "title", "author_id", "status"]),
+            table("blog", "user", &["id", "name"]),
+            table("blog", "comment", &["id", "article_id", "user_id", "approved"]),
+            table("blog", "tag", &["id", "name"]),
+            table("blog", "article_tag", &["id", "article_id", "tag_id"]),
+        ]
+        .into_iter()
+        .map(|t| ((t.db.clone(), t.table.clone()), t))
+        .collect()
+    }
+
+    fn resolve(rule_text: &str) -> Result<DocumentPlan, PlanError> {
+        let config = load_str(&format!("{MINIMAL}{rule_text}")).expect("parses");
+        let tables = blog();
+        let mut schema_of = |db: &str, t: &str| tables.get(&(db.to_owned(), t.to_owned())).cloned();
+        let root = tables[&("blog".to_owned(), "article".to_owned())].clone();
+        DocumentPlan::resolve(1, &config.tables[1], root, &mut schema_of)
+    }
+
+    const RULE: &str = r#"
+[[tables]]
+match = "blog.article"
+routing = "author_id"
+[[tables.join]]
+field = "author"
+table = "blog.user"
+on = { author_id = "id" }
+[[tables.nest]]
+field = "comments"
+table = "comment"
+on = { id = "article_id" }
+order_by = ["approved"]
+[[tables.nest.join]]
+field = "user"
+table = "blog.user"
+on = { user_id = "id" }
+[[tables.nest]]
+field = "tags"
+table = "blog.tag"
+through = { table = "blog.article_tag", on = { id = "article_id" }, to = { tag_id = "id" } }
+values = "name"
+"#;
+
+    #[test]
+    fn the_tree_is_resolved_to_column_positions() {
+        let plan = resolve(RULE).expect("resolves");
+        assert_eq!(plan.routing, Some(2));
+        let fields: Vec<&str> = plan.relations.iter().map(|r| r.field.as_str()).collect();
+        assert_eq!(fields, ["author", "comments", "tags"]);
+        assert_eq!(plan.relations[0].on, vec![(2, 0)]);
+        assert!(plan.relations[0].on_covers_primary_key());
+        let comments = &plan.relations[1];
+        assert_eq!(comments.table.table, "comment");
+        assert_eq!(comments.on, vec![(0, 1)]);
+        assert_eq!(comments.order_by, vec![3]);
+        assert_eq!(comments.children[0].on, vec![(2, 0)]);
+        let tags = &plan.relations[2];
+        let link = tags.through.as_ref().expect("through");
+        assert_eq!((link.on.clone(), link.to.clone()), (vec![(0, 1)], vec![(2, 0)]));
+        assert_eq!(tags.values, Some(1));
+        let paths: Vec<Vec<usize>> = plan.walk().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, vec![vec![0], vec![1], vec![1, 0], vec![2]]);
+    }
+
+    #[test]
+    fn what_does_not_exist_is_named() {
+        let cases = [
+            (RULE.replace("blog.tag\"\nthrough", "blog.tags\"\nthrough"), "tables[1].nest[1].table", "blog.tags"),
+            (RULE.replace("on = { user_id = \"id\" }", "on = { user = \"id\" }"), "tables[1].nest[0].join[0].on", "`user`"),
+            (RULE.replace("values = \"name\"", "values = \"label\""), "tables[1].nest[1].values", "`label`"),
+            (RULE.replace("routing = \"author_id\"", "routing = \"writer\""), "tables[1].routing", "`writer`"),
+            (RULE.replace("field = \"author\"", "field = \"title\""), "tables[1].join[0].field", "`title`"),
+            (RULE.replace("to = { tag_id = \"id\" }", "to = { tag = \"id\" }"), "tables[1].nest[1].through.to", "`tag`"),
+        ];
+        for (text, key, word) in cases {
+            let err = resolve(&text).expect_err(key);
+            assert_eq!(err.key, key, "{err}");
+            assert!(err.message.contains(word), "{err}");
+        }
+    }
+}

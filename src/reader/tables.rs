@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
 use mysql_common::binlog::events::TableMapEvent;
 use tracing::{debug, warn};
 
@@ -84,7 +85,11 @@ impl Reader {
 
     pub(super) async fn catalog_conn(&mut self) -> Result<&mut Conn, ReaderError> {
         if self.catalog.is_none() {
-            let c = self.source.connect().await.map_err(|e| self.conn_err(e))?;
+            let mut c = self.source.connect().await.map_err(|e| self.conn_err(e))?;
+            // Fan-out queries take text as UTF-8 and times in UTC (`document::key`).
+            c.query_drop(crate::scan::SESSION_SETUP)
+                .await
+                .map_err(|e| self.conn_err(e))?;
             self.catalog = Some(c);
         }
         self.catalog
