@@ -539,10 +539,7 @@ fn describe_diff(expected: &DocMap, actual: &DocMap) -> Option<String> {
         report += &format!(
             "\nfirst different document {id}:\n  expected routing {:?}, source {}\n  actual   \
              routing {:?}, source {}",
-            want.routing,
-            pretty(&want.source),
-            got.routing,
-            pretty(&got.source)
+            want.routing, want.source, got.routing, got.source
         );
         if let (Some(w), Some(g)) = (want.source.as_object(), got.source.as_object()) {
             for (field, value) in w {
@@ -568,10 +565,6 @@ fn describe_diff(expected: &DocMap, actual: &DocMap) -> Option<String> {
         report += &format!("\nfirst extra document {id}: {}", actual[*id].source);
     }
     Some(report)
-}
-
-fn pretty(value: &Json) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
 /// Polls until `index` equals the oracle for `rule` on `db`, and returns the documents.
@@ -1054,6 +1047,9 @@ async fn every_change_reaches_every_document_it_affects() {
     assert!(!ids(&docs["10"], "comments").contains(&json!(100)));
     assert_eq!(docs["15"].source["tags"], json!([null]));
     assert!(ids(&docs["15"], "comments").contains(&json!(106)));
+
+    let out = daemon.cli("verify").await;
+    assert_eq!(out.code, 0, "verify after the steps: {out}");
 
     // WHEN a child table, the link table and the joined table are truncated in turn
     // THEN every document's comments become [], then tags [], then author null
