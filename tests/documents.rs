@@ -774,6 +774,84 @@ async fn oracle_matches_a_hand_written_example() {
     assert!(describe_diff(&small_expected(), &rerouted).is_some());
 }
 
+#[test]
+fn oracle_joins_the_lowest_key_and_never_matches_null() {
+    // GIVEN literal rows (no server): parents keyed by `k` (a number, a string differing
+    // from a child's only by case, NULL) and children with repeated, case-differing and NULL
+    // `k`, in primary-key order as the oracle reads them
+    let rows = |values: Json| -> Vec<Row> {
+        let array = values.as_array().unwrap().clone();
+        array
+            .into_iter()
+            .map(|v| v.as_object().unwrap().clone())
+            .collect()
+    };
+    let tables = Tables::from([
+        (
+            "p".to_string(),
+            rows(json!([{"id": 1, "k": 5}, {"id": 2, "k": null}, {"id": 3, "k": "a"}])),
+        ),
+        (
+            "c".to_string(),
+            rows(
+                json!([{"id": 2, "k": 5, "o": null}, {"id": 4, "k": "A", "o": 1},
+                        {"id": 7, "k": 5, "o": 0}, {"id": 8, "k": 5, "o": null},
+                        {"id": 9, "k": null, "o": 0}]),
+            ),
+        ),
+    ]);
+    let child = Level {
+        table: "c",
+        include: Some(vec!["id"]),
+        ..Level::default()
+    };
+    let mut nest = Rel::nest("all", child.clone(), &[("k", "k")]);
+    nest.order_by = vec!["o"];
+    let rule = Rule {
+        root: Level {
+            table: "p",
+            join: vec![Rel::join("one", child, &[("k", "k")])],
+            nest: vec![nest],
+            ..Level::default()
+        },
+        routing: Some("k"),
+    };
+
+    // WHEN the rule is evaluated
+    let docs = evaluate(&tables, &rule);
+
+    // THEN the join takes the lowest key, the nest orders NULLs first then ties by key,
+    // NULL matches nothing, strings match exactly, and routing is the value as text
+    let doc = |routing: Option<&str>, source: Json| Doc {
+        source,
+        routing: routing.map(str::to_string),
+    };
+    let want = BTreeMap::from([
+        (
+            "1".to_string(),
+            doc(
+                Some("5"),
+                json!({"id": 1, "k": 5, "one": {"id": 2},
+                       "all": [{"id": 2}, {"id": 8}, {"id": 7}]}),
+            ),
+        ),
+        (
+            "2".to_string(),
+            doc(None, json!({"id": 2, "k": null, "one": null, "all": []})),
+        ),
+        (
+            "3".to_string(),
+            doc(
+                Some("a"),
+                json!({"id": 3, "k": "a", "one": null, "all": []}),
+            ),
+        ),
+    ]);
+    if let Some(report) = describe_diff(&want, &docs) {
+        panic!("oracle != hand-written documents: {report}");
+    }
+}
+
 /// The steps of `every_change_reaches_every_document_it_affects` on [`SMALL`], in order:
 /// (what, SQL, whether it changes some document). `steps_change_what_they_say` checks the
 /// flags with the oracle alone, so no step can pass by doing nothing.
