@@ -7,6 +7,12 @@
 //! no code with `src/document`. `oracle_matches_a_hand_written_example` proves the oracle
 //! against literal JSON first, so it cannot be wrong the same way as the code under test.
 //!
+//! Tests: the oracle's self-tests (`oracle_*`, `steps_change_what_they_say`: need MySQL, no
+//! daemon); `every_change_reaches_every_document_it_affects` (one step per kind of change,
+//! each compared with the oracle); `verify_finds_a_stale_document`;
+//! `fields_only_rules_shape_select_and_route`; `blog_rule_end_to_end_with_kills` (a seeded
+//! random workload with SIGKILLs; `BLOG_SEED=N` replays one).
+//!
 //! Limits of what is checked: osmem-server has one shard, so a document left behind under
 //! an old routing is overwritten by the same id under the new one; only each hit's
 //! `_routing` is compared. Objects compare as maps (field order is not checked), arrays in
@@ -1256,6 +1262,10 @@ async fn verify_finds_a_stale_document() {
     assert!(
         named,
         "verify does not name document 10 as different: {out}"
+    );
+    assert!(
+        out.stdout.contains("0 missing, 0 extra, 1 different"),
+        "{out}"
     );
 
     // WHEN verify --repair runs, THEN it repairs it, and verify finds nothing
