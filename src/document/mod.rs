@@ -5,9 +5,12 @@
 //! row). A rule with relations builds its documents from MySQL's current rows when they are
 //! written: changes only name the root documents they affect.
 
+pub mod fanout;
+pub mod fetch;
 pub mod key;
 pub mod level;
 pub mod plan;
+pub(crate) mod sql;
 
 pub use level::{Level, value_equals};
 pub use plan::{DocumentPlan, LinkPlan, RelationPlan};
