@@ -367,40 +367,8 @@ async fn fetch_one(
     rel: &RelationPlan,
     parents: &[Vec<FieldValue>],
 ) -> Result<RelRows, FetchError> {
-    let (up, to) = match &rel.through {
-        Some(link) => (
-            pairs(parent, &link.table, &link.on),
-            Some(pairs(&link.table, &rel.table, &link.to)),
-        ),
-        None => (pairs(parent, &rel.table, &rel.on), None),
-    };
-    // Distinct non-NULL parent tuples, exactly ('a' and 'A' are two).
-    let parent_keys: Vec<Option<Vec<Exact>>> = parents
-        .iter()
-        .map(|p| sql::exact_tuple(p, up.iter().map(|&(l, _)| l)))
-        .collect();
-    let mut seen = HashSet::new();
-    let mut tuples: Vec<Vec<Value>> = Vec::new();
-    for (p, key) in parents.iter().zip(&parent_keys) {
-        if let Some(key) = key
-            && seen.insert(key.clone())
-        {
-            tuples.push(
-                up.iter()
-                    .map(|&((c, _), _)| sql_param(&parent.columns[c], &p[c]))
-                    .collect(),
-            );
-        }
-    }
-    let mut rows = Vec::new();
-    let mut groups: HashMap<Vec<Exact>, Vec<usize>> = HashMap::new();
-    // A row returned again by a later chunk (SQL equal to a tuple of both) was already
-    // placed, with its whole group, by the first chunk that returned it.
-    let mut placed: HashSet<Vec<Option<Exact>>> = HashSet::new();
-    let keyed = match &rel.through {
-        Some(link) => &link.table,
-        None => &rel.table,
-    };
+    let mut placement = Placement::new(parent, rel);
+    let (parent_keys, tuples) = placement.parent_tuples(parent, parents);
     for chunk in tuples.chunks(IN_CHUNK) {
         let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
         let found: Vec<Row> = conn
@@ -409,58 +377,140 @@ async fn fetch_one(
             .map_err(FetchError::query(&rel.table))?;
         for row in found {
             let mut values = row.unwrap();
-            let (link, values) = match &rel.through {
+            match &rel.through {
                 Some(l) => {
                     let target = values.split_off(l.table.columns.len().min(values.len()));
-                    (Some(decode(&l.table, values)?), decode(&rel.table, target)?)
+                    let link = decode(&l.table, values)?;
+                    placement.place(Some(link), decode(&rel.table, target)?);
                 }
-                None => (None, decode(&rel.table, values)?),
-            };
-            let keyed_row = link.as_ref().unwrap_or(&values);
-            let pk: Vec<Option<Exact>> = keyed
-                .key
-                .iter()
-                .map(|&k| sql::exact(&keyed_row[k], false))
-                .collect();
-            if !placed.insert(pk) {
-                continue;
+                None => placement.place(None, decode(&rel.table, values)?),
             }
-            if let (Some(link), Some(to)) = (&link, &to) {
-                let l = sql::exact_tuple(link, to.iter().map(|&(l, _)| l));
-                let t = sql::exact_tuple(&values, to.iter().map(|&(_, r)| r));
-                if l.is_none() || l != t {
-                    continue;
-                }
-            }
-            if !rel.level.matches(&values) {
-                continue;
-            }
-            let Some(key) = sql::exact_tuple(keyed_row, up.iter().map(|&(_, r)| r)) else {
-                continue;
-            };
-            groups.entry(key).or_default().push(rows.len());
-            rows.push(values);
         }
     }
-    let of_parent = parent_keys
-        .iter()
-        .map(|key| {
-            let mut elements = key
-                .as_ref()
-                .and_then(|k| groups.get(k))
-                .cloned()
-                .unwrap_or_default();
-            if rel.kind == RelationKind::Join {
-                elements.truncate(1);
+    Ok(placement.finish(&parent_keys))
+}
+
+/// Places a relation's rows, as SQL returns them (a superset, in document order), under
+/// the parents they belong to, exactly.
+struct Placement<'a> {
+    rel: &'a RelationPlan,
+    /// Parent → this table (or → the link table with `through`).
+    up: Pairs,
+    /// Link → this table with `through`.
+    to: Option<Pairs>,
+    rows: Vec<Vec<FieldValue>>,
+    /// Exact `on` values → the rows hanging there, in SQL order.
+    groups: HashMap<Vec<Exact>, Vec<usize>>,
+    /// Primary keys (of the link rows with `through`) already placed.
+    placed: HashSet<Vec<Option<Exact>>>,
+}
+
+impl<'a> Placement<'a> {
+    fn new(parent: &TableSchema, rel: &'a RelationPlan) -> Self {
+        let (up, to) = match &rel.through {
+            Some(link) => (
+                pairs(parent, &link.table, &link.on),
+                Some(pairs(&link.table, &rel.table, &link.to)),
+            ),
+            None => (pairs(parent, &rel.table, &rel.on), None),
+        };
+        Self {
+            rel,
+            up,
+            to,
+            rows: Vec::new(),
+            groups: HashMap::new(),
+            placed: HashSet::new(),
+        }
+    }
+
+    /// Each parent's exact `on` values (`None` with a NULL), and the distinct ones as SQL
+    /// parameters ('a' and 'A' are two).
+    fn parent_tuples(
+        &self,
+        parent: &TableSchema,
+        parents: &[Vec<FieldValue>],
+    ) -> (Vec<Option<Vec<Exact>>>, Vec<Vec<Value>>) {
+        let keys: Vec<Option<Vec<Exact>>> = parents
+            .iter()
+            .map(|p| sql::exact_tuple(p, self.up.iter().map(|&(l, _)| l)))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut tuples = Vec::new();
+        for (p, key) in parents.iter().zip(&keys) {
+            if let Some(key) = key
+                && seen.insert(key.clone())
+            {
+                tuples.push(
+                    self.up
+                        .iter()
+                        .map(|&((c, _), _)| {
+                            let v = p.get(c).unwrap_or(&FieldValue::Null);
+                            parent.columns.get(c).map_or(Value::NULL, |col| sql_param(col, v))
+                        })
+                        .collect(),
+                );
             }
-            elements
-        })
-        .collect();
-    Ok(RelRows {
-        rows,
-        of_parent,
-        children: Vec::new(),
-    })
+        }
+        (keys, tuples)
+    }
+
+    /// Places one returned row (with its link row under `through`).
+    fn place(&mut self, link: Option<Vec<FieldValue>>, values: Vec<FieldValue>) {
+        let keyed_row = link.as_ref().unwrap_or(&values);
+        let keyed = match &self.rel.through {
+            Some(l) => &l.table,
+            None => &self.rel.table,
+        };
+        let pk: Vec<Option<Exact>> = keyed
+            .key
+            .iter()
+            .map(|&k| sql::exact(keyed_row.get(k).unwrap_or(&FieldValue::Null), false))
+            .collect();
+        // A row returned again by a later chunk (SQL equal to a tuple of both) was placed,
+        // with its whole group, by the first chunk that returned it.
+        if !self.placed.insert(pk) {
+            return;
+        }
+        if let (Some(link), Some(to)) = (&link, &self.to) {
+            let l = sql::exact_tuple(link, to.iter().map(|&(l, _)| l));
+            let t = sql::exact_tuple(&values, to.iter().map(|&(_, r)| r));
+            if l.is_none() || l != t {
+                return;
+            }
+        }
+        if !self.rel.level.matches(&values) {
+            return;
+        }
+        let Some(key) = sql::exact_tuple(keyed_row, self.up.iter().map(|&(_, r)| r)) else {
+            return;
+        };
+        self.groups.entry(key).or_default().push(self.rows.len());
+        self.rows.push(values);
+    }
+
+    /// The rows and each parent's elements (a join's: the first, lowest key, only).
+    fn finish(self, parent_keys: &[Option<Vec<Exact>>]) -> RelRows {
+        let of_parent = parent_keys
+            .iter()
+            .map(|key| {
+                let mut elements = key
+                    .as_ref()
+                    .and_then(|k| self.groups.get(k))
+                    .cloned()
+                    .unwrap_or_default();
+                if self.rel.kind == RelationKind::Join {
+                    elements.truncate(1);
+                }
+                elements
+            })
+            .collect();
+        RelRows {
+            rows: self.rows,
+            of_parent,
+            children: Vec::new(),
+        }
+    }
 }
 
 /// Writes `row` (the `at`-th row of its level) as a JSON object: its fields, then its
