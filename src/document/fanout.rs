@@ -158,20 +158,21 @@ impl FanOut {
         let Some((sql, params)) = self.query(rows, after, limit) else {
             return Ok(Vec::new());
         };
-        let found: Vec<Row> =
-            conn.exec(sql, params)
-                .await
-                .map_err(|source| FetchError::Query {
-                    table: self.keys.qualified(),
-                    source,
-                })?;
+        let found: Vec<Row> = conn
+            .exec(sql, params)
+            .await
+            .map_err(|source| FetchError::Query {
+                table: self.keys.qualified(),
+                source,
+            })?;
         let mut out = Vec::with_capacity(found.len());
         for row in found {
             let error = |message: String| FetchError::Row {
                 table: self.keys.qualified(),
                 message,
             };
-            let image = scan::row_image(&self.keys, row.unwrap()).map_err(|e| error(e.to_string()))?;
+            let image =
+                scan::row_image(&self.keys, row.unwrap()).map_err(|e| error(e.to_string()))?;
             let values = RowDecoder::decode_values(&self.keys, &image, None)
                 .map_err(|e| error(e.to_string()))?;
             let key = values
@@ -260,7 +261,12 @@ fn path_select(
             n += 1;
             for &c in &path.changed {
                 let v = row.get(c).unwrap_or(&FieldValue::Null);
-                params.push(path.table.columns.get(c).map_or(Value::NULL, |col| sql_param(col, v)));
+                params.push(
+                    path.table
+                        .columns
+                        .get(c)
+                        .map_or(Value::NULL, |col| sql_param(col, v)),
+                );
             }
         }
     }
@@ -268,7 +274,13 @@ fn path_select(
         return None;
     }
     // Node 0 is the root (`r`), node i the i-th hop (`a<i>`).
-    let alias = |i: usize| if i == 0 { "r".to_owned() } else { format!("a{i}") };
+    let alias = |i: usize| {
+        if i == 0 {
+            "r".to_owned()
+        } else {
+            format!("a{i}")
+        }
+    };
     let select: Vec<String> = root
         .key
         .iter()
@@ -377,5 +389,100 @@ fn collect(rels: &[RelationPlan], hops: &[Hop], db: &str, table: &str, out: &mut
             }
         }
         collect(&rel.children, &below, db, table, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::fetch::tests::blog_plan;
+
+    fn i(v: i64) -> FieldValue {
+        FieldValue::Int(v)
+    }
+
+    #[test]
+    fn a_direct_child_names_its_root_without_a_query() {
+        let plan = blog_plan();
+        let comments = FanOut::new(&plan, "blog", "comment");
+        assert!(!comments.needs_query() && !comments.is_empty());
+        let row = vec![i(10), i(3), i(5), FieldValue::Str("b".into()), i(1)];
+        assert_eq!(
+            comments.direct_roots(&row),
+            vec![("3".to_owned(), RootKey(vec![Value::Int(3)]))]
+        );
+        let orphan = vec![i(10), FieldValue::Null, i(5), FieldValue::Null, i(1)];
+        assert!(comments.direct_roots(&orphan).is_empty());
+        // A root-level link table is direct too.
+        let links = FanOut::new(&plan, "blog", "article_tag");
+        assert_eq!(
+            links.direct_roots(&[i(1), i(4), i(9)]),
+            vec![("4".to_owned(), RootKey(vec![Value::Int(4)]))]
+        );
+        assert!(!links.needs_query());
+        assert!(FanOut::new(&plan, "blog", "nothing").is_empty());
+        assert!(FanOut::new(&plan, "other", "user").is_empty());
+    }
+
+    #[test]
+    fn other_occurrences_are_one_union_query_with_keyset_pages() {
+        let plan = blog_plan();
+        let users = FanOut::new(&plan, "blog", "user");
+        assert!(users.needs_query());
+        assert!(users.direct_roots(&[i(7), FieldValue::Null]).is_empty());
+        // Before and after image of one user, and a second user.
+        let rows = vec![
+            vec![i(7), FieldValue::Str("ann".into())],
+            vec![i(7), FieldValue::Str("anne".into())],
+            vec![i(8), FieldValue::Null],
+        ];
+        let (sql, params) = users.query(&rows, None, 50).unwrap();
+        assert_eq!(
+            sql,
+            "(SELECT DISTINCT r.`id` AS k0 FROM `blog`.`article` r \
+             WHERE r.`author_id` IN (?, ?) ORDER BY k0 LIMIT 50) UNION \
+             (SELECT DISTINCT r.`id` AS k0 FROM `blog`.`article` r \
+             JOIN `blog`.`comment` a1 ON r.`id` = a1.`article_id` \
+             WHERE a1.`user_id` IN (?, ?) ORDER BY k0 LIMIT 50) ORDER BY k0 LIMIT 50"
+        );
+        assert_eq!(
+            params,
+            vec![Value::Int(7), Value::Int(8), Value::Int(7), Value::Int(8)]
+        );
+        let after = RootKey(vec![Value::Int(40)]);
+        let (sql, params) = users.query(&rows[..1], Some(&after), 2).unwrap();
+        assert!(
+            sql.starts_with(
+                "(SELECT DISTINCT r.`id` AS k0 FROM `blog`.`article` r \
+                 WHERE r.`author_id` IN (?) AND r.`id` > ? ORDER BY k0 LIMIT 2)"
+            ),
+            "{sql}"
+        );
+        assert_eq!(
+            params,
+            vec![Value::Int(7), Value::Int(40), Value::Int(7), Value::Int(40)]
+        );
+        // A NULL key everywhere: nothing to look for.
+        assert!(
+            users
+                .query(&[vec![FieldValue::Null, FieldValue::Null]], None, 5)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_through_target_is_reached_by_its_link_rows() {
+        let plan = blog_plan();
+        let tags = FanOut::new(&plan, "blog", "tag");
+        let (sql, params) = tags
+            .query(&[vec![i(9), FieldValue::Null]], None, 10)
+            .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT DISTINCT r.`id` AS k0 FROM `blog`.`article` r \
+             JOIN `blog`.`article_tag` a1 ON r.`id` = a1.`article_id` \
+             WHERE a1.`tag_id` IN (?) ORDER BY k0 LIMIT 10"
+        );
+        assert_eq!(params, vec![Value::Int(9)]);
     }
 }

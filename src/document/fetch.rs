@@ -185,7 +185,12 @@ pub async fn build(
     let mut wanted: HashMap<Vec<Exact>, Vec<usize>> = HashMap::new();
     let mut distinct: Vec<&RootKey> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        let Some(exact) = key.0.iter().map(sql::param_exact).collect::<Option<Vec<_>>>() else {
+        let Some(exact) = key
+            .0
+            .iter()
+            .map(sql::param_exact)
+            .collect::<Option<Vec<_>>>()
+        else {
             continue;
         };
         let slot = wanted.entry(exact).or_default();
@@ -446,7 +451,10 @@ impl<'a> Placement<'a> {
                         .iter()
                         .map(|&((c, _), _)| {
                             let v = p.get(c).unwrap_or(&FieldValue::Null);
-                            parent.columns.get(c).map_or(Value::NULL, |col| sql_param(col, v))
+                            parent
+                                .columns
+                                .get(c)
+                                .map_or(Value::NULL, |col| sql_param(col, v))
                         })
                         .collect(),
                 );
@@ -556,4 +564,232 @@ fn write_object(
         }
     }
     out.push(b'}');
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::schema::ColumnSpec;
+    use mysql_common::constants::ColumnType;
+
+    /// A column: `i` INT, `s` VARCHAR (utf8mb4).
+    fn column(name: &str, kind: char) -> ColumnSpec {
+        let (column_type, collation) = match kind {
+            'i' => (ColumnType::MYSQL_TYPE_LONG, 0),
+            _ => (ColumnType::MYSQL_TYPE_VARCHAR, 45),
+        };
+        ColumnSpec {
+            name: name.into(),
+            column_type,
+            collation,
+            ..ColumnSpec::default()
+        }
+    }
+
+    fn table(name: &str, cols: &[(&str, char)]) -> Arc<TableSchema> {
+        Arc::new(TableSchema {
+            db: "blog".into(),
+            table: name.into(),
+            columns: cols.iter().map(|(n, k)| column(n, *k)).collect(),
+            key: vec![0],
+            index: "articles".into(),
+            field_prefixes: Default::default(),
+        })
+    }
+
+    /// The blog rule of SPEC §9 (plus a string-keyed join), resolved.
+    pub(crate) fn blog_plan() -> DocumentPlan {
+        let rule: TableRule = serde_json::from_value(serde_json::json!({
+            "match": "blog.article",
+            "index": "articles",
+            "include_columns": ["id", "title"],
+            "where": { "status": ["published"] },
+            "join": [
+                { "field": "author", "table": "user", "on": { "author_id": "id" },
+                  "include_columns": ["id", "name"] },
+                { "field": "category", "table": "category", "on": { "category": "code" } }
+            ],
+            "nest": [
+                { "field": "comments", "table": "comment", "on": { "id": "article_id" },
+                  "include_columns": ["id", "body"], "where": { "approved": [1] },
+                  "order_by": ["body"],
+                  "join": [ { "field": "user", "table": "user", "on": { "user_id": "id" },
+                              "include_columns": ["name"] } ] },
+                { "field": "tags", "table": "tag", "values": "name",
+                  "through": { "table": "article_tag", "on": { "id": "article_id" },
+                               "to": { "tag_id": "id" } } }
+            ]
+        }))
+        .unwrap();
+        let root = table(
+            "article",
+            &[
+                ("id", 'i'),
+                ("title", 's'),
+                ("status", 's'),
+                ("author_id", 'i'),
+                ("category", 's'),
+            ],
+        );
+        let others = [
+            table("user", &[("id", 'i'), ("name", 's')]),
+            table("category", &[("code", 's'), ("label", 's')]),
+            table(
+                "comment",
+                &[
+                    ("id", 'i'),
+                    ("article_id", 'i'),
+                    ("user_id", 'i'),
+                    ("body", 's'),
+                    ("approved", 'i'),
+                ],
+            ),
+            table("tag", &[("id", 'i'), ("name", 's')]),
+            table(
+                "article_tag",
+                &[("id", 'i'), ("article_id", 'i'), ("tag_id", 'i')],
+            ),
+        ];
+        DocumentPlan::resolve(0, &rule, root, &mut |db, t| {
+            others.iter().find(|s| s.db == db && s.table == t).cloned()
+        })
+        .unwrap()
+    }
+
+    fn i(v: i64) -> FieldValue {
+        FieldValue::Int(v)
+    }
+
+    fn s(v: &str) -> FieldValue {
+        FieldValue::Str(v.into())
+    }
+
+    #[test]
+    fn one_statement_per_relation_kind() {
+        let plan = blog_plan();
+        assert_eq!(
+            root_sql(&plan.root, 2),
+            "SELECT r.`id`, r.`title`, r.`status`, r.`author_id`, r.`category` \
+             FROM `blog`.`article` r WHERE r.`id` IN (?, ?)"
+        );
+        let [author, _, comments, tags] = &plan.relations[..] else {
+            panic!("four relations");
+        };
+        // A join: by primary key, the lowest wins.
+        assert_eq!(
+            relation_sql(author, 3),
+            "SELECT t.`id`, t.`name` FROM `blog`.`user` t WHERE t.`id` IN (?, ?, ?) \
+             ORDER BY t.`id`"
+        );
+        // A nest: order_by, ties by primary key.
+        assert_eq!(
+            relation_sql(comments, 1),
+            "SELECT t.`id`, t.`article_id`, t.`user_id`, t.`body`, t.`approved` \
+             FROM `blog`.`comment` t WHERE t.`article_id` IN (?) ORDER BY t.`body`, t.`id`"
+        );
+        // Through: link and target columns, by the link's primary key.
+        assert_eq!(
+            relation_sql(tags, 2),
+            "SELECT l.`id`, l.`article_id`, l.`tag_id`, t.`id`, t.`name` \
+             FROM `blog`.`article_tag` l JOIN `blog`.`tag` t ON l.`tag_id` = t.`id` \
+             WHERE l.`article_id` IN (?, ?) ORDER BY l.`id`"
+        );
+    }
+
+    #[test]
+    fn rows_are_placed_exactly_in_sql_order() {
+        let plan = blog_plan();
+        let root = plan.root.clone();
+        let parents = vec![
+            vec![i(1), s("a"), s("published"), i(7), s("x")],
+            vec![i(2), s("b"), s("published"), FieldValue::Null, s("X")],
+            vec![i(3), s("c"), s("published"), i(7), s("x")],
+        ];
+        // A string join: SQL returns 'X' for 'x' and the reverse; each takes its own.
+        let category = &plan.relations[1];
+        let mut p = Placement::new(&root, category);
+        let (keys, tuples) = p.parent_tuples(&root, &parents);
+        assert_eq!(tuples.len(), 2, "x and X are two tuples");
+        p.place(None, vec![s("X"), s("upper")]);
+        p.place(None, vec![s("x"), s("lower")]);
+        p.place(None, vec![s("x"), s("lower")]); // again, from another chunk
+        let got = p.finish(&keys);
+        assert_eq!(got.of_parent, vec![vec![1], vec![0], vec![1]]);
+        assert_eq!(got.rows.len(), 2);
+
+        // A join: NULL matches nothing; the first (lowest key) of several wins.
+        let author = &plan.relations[0];
+        let mut p = Placement::new(&root, author);
+        let (keys, tuples) = p.parent_tuples(&root, &parents);
+        assert_eq!(tuples, vec![vec![Value::Int(7)]]);
+        p.place(None, vec![i(7), s("ann")]);
+        p.place(None, vec![i(8), s("other")]);
+        let got = p.finish(&keys);
+        assert_eq!(got.of_parent, vec![vec![0], vec![], vec![0]]);
+
+        // A nest: SQL order kept, rows failing `where` left out, NULL `on` left out.
+        let comments = &plan.relations[2];
+        let mut p = Placement::new(&root, comments);
+        let (keys, _) = p.parent_tuples(&root, &parents);
+        let c = |id, art: FieldValue, body: &str, ok| vec![i(id), art, i(5), s(body), i(ok)];
+        p.place(None, c(12, i(1), "a", 1));
+        p.place(None, c(10, i(3), "b", 1));
+        p.place(None, c(11, i(1), "c", 0));
+        p.place(None, c(13, i(1), "d", 1));
+        p.place(None, c(14, FieldValue::Null, "e", 1));
+        let got = p.finish(&keys);
+        assert_eq!(got.of_parent, vec![vec![0, 2], vec![], vec![1]]);
+
+        // Through: the link's `to` must equal the target's exactly.
+        let tags = &plan.relations[3];
+        let mut p = Placement::new(&root, tags);
+        let (keys, _) = p.parent_tuples(&root, &parents);
+        p.place(Some(vec![i(1), i(1), i(9)]), vec![i(9), s("rust")]);
+        p.place(Some(vec![i(2), i(1), i(9)]), vec![i(9), s("rust")]);
+        p.place(Some(vec![i(3), i(3), i(8)]), vec![i(9), s("wrong")]);
+        let got = p.finish(&keys);
+        assert_eq!(got.of_parent, vec![vec![0, 1], vec![], vec![]]);
+    }
+
+    #[test]
+    fn documents_are_fields_then_joins_then_nests() {
+        let plan = blog_plan();
+        let user = RelRows {
+            rows: vec![vec![i(5), s("bob")]],
+            of_parent: vec![vec![0], vec![]],
+            children: vec![],
+        };
+        let fetched = vec![
+            RelRows {
+                rows: vec![vec![i(7), s("ann")]],
+                of_parent: vec![vec![0]],
+                children: vec![],
+            },
+            RelRows {
+                rows: vec![],
+                of_parent: vec![vec![]],
+                children: vec![],
+            },
+            RelRows {
+                rows: vec![
+                    vec![i(10), i(1), i(5), s("hi"), i(1)],
+                    vec![i(11), i(1), i(6), s("yo"), i(1)],
+                ],
+                of_parent: vec![vec![0, 1]],
+                children: vec![user],
+            },
+            RelRows {
+                rows: vec![vec![i(9), s("rust")], vec![i(8), FieldValue::Null]],
+                of_parent: vec![vec![0, 1, 0]],
+                children: vec![],
+            },
+        ];
+        let row = vec![i(1), s("T"), s("published"), i(7), s("x")];
+        let mut out = Vec::new();
+        write_object(&plan.level, &plan.relations, &fetched, 0, &row, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"id":1,"title":"T","author":{"id":7,"name":"ann"},"category":null,"comments":[{"id":10,"body":"hi","user":{"name":"bob"}},{"id":11,"body":"yo","user":null}],"tags":["rust",null,"rust"]}"#
+        );
+    }
 }

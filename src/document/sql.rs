@@ -178,15 +178,12 @@ mod tests {
     fn numbers_compare_by_value_strings_exactly_null_never() {
         let n = |v: FieldValue| exact(&v, true);
         assert_eq!(n(FieldValue::Int(5)), n(FieldValue::UInt(5)));
+        assert_eq!(n(FieldValue::Decimal("5.00".into())), n(FieldValue::Int(5)));
+        assert_eq!(n(FieldValue::Decimal("-0.0".into())), n(FieldValue::Int(0)));
         assert_eq!(
-            n(FieldValue::Decimal("5.00".into())),
-            n(FieldValue::Int(5))
+            n(FieldValue::Double(1.5)),
+            n(FieldValue::Decimal("1.50".into()))
         );
-        assert_eq!(
-            n(FieldValue::Decimal("-0.0".into())),
-            n(FieldValue::Int(0))
-        );
-        assert_eq!(n(FieldValue::Double(1.5)), n(FieldValue::Decimal("1.50".into())));
         assert_eq!(n(FieldValue::Str("07".into())), n(FieldValue::Int(7)));
         assert_eq!(n(FieldValue::Str("x".into())), None);
         assert_ne!(n(FieldValue::Int(10)), n(FieldValue::Int(1)));
@@ -196,13 +193,13 @@ mod tests {
         assert_eq!(s("é"), s("é"));
         assert_eq!(exact(&FieldValue::Null, false), None);
         assert_eq!(
-            exact_tuple(&[FieldValue::Int(1), FieldValue::Null], [(0, true), (1, true)]),
+            exact_tuple(
+                &[FieldValue::Int(1), FieldValue::Null],
+                [(0, true), (1, true)]
+            ),
             None
         );
-        assert_eq!(
-            param_exact(&Value::Int(7)),
-            param_exact(&Value::UInt(7))
-        );
+        assert_eq!(param_exact(&Value::Int(7)), param_exact(&Value::UInt(7)));
         assert_ne!(
             param_exact(&Value::Bytes(b"a".to_vec())),
             param_exact(&Value::Bytes(b"A".to_vec()))
