@@ -18,7 +18,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 
 use crate::config::TableRule;
-use crate::config::document::{Relation, qualify};
+use crate::config::document::{Relation, RelationKind, qualify};
 use crate::decode::RowDecoder;
 use crate::decode::field::FieldValue;
 use crate::decode::rows::RootKey;
@@ -29,7 +29,6 @@ use super::key::{routing_text, sql_param};
 use super::plan::{DocumentPlan, RelationPlan};
 use super::sql::{self, Exact, IN_CHUNK};
 use super::{Level, PlanError};
-use crate::config::document::RelationKind;
 
 /// One document built from MySQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
