@@ -180,6 +180,15 @@ fn expected(t: &Tables, id: i64) -> Option<Json> {
     }))
 }
 
+/// Prepared statements this session has executed so far.
+async fn statements_executed(conn: &mut Conn) -> i64 {
+    let row: Option<(String, i64)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Com_stmt_execute'")
+        .await
+        .unwrap();
+    row.unwrap().1
+}
+
 async fn setup() -> (String, Conn, binlog2es::document::DocumentPlan) {
     let env = TestEnv::get();
     let (db, mut conn) = env.create_database_with(SCHEMA).await;
@@ -206,7 +215,13 @@ async fn documents_equal_the_rule_on_mysql_rows() {
         .collect();
 
     // WHEN every document is built in one call
+    let executed_before = statements_executed(&mut conn).await;
     let built = fetch::build(&mut conn, &plan, &keys).await.unwrap();
+    let executed = statements_executed(&mut conn).await - executed_before;
+
+    // THEN it took one query per relation node and chunk of 1,000 parents, not per document:
+    // root 3 (2,508 keys), author 1, category 1, comments 3, comments.user 1, tags 3.
+    assert_eq!(executed, 12, "statements executed");
 
     // THEN each equals the rule evaluated on the rows, whole
     assert_eq!(built.len(), keys.len());
@@ -405,4 +420,81 @@ async fn a_change_reaches_every_root_document_it_affects() {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(ids, ["1"]);
+}
+
+#[tokio::test]
+async fn composite_text_keys_match_exactly() {
+    // GIVEN a root keyed by (text, number) in a binary collation ('a' and 'A' are two rows)
+    // and children whose `on` columns compare case-insensitively in SQL
+    let env = TestEnv::get();
+    let (db, mut conn) = env
+        .create_database_with(
+            "CREATE TABLE doc (k VARCHAR(5) COLLATE utf8mb4_bin, n INT, title VARCHAR(10),
+                 PRIMARY KEY (k, n)) DEFAULT CHARSET = utf8mb4;
+             CREATE TABLE part (id INT PRIMARY KEY, k VARCHAR(5), n INT, v VARCHAR(10))
+                 DEFAULT CHARSET = utf8mb4 COLLATE utf8mb4_general_ci;
+             INSERT INTO doc VALUES ('a', 1, 'lower'), ('A', 1, 'upper'), ('a', 2, 'two');
+             INSERT INTO part VALUES (1, 'a', 1, 'x'), (2, 'A', 1, 'y'), (3, 'a', 2, 'z'),
+                 (4, 'A', 1, 'w'), (5, 'b', 1, 'none');",
+        )
+        .await;
+    fetch::setup_session(&mut conn).await.unwrap();
+    let rule: TableRule = serde_json::from_value(json!({
+        "match": format!("{db}.doc"),
+        "nest": [ { "field": "parts", "table": "part", "on": { "k": "k", "n": "n" },
+                    "include_columns": ["v"] } ]
+    }))
+    .unwrap();
+    let plan = fetch::resolve_plan(&mut conn, 0, &rule, &db, "doc")
+        .await
+        .unwrap();
+    let key = |k: &str, n: i64| {
+        RootKey(vec![
+            mysql_async::Value::Bytes(k.as_bytes().to_vec()),
+            mysql_async::Value::Int(n),
+        ])
+    };
+
+    // WHEN the documents are built
+    let built = fetch::build(
+        &mut conn,
+        &plan,
+        &[key("a", 1), key("A", 1), key("b", 1), key("a", 2)],
+    )
+    .await
+    .unwrap();
+
+    // THEN each takes only the children whose text equals its own exactly
+    let doc = |i: usize| -> (String, Json) {
+        let b = built[i].as_ref().unwrap();
+        (b.id.clone(), serde_json::from_slice(&b.source).unwrap())
+    };
+    assert_eq!(
+        doc(0),
+        (
+            "a:1".into(),
+            json!({ "k": "a", "n": 1, "title": "lower", "parts": [{ "v": "x" }] })
+        )
+    );
+    assert_eq!(
+        doc(1),
+        (
+            "A:1".into(),
+            json!({ "k": "A", "n": 1, "title": "upper", "parts": [{ "v": "y" }, { "v": "w" }] })
+        )
+    );
+    assert!(built[2].is_none(), "no row ('b', 1)");
+    assert_eq!(doc(3).1["parts"], json!([{ "v": "z" }]));
+
+    // A part change names its document directly, with the exact key.
+    let fan = FanOut::new(&plan, &db, "part");
+    assert!(!fan.needs_query());
+    let row = [
+        FieldValue::Int(4),
+        FieldValue::Str("A".into()),
+        FieldValue::Int(1),
+        FieldValue::Str("w".into()),
+    ];
+    let roots = fan.direct_roots(&row);
+    assert_eq!(roots, vec![("A:1".to_owned(), key("A", 1))]);
 }
