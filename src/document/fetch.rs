@@ -133,6 +133,7 @@ pub async fn resolve_plan(
     let mut other = rule.clone();
     other.id_columns.clear();
     let mut schemas: HashMap<(String, String), Arc<TableSchema>> = HashMap::new();
+    let mut unreadable: Vec<(String, String)> = Vec::new();
     for (d, t) in names {
         if schemas.contains_key(&(d.clone(), t.clone())) {
             continue;
@@ -144,14 +145,20 @@ pub async fn resolve_plan(
             Err(SchemaReadError::Query { table, source }) => {
                 return Err(FetchError::Query { table, source });
             }
-            // A table that does not exist or has no key: the plan names the key.
-            Err(SchemaReadError::Table(_)) => {}
+            // A table that does not exist, has no key or an unsupported column: the plan
+            // names the key, and the reason is added to its message.
+            Err(SchemaReadError::Table(reason)) => unreadable.push((format!("`{d}.{t}`"), reason)),
         }
     }
-    let plan = DocumentPlan::resolve(index, rule, Arc::new(root), &mut |d, t| {
+    DocumentPlan::resolve(index, rule, Arc::new(root), &mut |d, t| {
         schemas.get(&(d.to_owned(), t.to_owned())).cloned()
-    })?;
-    Ok(plan)
+    })
+    .map_err(|mut e| {
+        if let Some((_, reason)) = unreadable.iter().find(|(t, _)| e.message.contains(t)) {
+            e.message = format!("{} ({reason})", e.message);
+        }
+        FetchError::Plan(e)
+    })
 }
 
 /// Every `db.table` of `relations` (and their links), qualified as the plan qualifies them.
@@ -496,9 +503,11 @@ impl<'a> Placement<'a> {
         self.rows.push(values);
     }
 
-    /// The rows and each parent's elements (a join's: the first, lowest key, only).
-    fn finish(self, parent_keys: &[Option<Vec<Exact>>]) -> RelRows {
-        let of_parent = parent_keys
+    /// The rows and each parent's elements (a join's: the first, lowest key, only). Rows no
+    /// parent takes (SQL's extra rows, a join's other matches) are dropped, so their own
+    /// relations are not read.
+    fn finish(mut self, parent_keys: &[Option<Vec<Exact>>]) -> RelRows {
+        let mut of_parent: Vec<Vec<usize>> = parent_keys
             .iter()
             .map(|key| {
                 let mut elements = key
@@ -512,8 +521,20 @@ impl<'a> Placement<'a> {
                 elements
             })
             .collect();
+        let mut kept: Vec<usize> = Vec::new();
+        let mut moved: HashMap<usize, usize> = HashMap::new();
+        for e in of_parent.iter_mut().flatten() {
+            *e = *moved.entry(*e).or_insert_with(|| {
+                kept.push(*e);
+                kept.len() - 1
+            });
+        }
+        let rows = kept
+            .iter()
+            .map(|&i| std::mem::take(&mut self.rows[i]))
+            .collect();
         RelRows {
-            rows: self.rows,
+            rows,
             of_parent,
             children: Vec::new(),
         }
@@ -695,6 +716,14 @@ pub(crate) mod tests {
         );
     }
 
+    /// Column `col` of each parent's elements.
+    fn taken(got: &RelRows, col: usize) -> Vec<Vec<FieldValue>> {
+        got.of_parent
+            .iter()
+            .map(|e| e.iter().map(|&r| got.rows[r][col].clone()).collect())
+            .collect()
+    }
+
     #[test]
     fn rows_are_placed_exactly_in_sql_order() {
         let plan = blog_plan();
@@ -713,7 +742,10 @@ pub(crate) mod tests {
         p.place(None, vec![s("x"), s("lower")]);
         p.place(None, vec![s("x"), s("lower")]); // again, from another chunk
         let got = p.finish(&keys);
-        assert_eq!(got.of_parent, vec![vec![1], vec![0], vec![1]]);
+        assert_eq!(
+            taken(&got, 1),
+            [vec![s("lower")], vec![s("upper")], vec![s("lower")]]
+        );
         assert_eq!(got.rows.len(), 2);
 
         // A join: NULL matches nothing; the first (lowest key) of several wins.
@@ -724,7 +756,8 @@ pub(crate) mod tests {
         p.place(None, vec![i(7), s("ann")]);
         p.place(None, vec![i(8), s("other")]);
         let got = p.finish(&keys);
-        assert_eq!(got.of_parent, vec![vec![0], vec![], vec![0]]);
+        assert_eq!(taken(&got, 1), [vec![s("ann")], vec![], vec![s("ann")]]);
+        assert_eq!(got.rows.len(), 1, "rows no parent takes are dropped");
 
         // A nest: SQL order kept, rows failing `where` left out, NULL `on` left out.
         let comments = &plan.relations[2];
@@ -737,7 +770,7 @@ pub(crate) mod tests {
         p.place(None, c(13, i(1), "d", 1));
         p.place(None, c(14, FieldValue::Null, "e", 1));
         let got = p.finish(&keys);
-        assert_eq!(got.of_parent, vec![vec![0, 2], vec![], vec![1]]);
+        assert_eq!(taken(&got, 3), [vec![s("a"), s("d")], vec![], vec![s("b")]]);
 
         // Through: the link's `to` must equal the target's exactly.
         let tags = &plan.relations[3];
@@ -747,7 +780,8 @@ pub(crate) mod tests {
         p.place(Some(vec![i(2), i(1), i(9)]), vec![i(9), s("rust")]);
         p.place(Some(vec![i(3), i(3), i(8)]), vec![i(9), s("wrong")]);
         let got = p.finish(&keys);
-        assert_eq!(got.of_parent, vec![vec![0, 1], vec![], vec![]]);
+        assert_eq!(taken(&got, 1), [vec![s("rust"), s("rust")], vec![], vec![]]);
+        assert_eq!(got.of_parent[0], [0, 1], "one element per link row");
     }
 
     #[test]
