@@ -1,5 +1,7 @@
 //! SPEC §9 documents: a rule's fields, rows, routing and relations resolved against the
-//! tables ([`plan`]), one level's fields and row conditions ([`level`]).
+//! tables ([`plan`]), one level's fields and row conditions ([`level`]), documents with
+//! relations built from MySQL in batches ([`fetch`]) and the root documents a change of
+//! another table reaches ([`fanout`]).
 //!
 //! A rule without relations shapes each row image where it is decoded (exact, like a plain
 //! row). A rule with relations builds its documents from MySQL's current rows when they are
@@ -10,6 +12,7 @@ pub mod fetch;
 pub mod key;
 pub mod level;
 pub mod plan;
+pub(crate) mod sql;
 pub mod store;
 
 pub use level::{Level, value_equals};

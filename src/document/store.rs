@@ -330,12 +330,14 @@ impl Documents {
         })?;
         let mut fanouts = HashMap::new();
         for (db, table) in r.rule.relation_tables(&r.db) {
-            if let Some(f) = FanOut::new(&plan, &db, &table) {
+            let f = FanOut::new(&plan, &db, &table);
+            if !f.is_empty() {
                 fanouts.insert(lower(&db, &table), Arc::new(f));
             }
         }
         // The root table inside its own relations (a parent/child tree) fans out too.
-        if let Some(f) = FanOut::new(&plan, &r.db, &r.table) {
+        let f = FanOut::new(&plan, &r.db, &r.table);
+        if !f.is_empty() {
             fanouts.insert(lower(&r.db, &r.table), Arc::new(f));
         }
         Ok(Loaded { plan, fanouts })
@@ -352,7 +354,7 @@ fn current(slot: &RwLock<Arc<Loaded>>) -> Arc<Loaded> {
 /// Whether a failure to read documents is worth another try as it is.
 fn is_transient(e: &FetchError) -> bool {
     match e {
-        FetchError::Query(e) => Verdict::of_mysql(e) == Verdict::Transient,
+        FetchError::Query { source, .. } => Verdict::of_mysql(source) == Verdict::Transient,
         _ => false,
     }
 }

@@ -19,7 +19,7 @@ use crate::schema;
 use crate::telemetry::metrics;
 
 /// Roots read per fan-out query.
-const FANOUT_CHUNK: usize = 1000;
+const FANOUT_CHUNK: usize = 10_000;
 
 impl Reader {
     /// Keeps the decoding schema of a table that rules use inside relations.
@@ -142,8 +142,8 @@ impl Reader {
                         position,
                         table: schema.qualified(),
                         message: e.to_string(),
-                        transient: matches!(&e, crate::document::fetch::FetchError::Query(q)
-                            if !matches!(q, mysql_async::Error::Server(_))),
+                        transient: matches!(&e, crate::document::fetch::FetchError::Query { source, .. }
+                            if !matches!(source, mysql_async::Error::Server(_))),
                     })?;
                 let full = chunk.len() == FANOUT_CHUNK;
                 after = chunk.last().map(|(_, k)| k.clone());
