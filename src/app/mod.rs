@@ -40,6 +40,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None
     };
     metrics::describe();
+    metrics::register_all();
     let progress = Arc::new(Progress::default());
     let http_stop = CancellationToken::new();
     // Drop guard: the endpoint stops with `run`, whichever way it returns.
@@ -116,7 +117,10 @@ async fn serve_endpoint(
     )
     .await
     .map_err(|e| Error::Prerequisites(e.to_string()))?;
-    tokio::spawn(forward_resync(calls_rx, resync));
+    // Asked per call, on a connection of its own: the coordinator would accept a table a
+    // rule's pattern matches even when the server has no such table.
+    let source = crate::source::MysqlSource::new(&config.mysql).ok();
+    tokio::spawn(forward_resync(calls_rx, resync, source));
     info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz, /readyz and /resync.");
     Ok(())
 }
@@ -127,8 +131,16 @@ async fn serve_endpoint(
 async fn forward_resync(
     mut calls: mpsc::Receiver<ResyncCall>,
     coordinator: mpsc::Sender<ResyncRequest>,
+    source: Option<crate::source::MysqlSource>,
 ) {
     while let Some(call) = calls.recv().await {
+        if let Some(source) = &source
+            && table_exists(source, &call.db, &call.table).await == Some(false)
+        {
+            let text = format!("`{}.{}` is not a table on the server", call.db, call.table);
+            let _ = call.reply.send(ResyncReply::Refused(text));
+            continue;
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let request = ResyncRequest {
             db: call.db,
@@ -153,6 +165,23 @@ async fn forward_resync(
     }
 }
 
+/// Whether the server has `db.table`; `None` when it cannot tell (the coordinator decides).
+async fn table_exists(source: &crate::source::MysqlSource, db: &str, table: &str) -> Option<bool> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), source.connect())
+        .await
+        .ok()?
+        .ok()?;
+    let found: Result<Option<u8>, _> = conn
+        .exec_first(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .await;
+    let _ = conn.disconnect().await;
+    Some(found.ok()?.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +202,7 @@ mod tests {
     async fn resync_calls_reach_the_coordinator_and_back() {
         let (calls_tx, calls_rx) = mpsc::channel(RESYNC_QUEUE);
         let (coordinator, mut requests) = mpsc::channel(RESYNC_QUEUE);
-        tokio::spawn(forward_resync(calls_rx, coordinator));
+        tokio::spawn(forward_resync(calls_rx, coordinator, None));
 
         let (c, accepted) = call("orders");
         calls_tx.send(c).await.unwrap();
