@@ -80,8 +80,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         },
         &http_stop,
     );
+    notify_systemd(&http_stop);
     let ended = stages.supervise(shutdown).await;
+    // systemd (Type=notify) shows "deactivating" while the drain runs.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stages.drain(ended, &config, &store).await
+}
+
+/// Under systemd `Type=notify` (NOTIFY_SOCKET set; a no-op elsewhere): READY=1 once both servers
+/// are reached and the stages run, then WATCHDOG=1 at half the unit's `WatchdogSec` from a
+/// task of this runtime, so a wedged runtime gets the process restarted. A sink outage does
+/// not stop the pings: the daemon waits on purpose then, and restarting would not help.
+fn notify_systemd(stop: &CancellationToken) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period / 2);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+                () = stop.cancelled() => return,
+            }
+        }
+    });
 }
 
 /// Binds the operations endpoint (a taken port fails start-up) and forwards its `/resync`
