@@ -135,7 +135,11 @@ fn main() -> ExitCode {
         Command::Verify(args) => {
             logging::init(LogFormat::Text, "error");
             let only = args.table.as_deref();
-            match runtime.block_on(binlog2es::commands::verify_tables(&config, args.repair, only)) {
+            match runtime.block_on(binlog2es::commands::verify_tables(
+                &config,
+                args.repair,
+                only,
+            )) {
                 Ok(report) => {
                     print!("{report}");
                     if report.has_differences() {

@@ -150,10 +150,9 @@ impl std::fmt::Display for StatusReport {
                     writeln!(f, "source:     {} at {head}", s.host)?;
                     match s.behind_bytes {
                         Some(b) => writeln!(f, "behind:     {b} bytes")?,
-                        None => writeln!(
-                            f,
-                            "behind:     unknown (checkpoint file not on the server)"
-                        )?,
+                        None => {
+                            writeln!(f, "behind:     unknown (checkpoint file not on the server)")?
+                        }
                     }
                 }
                 (None, None) => writeln!(f, "source:     {} reports no binlog", s.host)?,

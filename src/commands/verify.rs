@@ -263,7 +263,11 @@ pub async fn verify_tables(
             i + 1,
             t.rows,
             started.elapsed().as_secs_f64(),
-            if t.has_differences() { "differences" } else { "equal" }
+            if t.has_differences() {
+                "differences"
+            } else {
+                "equal"
+            }
         );
         report.tables.push(t);
     }

@@ -73,7 +73,9 @@ pub(crate) fn deserialize(
             Ok(config) => return Ok((config, given)),
             Err(e) => e,
         };
-        let message = err.inner().to_string();
+        // toml appends "\nin `key`" on lines of its own: the key is said once, below.
+        let full = err.inner().to_string();
+        let message = full.lines().next().unwrap_or_default().trim().to_owned();
         let mut key: Vec<Segment> = err.path().iter().cloned().collect();
         // serde names an unknown or missing key in its message, and the path ends at its table.
         if let Some(name) = quoted_after(&message, "unknown field `")
@@ -103,10 +105,7 @@ pub(crate) fn deserialize(
         };
         let mut message = explain(&message);
         if message.starts_with("missing field") {
-            let var = format!(
-                "{ENV_PREFIX}{}",
-                dotted.replace('.', "__").to_uppercase()
-            );
+            let var = format!("{ENV_PREFIX}{}", dotted.replace('.', "__").to_uppercase());
             message.push_str(&format!("; add it to the file, or set {var}"));
         }
         return Err(ConfigError::At {
@@ -182,7 +181,9 @@ fn typed(raw: &str, text_only: bool) -> toml::Value {
         }
         if raw.contains('.')
             && let Ok(f) = raw.parse::<f64>()
-            && raw.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
         {
             return toml::Value::Float(f);
         }
@@ -358,7 +359,10 @@ mod tests {
         let e = load_str(&format!("{MINIMAL}\n[writer]\ngzip = \"yes\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`writer.gzip`") && e.contains("true or false"), "{e}");
+        assert!(
+            e.contains("`writer.gzip`") && e.contains("true or false"),
+            "{e}"
+        );
         let text = MINIMAL.replace("[mysql]\n", "[mysql]\nserver_id = \"4201\"\n");
         let e = load_str(&text).unwrap_err().to_string();
         assert!(
@@ -370,10 +374,16 @@ mod tests {
     #[test]
     fn environment_errors_name_the_variable() {
         let e = env_err(MINIMAL, &[("BINLOG2ES__MYSQL__URLL", "x")]);
-        assert!(e.contains("environment variable BINLOG2ES__MYSQL__URLL"), "{e}");
+        assert!(
+            e.contains("environment variable BINLOG2ES__MYSQL__URLL"),
+            "{e}"
+        );
         assert!(e.contains("did you mean `url`?"), "{e}");
         let e = env_err(MINIMAL, &[("BINLOG2ES__WRITER__GZIP", "yes")]);
-        assert!(e.contains("environment variable BINLOG2ES__WRITER__GZIP"), "{e}");
+        assert!(
+            e.contains("environment variable BINLOG2ES__WRITER__GZIP"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -396,7 +406,10 @@ mod tests {
     fn a_missing_key_says_where_to_set_it() {
         let text = MINIMAL.replace("url = \"mysql://u:secret@127.0.0.1:3306\"\n", "");
         let e = load_str(&text).unwrap_err().to_string();
-        assert!(e.contains("`mysql.url`") && e.contains("BINLOG2ES__MYSQL__URL"), "{e}");
+        assert!(
+            e.contains("`mysql.url`") && e.contains("BINLOG2ES__MYSQL__URL"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -410,7 +423,10 @@ mod tests {
         .unwrap();
         let c = Config::load(&p).unwrap();
         assert_eq!(c.checkpoint.path, dir.path().join("state/checkpoint.json"));
-        assert_eq!(c.dead_letter_path(), dir.path().join("state/dead-letter.jsonl"));
+        assert_eq!(
+            c.dead_letter_path(),
+            dir.path().join("state/dead-letter.jsonl")
+        );
     }
 
     #[test]

@@ -707,7 +707,10 @@ match = "shop.*"
     fn minimal_config_gets_defaults() {
         let c = load_str(MINIMAL).unwrap();
         c.validate().unwrap();
-        assert_eq!(c.mysql.server_id, derive_server_id(Path::new("/tmp/x/checkpoint.json")));
+        assert_eq!(
+            c.mysql.server_id,
+            derive_server_id(Path::new("/tmp/x/checkpoint.json"))
+        );
         assert!(c.mysql.server_id_derived);
         assert_eq!(c.writer.lanes, default_lanes());
         assert_eq!(c.mysql.connect_timeout, DEFAULT_CONNECT_TIMEOUT);

@@ -471,7 +471,10 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string();
-        assert!(e.contains("tables[0].index") && e.contains("`{database}`"), "{e}");
+        assert!(
+            e.contains("tables[0].index") && e.contains("`{database}`"),
+            "{e}"
+        );
         load_str(&format!("{MINIMAL}index = \"{{db}}_{{table}}_v2\"\n"))
             .unwrap()
             .validate()

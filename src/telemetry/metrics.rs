@@ -109,7 +109,10 @@ pub fn describe() {
         "Unix time up to which the index is known to equal MySQL; stops moving on a stall."
     );
     metrics::describe_gauge!(READY, "1 while /readyz answers 200, else 0.");
-    metrics::describe_gauge!(BUILD_INFO, "Always 1; labels say the version and git revision.");
+    metrics::describe_gauge!(
+        BUILD_INFO,
+        "Always 1; labels say the version and git revision."
+    );
     metrics::describe_counter!(SNAPSHOT_ROWS_TOTAL, "Rows copied by the snapshot.");
     metrics::describe_gauge!(
         SKIPPED_TABLES,
