@@ -40,10 +40,14 @@ cargo_version() { cargo --version 2>/dev/null | awk '{print $2}'; }
 if ! command -v rustup >/dev/null 2>&1 && ! { command -v cargo >/dev/null 2>&1 && version_ok "$(cargo_version)" "$MIN"; }; then
   say "installing rustup (cargo missing or older than $MIN)"
   command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
-  if curl -fsS --max-time 20 -o /dev/null https://static.rust-lang.org/rustup/release-stable.toml; then
-    curl -fsS --proto '=https' --tlsv1.2 https://sh.rustup.rs \
-      | sh -s -- -y -q --profile minimal --default-toolchain none --no-modify-path
+  # static.rust-lang.org serves both rustup-init.sh (what sh.rustup.rs redirects to) and
+  # the toolchains rustup then fetches.
+  INIT=$(mktemp)
+  if curl -fsS --max-time 60 --proto '=https' --tlsv1.2 -o "$INIT" https://static.rust-lang.org/rustup/rustup-init.sh; then
+    sh "$INIT" -y -q --profile minimal --default-toolchain none --no-modify-path
+    rm -f "$INIT"
   else
+    rm -f "$INIT"
     die "Rust >= $MIN is needed and https://static.rust-lang.org is unreachable; install Rust $PINNED (with rustfmt, clippy) from https://rustup.rs and run again"
   fi
 fi
