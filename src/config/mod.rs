@@ -565,7 +565,10 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let env = load::env_overrides(std::env::vars());
+        // vars() would panic on a variable that is not UTF-8; such a one is no override of ours.
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let env = load::env_overrides(vars);
         let (mut config, given) = load::deserialize(path, &text, &env)?;
         let dir = path.parent().unwrap_or(Path::new(""));
         config.checkpoint.path = load::beside(dir, &config.checkpoint.path);
