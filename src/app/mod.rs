@@ -116,7 +116,7 @@ fn notify_systemd(stop: &CancellationToken) {
 /// # Errors
 /// Unusable `[http]` files, or the address cannot be bound.
 async fn serve_endpoint(
-    config: &Config,
+    config: &Arc<Config>,
     prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     progress: &Arc<Progress>,
     resync: mpsc::Sender<ResyncRequest>,
@@ -145,8 +145,10 @@ async fn serve_endpoint(
     .map_err(|e| Error::Prerequisites(e.to_string()))?;
     // Asked per call, on a connection of its own: the coordinator would accept a table a
     // rule's pattern matches even when the server has no such table.
-    let source = crate::source::MysqlSource::new(&config.mysql).ok();
-    tokio::spawn(forward_resync(calls_rx, resync, source));
+    let check = crate::source::MysqlSource::new(&config.mysql)
+        .ok()
+        .map(|source| (source, Arc::clone(config)));
+    tokio::spawn(forward_resync(calls_rx, resync, check));
     info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz, /readyz and /resync.");
     Ok(())
 }
@@ -157,10 +159,12 @@ async fn serve_endpoint(
 async fn forward_resync(
     mut calls: mpsc::Receiver<ResyncCall>,
     coordinator: mpsc::Sender<ResyncRequest>,
-    source: Option<crate::source::MysqlSource>,
+    check: Option<(crate::source::MysqlSource, Arc<Config>)>,
 ) {
     while let Some(call) = calls.recv().await {
-        if let Some(source) = &source
+        // Only for a table a rule matches: the coordinator answers the others itself.
+        if let Some((source, config)) = &check
+            && config.rule_for(&call.db, &call.table).is_some()
             && table_exists(source, &call.db, &call.table).await == Some(false)
         {
             let text = format!("`{}.{}` is not a table on the server", call.db, call.table);
