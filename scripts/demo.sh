@@ -40,7 +40,7 @@ if [ "$(id -u)" -eq 0 ]; then ROOT_ARGS=(--user=root); fi
 
 say "building binlog2es (debug build; cargo build --release for the real thing)"
 cargo build -q --bin binlog2es
-BIN=target/debug/binlog2es
+BIN="${CARGO_TARGET_DIR:-target}/debug/binlog2es"
 
 # ---- MariaDB ---------------------------------------------------------------------------
 say "starting a private MariaDB (binlog on) in $WORK/mariadb"
