@@ -142,6 +142,7 @@ for _ in $(seq 1 120); do "$BIN" probe --config "$CONFIG" >/dev/null 2>&1 && bre
 "$BIN" probe --config "$CONFIG" || { tail -20 "$WORK/binlog2es.log"; exit 1; }
 wait_count blog.posts 3
 wait_count blog.comments 3
+wait_count blog.authors 2
 say "initial copy done: 3 posts, 3 comments, 2 authors indexed"
 
 say "changing MySQL: a new post, an edited title, a deleted comment"
