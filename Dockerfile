@@ -27,6 +27,10 @@ COPY --from=planner /src/recipe.json recipe.json
 # Dependencies only: cached until the recipe changes.
 RUN cargo chef cook --release --locked --bin binlog2es --recipe-path recipe.json
 COPY . .
+# .git is not in the context: the revision comes in as a build argument (compose passes
+# BINLOG2ES_GIT_REV from the environment), else `binlog2es version` says "unknown".
+ARG BINLOG2ES_GIT_REV=""
+ENV BINLOG2ES_GIT_REV=${BINLOG2ES_GIT_REV}
 RUN cargo build --release --locked --bin binlog2es \
  && install -D -m 0755 target/release/binlog2es /out/binlog2es \
  && install -d -m 0700 /out/state
@@ -51,12 +55,17 @@ USER 10001:10001
 WORKDIR /var/lib/binlog2es
 VOLUME ["/var/lib/binlog2es"]
 
-# Metrics / health endpoint. Inside a container it must listen on 0.0.0.0,
-# not the default 127.0.0.1, to be reachable through a published port.
+# Metrics / health endpoint. Inside a container it must listen on 0.0.0.0
+# ([http] listen = "0.0.0.0:9187", as docker/binlog2es.toml does), not the
+# default 127.0.0.1, to be reachable through a published port.
 EXPOSE 9187
 
 # SIGTERM starts the drain (up to shutdown_timeout, 30 s by default): give the
 # container a longer stop timeout, e.g. `docker stop -t 45` / stop_grace_period.
 STOPSIGNAL SIGTERM
+# No shell or curl in distroless: the binary asks its own /readyz (exit 0 when ready). It
+# reads the same configuration for [http] listen and credentials (BINLOG2ES_CONFIG works too).
+HEALTHCHECK --interval=15s --timeout=12s --start-period=60s --retries=4 \
+  CMD ["binlog2es", "probe", "--config", "/etc/binlog2es/binlog2es.toml"]
 ENTRYPOINT ["binlog2es"]
 CMD ["run", "--config", "/etc/binlog2es/binlog2es.toml"]

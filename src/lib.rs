@@ -61,6 +61,16 @@ pub(crate) mod tls;
 pub mod writer;
 
 pub use app::run;
+
+/// The build's git revision (build.rs; "unknown" outside a git checkout).
+pub const GIT_REVISION: &str = env!("BINLOG2ES_GIT_REV");
+/// `VERSION (git REVISION)`, as `binlog2es version` prints it.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("BINLOG2ES_GIT_REV"),
+    ")"
+);
 pub use commands::{check, status, verify};
 
 use checkpoint::CheckpointError;

@@ -14,11 +14,34 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (Command::Run(arg)
-    | Command::Check(arg)
-    | Command::Status(arg)
-    | Command::Verify(cli::VerifyArgs { config: arg, .. })
-    | Command::Resync(cli::ResyncArgs { config: arg, .. })) = &cli.command;
+    let arg = match &cli.command {
+        Command::Run(arg)
+        | Command::Check(arg)
+        | Command::Probe(arg)
+        | Command::Status(cli::StatusArgs { config: arg, .. })
+        | Command::Verify(cli::VerifyArgs { config: arg, .. })
+        | Command::Resync(cli::ResyncArgs { config: arg, .. }) => arg,
+        // The commands that need no configuration.
+        Command::Version => {
+            println!("binlog2es {}", binlog2es::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "binlog2es", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+    };
     let config = match Config::load(&arg.config).and_then(|c| c.validate().map(|()| c)) {
         Ok(c) => c,
         Err(e) => {
@@ -70,16 +93,33 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Status(_) => match runtime.block_on(binlog2es::status(&config)) {
+        Command::Status(args) => {
+            match runtime.block_on(binlog2es::commands::status_report(&config)) {
+                Ok(report) if args.json => {
+                    println!("{}", report.to_json());
+                    ExitCode::SUCCESS
+                }
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::Probe(_) => match runtime.block_on(binlog2es::commands::probe(&config)) {
             Ok(text) => {
-                print!("{text}");
+                println!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::from(e.exit_code())
+                ExitCode::from(1)
             }
         },
+        Command::Version | Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         Command::Resync(args) => {
             match runtime.block_on(binlog2es::commands::request_resync(&config, &args.table)) {
                 Ok(text) => {
@@ -94,7 +134,12 @@ fn main() -> ExitCode {
         }
         Command::Verify(args) => {
             logging::init(LogFormat::Text, "error");
-            match runtime.block_on(binlog2es::verify(&config, args.repair)) {
+            let only = args.table.as_deref();
+            match runtime.block_on(binlog2es::commands::verify_tables(
+                &config,
+                args.repair,
+                only,
+            )) {
                 Ok(report) => {
                     print!("{report}");
                     if report.has_differences() {

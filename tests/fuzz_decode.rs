@@ -82,7 +82,30 @@ impl Sample {
 }
 
 fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/binlog-samples")
+    // BINLOG2ES_SAMPLES_DIR points elsewhere (or at nothing, to check the skip).
+    std::env::var_os("BINLOG2ES_SAMPLES_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/binlog-samples"),
+        PathBuf::from,
+    )
+}
+
+/// True (after saying so once on stderr) when the sample set is absent, as in a clone of this
+/// repository alone: the corpus tests then skip instead of failing.
+fn samples_absent() -> bool {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if samples_dir().join("INDEX.json").is_file() {
+        return false;
+    }
+    SAID.call_once(|| {
+        use std::io::Write;
+        // Straight to the process's stderr: the test harness captures eprintln! of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "fuzz_decode: SKIPPED (corpus tests), {} is absent (the shared binlog sample set)",
+            samples_dir().display()
+        );
+    });
+    true
 }
 
 struct Collector {
@@ -501,6 +524,9 @@ fn fuzz_found_panics_are_located_errors() {
 
 #[test]
 fn the_unmutated_corpus_decodes_without_panicking() {
+    if samples_absent() {
+        return;
+    }
     // Strict: real events must not even hit a tolerated panic.
     for s in corpus() {
         // Rebuilding the event with its own rows must give the event back, or the mutations
@@ -520,6 +546,9 @@ proptest! {
         pick in any::<Index>(),
         edits in prop::collection::vec(byte_edit(), 1..6),
     ) {
+        if samples_absent() {
+            return Ok(());
+        }
         let s = pick.get(corpus());
         let mut data = s.data.clone();
         for e in &edits {
@@ -534,6 +563,9 @@ proptest! {
         edits in prop::collection::vec(column_edit(), 1..4),
         data_edits in prop::collection::vec(byte_edit(), 0..3),
     ) {
+        if samples_absent() {
+            return Ok(());
+        }
         let types = column_types();
         let s = pick.get(corpus());
         let mut schema = s.schema.clone();

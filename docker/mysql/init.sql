@@ -2,8 +2,8 @@
 -- first start with an empty data volume, after it has created the user
 -- 'binlog2es'@'%' from MYSQL_USER / MYSQL_PASSWORD.
 --
--- binlog2es runs with [snapshot] mode = "never", so these rows reach
--- Elasticsearch only once they change; the stream starts at the binlog's end.
+-- binlog2es runs with [snapshot] mode = "initial" (docker/binlog2es.toml): on
+-- its first start it copies these rows, then streams every later change.
 
 SET NAMES utf8mb4;
 CREATE DATABASE IF NOT EXISTS shop CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci;

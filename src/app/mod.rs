@@ -40,6 +40,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None
     };
     metrics::describe();
+    metrics::register_all();
     let progress = Arc::new(Progress::default());
     let http_stop = CancellationToken::new();
     // Drop guard: the endpoint stops with `run`, whichever way it returns.
@@ -81,8 +82,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         },
         &http_stop,
     );
+    notify_systemd(&http_stop);
     let ended = stages.supervise(shutdown).await;
+    // systemd (Type=notify) shows "deactivating" while the drain runs.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stages.drain(ended, &config, &store).await
+}
+
+/// Under systemd `Type=notify` (NOTIFY_SOCKET set; a no-op elsewhere): READY=1 once both servers
+/// are reached and the stages run, then WATCHDOG=1 at half the unit's `WatchdogSec` from a
+/// task of this runtime, so a wedged runtime gets the process restarted. A sink outage does
+/// not stop the pings: the daemon waits on purpose then, and restarting would not help.
+fn notify_systemd(stop: &CancellationToken) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period / 2);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+                () = stop.cancelled() => return,
+            }
+        }
+    });
 }
 
 /// Binds the operations endpoint (a taken port fails start-up) and forwards its `/resync`
@@ -91,7 +118,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// # Errors
 /// Unusable `[http]` files, or the address cannot be bound.
 async fn serve_endpoint(
-    config: &Config,
+    config: &Arc<Config>,
     prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     progress: &Arc<Progress>,
     resync: mpsc::Sender<ResyncRequest>,
@@ -118,7 +145,12 @@ async fn serve_endpoint(
     )
     .await
     .map_err(|e| Error::Prerequisites(e.to_string()))?;
-    tokio::spawn(forward_resync(calls_rx, resync));
+    // Asked per call, on a connection of its own: the coordinator would accept a table a
+    // rule's pattern matches even when the server has no such table.
+    let check = crate::source::MysqlSource::new(&config.mysql)
+        .ok()
+        .map(|source| (source, Arc::clone(config)));
+    tokio::spawn(forward_resync(calls_rx, resync, check));
     info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz, /readyz and /resync.");
     Ok(())
 }
@@ -129,8 +161,18 @@ async fn serve_endpoint(
 async fn forward_resync(
     mut calls: mpsc::Receiver<ResyncCall>,
     coordinator: mpsc::Sender<ResyncRequest>,
+    check: Option<(crate::source::MysqlSource, Arc<Config>)>,
 ) {
     while let Some(call) = calls.recv().await {
+        // Only for a table a rule matches: the coordinator answers the others itself.
+        if let Some((source, config)) = &check
+            && config.rule_for(&call.db, &call.table).is_some()
+            && table_exists(source, &call.db, &call.table).await == Some(false)
+        {
+            let text = format!("`{}.{}` is not a table on the server", call.db, call.table);
+            let _ = call.reply.send(ResyncReply::Refused(text));
+            continue;
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let request = ResyncRequest {
             db: call.db,
@@ -155,6 +197,23 @@ async fn forward_resync(
     }
 }
 
+/// Whether the server has `db.table`; `None` when it cannot tell (the coordinator decides).
+async fn table_exists(source: &crate::source::MysqlSource, db: &str, table: &str) -> Option<bool> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), source.connect())
+        .await
+        .ok()?
+        .ok()?;
+    let found: Result<Option<u8>, _> = conn
+        .exec_first(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .await;
+    let _ = conn.disconnect().await;
+    Some(found.ok()?.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +234,7 @@ mod tests {
     async fn resync_calls_reach_the_coordinator_and_back() {
         let (calls_tx, calls_rx) = mpsc::channel(RESYNC_QUEUE);
         let (coordinator, mut requests) = mpsc::channel(RESYNC_QUEUE);
-        tokio::spawn(forward_resync(calls_rx, coordinator));
+        tokio::spawn(forward_resync(calls_rx, coordinator, None));
 
         let (c, accepted) = call("orders");
         calls_tx.send(c).await.unwrap();

@@ -60,6 +60,18 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
         }
         Err(e) => out.push(finding(Severity::Error, "elasticsearch", e.to_string())),
     }
+    out.extend(url_port_findings(&config));
+    if config.mysql.server_id_derived {
+        out.push(finding(
+            Severity::Ok,
+            "mysql.server_id",
+            format!(
+                "{} derived from this host's name and the checkpoint path (stable across \
+                 restarts); set mysql.server_id to choose one",
+                config.mysql.server_id
+            ),
+        ));
+    }
     let source = MysqlSource::new(&config.mysql)?;
     match connect_mysql(&source, config.mysql.connect_timeout).await {
         Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
@@ -76,6 +88,33 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
     }
     let ok = out.iter().all(|f| f.severity != Severity::Error);
     Ok((out, ok))
+}
+
+/// Elasticsearch URLs without a port: `http://host` means port 80 (443 for https), rarely
+/// where a cluster listens (9200).
+fn url_port_findings(config: &Config) -> Vec<Finding> {
+    config
+        .elasticsearch
+        .all_urls()
+        .iter()
+        .filter_map(|u| {
+            let url = reqwest::Url::parse(u).ok()?;
+            (url.port().is_none()).then(|| {
+                finding(
+                    Severity::Warning,
+                    "elasticsearch.url",
+                    format!(
+                        "{} has no port, so port {} is used; Elasticsearch listens on 9200 by \
+                         default (write {}://{}:9200 if that is meant)",
+                        crate::config::redact_url(u),
+                        url.port_or_known_default().unwrap_or(80),
+                        url.scheme(),
+                        url.host_str().unwrap_or("host"),
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Whether the MySQL connection is encrypted, as the server sees it.

@@ -53,6 +53,9 @@ pub enum VerifyError {
          newer streamed changes); start the daemon once first"
     )]
     NoCheckpoint(String),
+    /// `--table` names a table the server does not have, or no `[[tables]]` rule matches.
+    #[error("{0}")]
+    UnknownTable(String),
 }
 
 impl VerifyError {
@@ -196,6 +199,19 @@ impl fmt::Display for Report {
 /// Bad connection options, unreachable servers, failed queries or requests, and `--repair`
 /// without a checkpoint.
 pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError> {
+    verify_tables(config, repair, None).await
+}
+
+/// As [`verify`], over one table when `only` names it (`db.table`), else over every configured
+/// one; a progress line per table goes to stderr (a big table takes hours).
+///
+/// # Errors
+/// As [`verify`], and [`VerifyError::UnknownTable`] when `only` is not a synced table.
+pub async fn verify_tables(
+    config: &Config,
+    repair: bool,
+    only: Option<&str>,
+) -> Result<Report, VerifyError> {
     let version = if repair {
         let store = CheckpointStore::new(&config.checkpoint.path);
         let checkpoint = store.load().map_err(crate::Error::from)?;
@@ -226,12 +242,33 @@ pub async fn verify(config: &Config, repair: bool) -> Result<Report, VerifyError
     let tables = crate::schema::catalog::user_tables(&mut conn)
         .await
         .map_err(my)?;
+    let tables: Vec<_> = tables
+        .iter()
+        .filter(|(db, table)| only.is_none_or(|o| o == format!("{db}.{table}")))
+        .filter_map(|(db, table)| Some((db, table, config.rule_for(db, table)?)))
+        .collect();
+    if let (Some(name), true) = (only, tables.is_empty()) {
+        return Err(VerifyError::UnknownTable(format!(
+            "`{name}` is not a table on the server that a [[tables]] rule matches (give it as db.table)"
+        )));
+    }
     let mut report = Report::default();
-    for (db, table) in &tables {
-        let Some(rule) = config.rule_for(db, table) else {
-            continue;
-        };
+    let total = tables.len();
+    for (i, (db, table, rule)) in tables.into_iter().enumerate() {
+        let started = std::time::Instant::now();
+        eprintln!("verify: [{}/{total}] {db}.{table} …", i + 1);
         let t = verify_table(&mut conn, &client, rule, db, table, settle, version).await?;
+        eprintln!(
+            "verify: [{}/{total}] {db}.{table}: {} rows in {:.1}s, {}",
+            i + 1,
+            t.rows,
+            started.elapsed().as_secs_f64(),
+            if t.has_differences() {
+                "differences"
+            } else {
+                "equal"
+            }
+        );
         report.tables.push(t);
     }
     let _ = conn.disconnect().await;

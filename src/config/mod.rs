@@ -14,16 +14,20 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub mod document;
+mod load;
 mod rules;
 mod secret;
 mod validate;
+
+pub use load::derive_server_id;
 
 pub(crate) use rules::glob;
 pub use rules::{KeylessPolicy, TableRule, index_is_per_table};
 pub use secret::{Secret, read_secret, redact_url, secret};
 pub use validate::{FingerprintError, parse_fingerprint};
 
-/// Default replica id; any value unique among the server's replicas works.
+/// Replica id before [`Config::load`] derives one (a configuration deserialized otherwise);
+/// any value unique among the server's replicas works.
 pub const DEFAULT_SERVER_ID: u32 = 4201;
 /// Start-up retry window for unreachable servers (SPEC §2.6).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,12 +95,22 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// Syntax error, unknown key or wrong type.
+    /// Syntax error (the message quotes the line).
     #[error("invalid configuration in {path}: {message}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// Parser message naming the key.
+        message: String,
+    },
+    /// Unknown key, wrong type or value, missing key: where it came from and the fix.
+    #[error("invalid configuration: `{key}` ({origin}): {message}")]
+    At {
+        /// Dotted key path (`tables[0].match`).
+        key: String,
+        /// `FILE:LINE`, `FILE` or `environment variable BINLOG2ES__…`.
+        origin: String,
+        /// What is wrong and how to fix it.
         message: String,
     },
     /// A value that parses but cannot work.
@@ -176,9 +190,14 @@ pub struct Config {
 pub struct MysqlConfig {
     /// `mysql://user:password@host:port`.
     pub url: String,
-    /// Replica id announced to the server; unique among its replicas.
+    /// Replica id announced to the server; unique among its replicas. Unset: derived from
+    /// this host's name and the checkpoint path ([`derive_server_id`]), so two instances
+    /// differ.
     #[serde(default = "d_server_id")]
     pub server_id: u32,
+    /// Whether `server_id` was derived (not set in the file or environment); `check` says so.
+    #[serde(skip)]
+    pub server_id_derived: bool,
     /// Password (instead of one in the URL), e.g. from `BINLOG2ES__MYSQL__PASSWORD`.
     pub password: Option<Secret>,
     /// File holding the password (instead of one in the URL).
@@ -534,33 +553,35 @@ pub enum LogFormat {
 }
 
 impl Config {
-    /// Reads the file and applies `BINLOG2ES__*` overrides.
+    /// Reads the file and applies `BINLOG2ES__*` overrides; then resolves relative
+    /// `checkpoint.path` / `dead_letter.path` against the file's directory and derives
+    /// `mysql.server_id` when neither sets it (see [`derive_server_id`]).
     ///
     /// # Errors
-    /// Unreadable file, TOML syntax, unknown keys, wrong types.
+    /// Unreadable file, TOML syntax, unknown keys, wrong types: each names the key, where it
+    /// came from (file and line, or the environment variable) and what to write instead.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        std::fs::metadata(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let built = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix("BINLOG2ES")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
-            .build()
-            .map_err(|e| ConfigError::Parse {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })?;
-        built.try_deserialize().map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
+        // vars() would panic on a variable that is not UTF-8; such a one is no override of ours.
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let env = load::env_overrides(vars);
+        let (mut config, given) = load::deserialize(path, &text, &env)?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        config.checkpoint.path = load::beside(dir, &config.checkpoint.path);
+        if let Some(p) = &config.dead_letter.path {
+            config.dead_letter.path = Some(load::beside(dir, p));
+        }
+        if !given.server_id {
+            config.mysql.server_id = derive_server_id(&config.checkpoint.path);
+            config.mysql.server_id_derived = true;
+        }
+        Ok(config)
     }
+
     /// The dead-letter index name.
     pub fn dead_letter_index(&self) -> String {
         self.dead_letter
@@ -689,7 +710,11 @@ match = "shop.*"
     fn minimal_config_gets_defaults() {
         let c = load_str(MINIMAL).unwrap();
         c.validate().unwrap();
-        assert_eq!(c.mysql.server_id, DEFAULT_SERVER_ID);
+        assert_eq!(
+            c.mysql.server_id,
+            derive_server_id(Path::new("/tmp/x/checkpoint.json"))
+        );
+        assert!(c.mysql.server_id_derived);
         assert_eq!(c.writer.lanes, default_lanes());
         assert_eq!(c.mysql.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(c.tables[0].index_for("shop", "Orders"), "shop.orders");

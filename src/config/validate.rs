@@ -34,12 +34,24 @@ impl Config {
         }
         for u in &urls {
             let parsed = u.parse::<reqwest::Url>().map_err(|e| {
-                ConfigError::invalid("elasticsearch.url", format!("`{}`: {e}", redact_url(u)))
+                // "127.0.0.1:9200" parses as a relative URL, or as scheme "127.0.0.1".
+                let fix = if u.contains("://") {
+                    String::new()
+                } else {
+                    format!("; add the scheme: \"http://{u}\" (or https://)")
+                };
+                ConfigError::invalid(
+                    "elasticsearch.url",
+                    format!("`{}`: {e}{fix}", redact_url(u)),
+                )
             })?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(ConfigError::invalid(
                     "elasticsearch.url",
-                    "scheme must be http or https",
+                    format!(
+                        "scheme must be http or https; write \"http://{}\"",
+                        redact_url(u)
+                    ),
                 ));
             }
         }
@@ -157,6 +169,14 @@ impl Config {
                         format!("`{skip}` must be `db.table` (wildcards allowed), as `match`"),
                     ));
                 }
+            }
+            if let Some(unknown) = unknown_placeholder(&t.index) {
+                return Err(ConfigError::invalid(
+                    &format!("tables[{i}].index"),
+                    format!(
+                        "`{unknown}` is not a placeholder; use {{db}} and {{table}} (e.g. \"{{db}}_{{table}}\")"
+                    ),
+                ));
             }
             let sample = t.index_for("db", "table");
             if sample.is_empty()
@@ -321,6 +341,22 @@ impl Config {
 }
 
 /// At most one of two alternative keys.
+/// The first `{…}` in an index template other than `{db}` and `{table}`, which would
+/// otherwise end up in the index name literally.
+fn unknown_placeholder(template: &str) -> Option<&str> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open..];
+        let end = after.find('}').map_or(after.len(), |c| c + 1);
+        let token = &after[..end];
+        if token != "{db}" && token != "{table}" {
+            return Some(token);
+        }
+        rest = &after[end..];
+    }
+    rest.contains('}').then_some("}")
+}
+
 fn not_both(a: (&str, bool), b: (&str, bool)) -> Result<(), ConfigError> {
     if a.1 && b.1 {
         return Err(ConfigError::invalid(
@@ -428,6 +464,31 @@ mod tests {
     use super::*;
     use crate::config::tests::{MINIMAL, load_str};
     use crate::config::{DEFAULT_DEAD_LETTER_INDEX, DEFAULT_MAX_BUFFERED_BYTES, SnapshotMode};
+    #[test]
+    fn unknown_index_placeholders_and_schemeless_urls_are_refused_with_the_fix() {
+        let e = load_str(&format!("{MINIMAL}index = \"{{database}}_{{table}}\"\n"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tables[0].index") && e.contains("`{database}`"),
+            "{e}"
+        );
+        load_str(&format!("{MINIMAL}index = \"{{db}}_{{table}}_v2\"\n"))
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(unknown_placeholder("x}"), Some("}"));
+        assert_eq!(unknown_placeholder("{db"), Some("{db"));
+        let text = MINIMAL.replace("\"http://127.0.0.1:9200\"", "\"127.0.0.1:9200\"");
+        let e = load_str(&text).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("http://127.0.0.1:9200"), "{e}");
+        let text = MINIMAL.replace("\"http://127.0.0.1:9200\"", "\"localhost:9200\"");
+        let e = load_str(&text).unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("http://localhost:9200"), "{e}");
+    }
+
     #[test]
     fn validate_names_the_key() {
         let mut c = load_str(MINIMAL).unwrap();

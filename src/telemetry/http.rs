@@ -146,6 +146,17 @@ pub struct Endpoint {
     pub resync: Option<mpsc::Sender<ResyncCall>>,
 }
 
+/// CPU, resident memory, open fds … of this process (`process_*`, as other exporters name
+/// them), read at each scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let c = metrics_process::Collector::default();
+        c.describe();
+        c
+    })
+}
+
 /// Installs the Prometheus recorder for this process; `None` if one is already
 /// installed (a second daemon in the same process, as in tests).
 pub fn install_recorder() -> Option<PrometheusHandle> {
@@ -302,7 +313,9 @@ impl axum::serve::Listener for TlsListener {
 }
 
 async fn metrics_text(State(s): State<AppState>) -> (StatusCode, String) {
-    metrics::lag(s.progress.lag(s.silence).as_secs_f64());
+    let lag = s.progress.lag(s.silence);
+    metrics::scrape(lag, s.progress.streaming() && lag <= s.ready_max_lag);
+    process_collector().collect();
     match &s.prometheus {
         Some(h) => (StatusCode::OK, h.render()),
         None => (

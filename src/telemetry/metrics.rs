@@ -15,8 +15,18 @@ pub const BULK_DURATION_SECONDS: &str = "binlog2es_bulk_duration_seconds";
 pub const REJECTED_DOCUMENTS_TOTAL: &str = "binlog2es_rejected_documents_total";
 /// Bulk retries after a transient failure.
 pub const BULK_RETRIES_TOTAL: &str = "binlog2es_bulk_retries_total";
-/// Seconds between the newest server event and the committed checkpoint.
+/// Lag, the one definition (README "Operations", alerts.yml): now minus
+/// [`CHECKPOINT_TIMESTAMP_SECONDS`], i.e. how stale the index may be. While changes read
+/// wait for Elasticsearch, the age of the last transaction it acknowledged; 0 when all that
+/// was read is acknowledged and the connection is alive; else the connection's silence.
 pub const LAG_SECONDS: &str = "binlog2es_lag_seconds";
+/// Unix time up to which the index is known to equal MySQL (now − lag). It stops moving when
+/// the daemon stalls, idle server or not: `changes(…[10m]) == 0` is the stall alert.
+pub const CHECKPOINT_TIMESTAMP_SECONDS: &str = "binlog2es_checkpoint_timestamp_seconds";
+/// 1 while `/readyz` answers 200 (streaming, lag under `http.ready_max_lag`), else 0.
+pub const READY: &str = "binlog2es_ready";
+/// Always 1; labels `version` and `revision` say which build runs.
+pub const BUILD_INFO: &str = "binlog2es_build_info";
 /// Binlog bytes between the committed checkpoint and the server's current position.
 pub const BEHIND_BYTES: &str = "binlog2es_behind_bytes";
 /// Rows copied by the snapshot.
@@ -28,6 +38,55 @@ pub const SKIPPED_TABLES: &str = "binlog2es_skipped_tables";
 pub const DOCUMENTS_BUILT_TOTAL: &str = "binlog2es_documents_built_total";
 /// Root documents a change of a relation table was found to affect (SPEC §9 fan-out).
 pub const FANOUT_DOCUMENTS_TOTAL: &str = "binlog2es_fanout_documents_total";
+
+/// Values of `op` on [`CHANGES_TOTAL`].
+pub const OPS: [&str; 3] = ["insert", "update", "delete"];
+/// Values of `outcome` on [`BULK_REQUESTS_TOTAL`].
+pub const OUTCOMES: [&str; 6] = [
+    "success",
+    "partial",
+    "retry_items",
+    "split",
+    "refused",
+    "error",
+];
+
+/// Registers every series at 0 (and `build_info` at 1), so a rule such as
+/// `increase(…[15m]) > 0` sees the first burst: a series born at its first increment has no
+/// earlier sample to increase from.
+pub fn register_all() {
+    for op in OPS {
+        metrics::counter!(CHANGES_TOTAL, "op" => op).increment(0);
+    }
+    for outcome in OUTCOMES {
+        metrics::counter!(BULK_REQUESTS_TOTAL, "outcome" => outcome).increment(0);
+    }
+    // A histogram series exists once it has a handle: its buckets read 0.
+    let _ = metrics::histogram!(BULK_DURATION_SECONDS);
+    metrics::counter!(REJECTED_DOCUMENTS_TOTAL).increment(0);
+    metrics::counter!(BULK_RETRIES_TOTAL).increment(0);
+    metrics::counter!(SNAPSHOT_ROWS_TOTAL).increment(0);
+    metrics::gauge!(LAG_SECONDS).set(0.0);
+    metrics::gauge!(BEHIND_BYTES).set(0.0);
+    metrics::gauge!(READY).set(0.0);
+    metrics::gauge!(CHECKPOINT_TIMESTAMP_SECONDS).set(0.0);
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => env!("CARGO_PKG_VERSION"),
+        "revision" => crate::GIT_REVISION
+    )
+    .set(1.0);
+}
+
+/// Sets the scrape-time gauges from the lag and readiness `/readyz` computes.
+pub fn scrape(lag: Duration, ready: bool) {
+    metrics::gauge!(LAG_SECONDS).set(lag.as_secs_f64());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    metrics::gauge!(CHECKPOINT_TIMESTAMP_SECONDS).set(now.saturating_sub(lag).as_secs_f64());
+    metrics::gauge!(READY).set(if ready { 1.0 } else { 0.0 });
+}
 
 /// Describes every metric once at start-up.
 pub fn describe() {
@@ -51,7 +110,21 @@ pub fn describe() {
         "Documents rejected and dead-lettered."
     );
     metrics::describe_counter!(BULK_RETRIES_TOTAL, "Bulk retries after transient failures.");
-    metrics::describe_gauge!(LAG_SECONDS, metrics::Unit::Seconds, "Replication lag.");
+    metrics::describe_gauge!(
+        LAG_SECONDS,
+        metrics::Unit::Seconds,
+        "How stale the index may be: now minus binlog2es_checkpoint_timestamp_seconds."
+    );
+    metrics::describe_gauge!(
+        CHECKPOINT_TIMESTAMP_SECONDS,
+        metrics::Unit::Seconds,
+        "Unix time up to which the index is known to equal MySQL; stops moving on a stall."
+    );
+    metrics::describe_gauge!(READY, "1 while /readyz answers 200, else 0.");
+    metrics::describe_gauge!(
+        BUILD_INFO,
+        "Always 1; labels say the version and git revision."
+    );
     metrics::describe_counter!(SNAPSHOT_ROWS_TOTAL, "Rows copied by the snapshot.");
     metrics::describe_gauge!(
         SKIPPED_TABLES,
