@@ -8,9 +8,11 @@
 pub mod key;
 pub mod level;
 pub mod plan;
+pub mod shape;
 
 pub use level::{Level, value_equals};
 pub use plan::{DocumentPlan, LinkPlan, RelationPlan};
+pub use shape::RowShape;
 
 /// A document rule that does not fit the tables, naming the configuration key.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
