@@ -10,7 +10,11 @@ use tracing::{debug, warn};
 use super::{Reader, ReaderError};
 use crate::checkpoint::Flavor;
 use crate::config::KeylessPolicy;
-use crate::schema::{self, SchemaError};
+use crate::document::RowShape;
+use crate::schema::{self, SchemaError, TableSchema};
+
+/// A streamed table: its schema and, under a rule with SPEC §9 keys, its row shape.
+pub(super) type Known = (Arc<TableSchema>, Option<Arc<RowShape>>);
 
 impl Reader {
     pub(super) async fn on_table_map(
@@ -25,7 +29,7 @@ impl Reader {
         }
         let db = tme.database_name().into_owned();
         let table = tme.table_name().into_owned();
-        let Some(rule) = self.config.rule_for(&db, &table).cloned() else {
+        let Some((rule_index, rule)) = self.config.rule_index_for(&db, &table) else {
             self.tables.insert(id, (tme, None));
             return Ok(());
         };
@@ -69,6 +73,12 @@ impl Reader {
             Err(e) => return Err(serr(e)),
         };
         schema::clear_keyless(&schema.qualified());
+        let shape = RowShape::new(rule_index, &rule, &schema)
+            .map_err(|source| ReaderError::Plan {
+                table: schema.qualified(),
+                source,
+            })?
+            .map(Arc::new);
         let schema = Arc::new(schema);
         let at = format!("at binlog position {}", self.here());
         let prepared = tokio::select! {
@@ -77,7 +87,7 @@ impl Reader {
         };
         prepared.ok_or(ReaderError::IndicesGone)?;
         debug!(table = %schema.qualified(), index = %schema.index, "Table map.");
-        self.tables.insert(id, (tme, Some(schema)));
+        self.tables.insert(id, (tme, Some((schema, shape))));
         Ok(())
     }
 
