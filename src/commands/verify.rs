@@ -29,6 +29,11 @@ use crate::es::{EsClient, bulk, response};
 use crate::scan::{SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list};
 use crate::schema::TableSchema;
 
+/// Key values (as MySQL sent them) by `_id`.
+type Keys = HashMap<String, Vec<Value>>;
+/// `_routing` of indexed documents by `_id`.
+type Routings = HashMap<String, Option<String>>;
+
 /// Rows per MySQL chunk and ids per `_mget`.
 const CHUNK: usize = 1000;
 /// Ids per lookup query.
@@ -440,10 +445,7 @@ async fn classify(
     conn: &mut Conn,
     client: &EsClient,
     (schema, shape): (&TableSchema, Option<&RowShape>),
-    (keys, indexed_routing): (
-        &HashMap<String, Vec<Value>>,
-        &HashMap<String, Option<String>>,
-    ),
+    (keys, indexed_routing): (&Keys, &Routings),
     index: &str,
     ids: &[String],
     report: &mut TableReport,
