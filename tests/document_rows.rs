@@ -333,3 +333,56 @@ async fn a_rule_naming_a_missing_column_fails_check_and_run() {
     assert!(log.contains("tables[0].include_columns"), "{log}");
     assert!(log.contains("`nope`"), "{log}");
 }
+
+#[tokio::test]
+async fn check_resolves_relations_against_the_catalog() {
+    // GIVEN a rule joining one table by its key and another by a column that is no key
+    let env = TestEnv::get();
+    let (db, _conn) = env
+        .create_database_with(
+            "CREATE TABLE t (id INT PRIMARY KEY, author_id INT, editor_code INT); \
+             CREATE TABLE user (id INT PRIMARY KEY, code INT, name VARCHAR(20), UNIQUE KEY (name))",
+        )
+        .await;
+    let index = env.unique_index("docrows_check");
+    let join = |field: &str, table: &str, on: &str| {
+        format!("[[tables.join]]\nfield = \"{field}\"\ntable = \"{table}\"\non = {{ {on} }}")
+    };
+    let daemon = Daemon::builder(env)
+        .table(&format!("{db}.t"), &index)
+        .table_lines(&join("author", "user", "author_id = \"id\""))
+        .table_lines(&join("editor", "user", "editor_code = \"code\""))
+        .build();
+
+    // WHEN check runs, THEN the second join is a warning naming its key, and nothing fails
+    let out = daemon.cli("check").await;
+    assert!(out.all().contains("tables[0].join[1].on"), "{out}");
+    assert!(!out.all().contains("tables[0].join[0].on"), "{out}");
+    assert!(
+        out.all().contains("not its primary key or a unique key"),
+        "{out}"
+    );
+    assert!(out.all().contains("2 relation(s) fit"), "{out}");
+
+    // GIVEN a rule naming a table and an `on` column that do not exist
+    for (relation, key) in [
+        (
+            join("author", "nobody", "author_id = \"id\""),
+            "tables[0].join[0].table",
+        ),
+        (
+            join("author", "user", "author_id = \"uid\""),
+            "tables[0].join[0].on",
+        ),
+    ] {
+        let daemon = Daemon::builder(env)
+            .table(&format!("{db}.t"), &index)
+            .table_lines(&relation)
+            .build();
+
+        // WHEN check runs, THEN it fails naming the key
+        let out = daemon.cli("check").await;
+        assert_ne!(out.code, 0, "{out}");
+        assert!(out.all().contains(key), "{key}: {out}");
+    }
+}
