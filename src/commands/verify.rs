@@ -737,6 +737,20 @@ mod tests {
     }
 
     #[test]
+    fn a_document_under_another_routing_differs() {
+        let source: Map<String, Json> = serde_json::from_str(r#"{"a":1}"#).unwrap();
+        let routed = Expected {
+            source: source.clone(),
+            routing: Some("7".into()),
+        };
+        assert!(routed.equals(&(source.clone(), Some("7".into()))));
+        assert!(!routed.equals(&(source.clone(), Some("8".into()))));
+        assert!(!routed.equals(&(source.clone(), None)));
+        let other: Map<String, Json> = serde_json::from_str(r#"{"a":2}"#).unwrap();
+        assert!(!routed.equals(&(other, Some("7".into()))));
+    }
+
+    #[test]
     fn numbers_compare_by_value() {
         let a: Json = serde_json::from_str(r#"{"x":[1,2.5],"y":null}"#).unwrap();
         let b: Json = serde_json::from_str(r#"{"y":null,"x":[1.0,2.5]}"#).unwrap();
