@@ -221,7 +221,7 @@ fn decode_all(
         let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
             panic!("not a rows event");
         };
-        for change in decode_rows_event(&rows, schema, dec).expect("decode") {
+        for change in decode_rows_event(&rows, schema, dec, None).expect("decode") {
             if let Op::Index(source) = change.op {
                 each(change.id, source);
             }
@@ -262,7 +262,7 @@ fn walk(bytes: &[u8], dec: &mut RowDecoder) -> (usize, usize) {
             errors += 1;
             continue;
         };
-        match decode_rows_event(&rows, schema, dec) {
+        match decode_rows_event(&rows, schema, dec, None) {
             Ok(changes) => {
                 docs += changes.len();
                 black_box(changes);

@@ -144,7 +144,9 @@ impl Error {
     /// The class that decides retry and exit code.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Config(_) | Error::Writer(WriterError::Config(_)) => ErrorClass::Config,
+            Error::Config(_)
+            | Error::Writer(WriterError::Config(_))
+            | Error::Reader(ReaderError::Plan { .. }) => ErrorClass::Config,
             Error::Reader(e) if e.is_transient() => ErrorClass::Transient,
             _ => ErrorClass::Fatal,
         }

@@ -253,7 +253,7 @@ fn decode_all(s: &Sample, schema: &TableSchema, data: &[u8]) -> Result<usize, St
         Ok(_) => return Err(located(&"not a rows event")),
         Err(e) => return Err(located(&e)),
     };
-    decode_rows_event(&rows, schema, &mut RowDecoder::default())
+    decode_rows_event(&rows, schema, &mut RowDecoder::default(), None)
         .map(|changes| changes.len())
         .map_err(|e| e.to_string())
 }

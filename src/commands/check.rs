@@ -7,9 +7,15 @@ use mysql_async::prelude::Queryable;
 use crate::Error;
 use crate::app::startup::{connect_es, connect_mysql, finding, table_checks};
 use crate::checkpoint::CheckpointStore;
-use crate::config::{Config, HttpConfig, TlsMode};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::document::RelationKind;
+use crate::config::{Config, HttpConfig, TableRule, TlsMode};
+use crate::document::{DocumentPlan, RowShape};
 use crate::es::EsClient;
 use crate::reader::prerequisites::{self, Finding, Severity};
+use crate::schema::TableSchema;
 use crate::source::MysqlSource;
 
 /// `binlog2es check`: validates, connects to both ends, reports prerequisites.
@@ -182,5 +188,101 @@ async fn mysql_checks(
     let facts = prerequisites::server_facts(conn).await?;
     let mut out = prerequisites::check_server(conn, &facts, config.mysql.server_id).await?;
     out.append(&mut table_checks(config, conn).await?);
+    out.append(&mut document_checks(config, conn).await?);
     Ok(out)
+}
+
+/// SPEC §9: every rule with document keys resolved against each table it takes (and, with
+/// relations, the tables those name): a missing table, column or `on` column is an error,
+/// a `join` whose `on` is not a key of the other table a warning.
+async fn document_checks(
+    config: &Config,
+    conn: &mut Conn,
+) -> Result<Vec<Finding>, mysql_async::Error> {
+    let mut out = Vec::new();
+    let tables = crate::schema::catalog::user_tables(conn).await?;
+    for (db, table) in &tables {
+        let Some((i, rule)) = config.rule_index_for(db, table) else {
+            continue;
+        };
+        if !rule.shapes_documents() {
+            continue;
+        }
+        let what = format!("document rule tables[{i}] for {db}.{table}");
+        // A table that cannot be read at all is reported by the table checks.
+        let Some(root) = schema_of(conn, db, table, &rule).await? else {
+            continue;
+        };
+        if !rule.has_relations() {
+            out.push(match RowShape::new(i, &rule, &root) {
+                Ok(_) => finding(Severity::Ok, &what, "fields, rows and routing fit".into()),
+                Err(e) => finding(Severity::Error, &what, e.to_string()),
+            });
+            continue;
+        }
+        let mut others = HashMap::new();
+        for (odb, otable) in rule.relation_tables(db) {
+            let schema = schema_of(conn, &odb, &otable, &TableRule::default()).await?;
+            others.insert((odb, otable), schema.map(Arc::new));
+        }
+        let plan = DocumentPlan::resolve(i, &rule, Arc::new(root), &mut |d, t| {
+            others.get(&(d.to_owned(), t.to_owned())).cloned().flatten()
+        });
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(e) => {
+                out.push(finding(Severity::Error, &what, e.to_string()));
+                continue;
+            }
+        };
+        out.push(finding(
+            Severity::Ok,
+            &what,
+            format!("{} relation(s) fit", plan.walk().len()),
+        ));
+        for (_, rel) in plan.walk() {
+            if rel.kind != RelationKind::Join || rel.on_covers_primary_key() {
+                continue;
+            }
+            let on: Vec<&str> = rel
+                .on
+                .iter()
+                .filter_map(|&(_, c)| rel.table.columns.get(c).map(|c| c.name.as_str()))
+                .collect();
+            let unique =
+                crate::schema::catalog::unique_keys(conn, &rel.table.db, &rel.table.table).await?;
+            if !unique
+                .iter()
+                .any(|key| key.iter().all(|c| on.contains(&c.as_str())))
+            {
+                out.push(finding(
+                    Severity::Warning,
+                    &what,
+                    format!(
+                        "`{}.on` pairs {} of `{}`, which is not its primary key or a unique key: \
+                         several rows may match, and the one with the lowest primary key is used",
+                        rel.key,
+                        on.join(", "),
+                        rel.table.qualified()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The schema of `db.table` as the copy reads it; `None` when the table does not exist or
+/// cannot be turned into documents (no key...).
+async fn schema_of(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+    rule: &TableRule,
+) -> Result<Option<TableSchema>, mysql_async::Error> {
+    match crate::scan::read_table_schema(conn, rule, db, table).await {
+        Ok(schema) => Ok(Some(schema)),
+        Err(crate::scan::SchemaReadError::Query { source, .. }) => Err(source),
+        Err(crate::scan::SchemaReadError::Table(_)) => Ok(None),
+    }
 }

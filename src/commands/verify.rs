@@ -24,9 +24,15 @@ use serde_json::{Map, Value as Json, json};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, TableRule};
 use crate::decode::RowDecoder;
+use crate::document::RowShape;
 use crate::es::{EsClient, bulk, response};
 use crate::scan::{SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list};
 use crate::schema::TableSchema;
+
+/// Key values (as MySQL sent them) by `_id`.
+type Keys = HashMap<String, Vec<Value>>;
+/// `_routing` of indexed documents by `_id`.
+type Routings = HashMap<String, Option<String>>;
 
 /// Rows per MySQL chunk and ids per `_mget`.
 const CHUNK: usize = 1000;
@@ -101,6 +107,9 @@ pub struct TableReport {
     /// Why the table is not synced, so not compared either (a keyless table its rule
     /// skips, `on_keyless = "skip"`); not a difference.
     pub skipped: Option<String>,
+    /// Why the table was not compared although it is synced (a rule whose documents embed
+    /// other tables, until verify builds those documents); not a difference.
+    pub unverified: Option<String>,
 }
 
 impl TableReport {
@@ -141,6 +150,9 @@ impl fmt::Display for TableReport {
         }
         if let Some(why) = &self.skipped {
             return writeln!(f, "skipped: {why}");
+        }
+        if let Some(why) = &self.unverified {
+            return writeln!(f, "not verified yet: {why}");
         }
         writeln!(
             f,
@@ -254,10 +266,22 @@ pub async fn verify_tables(
     }
     let mut report = Report::default();
     let total = tables.len();
-    for (i, (db, table, rule)) in tables.into_iter().enumerate() {
+    for (i, (db, table, _)) in tables.into_iter().enumerate() {
+        let Some((rule_index, rule)) = config.rule_index_for(db, table) else {
+            continue;
+        };
         let started = std::time::Instant::now();
         eprintln!("verify: [{}/{total}] {db}.{table} …", i + 1);
-        let t = verify_table(&mut conn, &client, rule, db, table, settle, version).await?;
+        let t = verify_table(
+            &mut conn,
+            &client,
+            (rule_index, &rule),
+            db,
+            table,
+            settle,
+            version,
+        )
+        .await?;
         eprintln!(
             "verify: [{}/{total}] {db}.{table}: {} rows in {:.1}s, {}",
             i + 1,
@@ -278,7 +302,7 @@ pub async fn verify_tables(
 async fn verify_table(
     conn: &mut Conn,
     client: &EsClient,
-    rule: &TableRule,
+    (rule_index, rule): (usize, &TableRule),
     db: &str,
     table: &str,
     settle: Duration,
@@ -310,7 +334,30 @@ async fn verify_table(
             return Ok(report);
         }
     };
+    let shape = match RowShape::new(rule_index, rule, &schema) {
+        Ok(shape) => shape,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return Ok(report);
+        }
+    };
+    if shape.as_ref().is_some_and(RowShape::has_relations) {
+        match expected_documents_with_relations(conn, &schema, &[]).await? {
+            Some(_) => {}
+            None => {
+                report.unverified = Some(
+                    "its documents embed other tables' rows (join/nest), which verify does not \
+                     build yet"
+                        .into(),
+                );
+                return Ok(report);
+            }
+        }
+    }
+    let shape = shape.as_ref();
     let index = report.index.clone();
+    // `_routing` of documents the scan did not expect, for reading and deleting them.
+    let mut indexed_routing: HashMap<String, Option<String>> = HashMap::new();
     let mut candidates: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     // Key values (as MySQL sent them) of the candidates the scan found: the id text cannot
@@ -327,19 +374,24 @@ async fn verify_table(
         let full = rows.len() == CHUNK;
         let mut docs = Vec::with_capacity(rows.len());
         for row in &rows {
-            match row_doc(&schema, row) {
-                Ok(d) => docs.push(d),
+            match row_doc(&schema, shape, row) {
+                // A row that is not a document is not expected (SPEC §9 "Rows").
+                Ok(Some(d)) => docs.push((d, row)),
+                Ok(None) => {}
                 Err(e) => {
                     report.error = Some(e);
                     return Ok(report);
                 }
             }
         }
-        report.rows += docs.len() as u64;
-        let ids: Vec<String> = docs.iter().map(|d| d.0.clone()).collect();
+        report.rows += rows.len() as u64;
+        let ids: Vec<(String, Option<String>)> = docs
+            .iter()
+            .map(|((id, e), _)| (id.clone(), e.routing.clone()))
+            .collect();
         let indexed = mget(client, &index, &ids).await?;
-        for ((id, source), row) in docs.into_iter().zip(&rows) {
-            if indexed.get(&id).is_none_or(|d| !doc_eq(d, &source)) {
+        for ((id, expected), row) in docs {
+            if indexed.get(&id).is_none_or(|d| !expected.equals(d)) {
                 candidates.push(id.clone());
                 keys.insert(
                     id.clone(),
@@ -353,8 +405,9 @@ async fn verify_table(
         }
     }
     // 2. Documents without a row.
-    for id in scroll_ids(client, &index).await? {
+    for (id, routing) in scroll_ids(client, &index).await? {
         if !seen.contains(&id) {
+            indexed_routing.insert(id.clone(), routing);
             candidates.push(id);
         }
     }
@@ -365,8 +418,8 @@ async fn verify_table(
         candidates = classify(
             conn,
             client,
-            &schema,
-            &keys,
+            (&schema, shape),
+            (&keys, &indexed_routing),
             &index,
             &candidates,
             &mut report,
@@ -375,17 +428,23 @@ async fn verify_table(
     }
     // 4. Repair, then check the repaired ids again.
     if let (Some(version), false) = (version, candidates.is_empty()) {
-        let rows = lookup(conn, &schema, &keys, &candidates).await?;
-        (report.repaired, report.conflicts) =
-            repair(client, &index, &candidates, &rows, version).await?;
+        let rows = lookup(conn, &schema, shape, &keys, &candidates).await?;
+        (report.repaired, report.conflicts) = repair(
+            client,
+            &index,
+            &candidates,
+            (&rows, &indexed_routing),
+            version,
+        )
+        .await?;
         report.missing.clear();
         report.extra.clear();
         report.different.clear();
         classify(
             conn,
             client,
-            &schema,
-            &keys,
+            (&schema, shape),
+            (&keys, &indexed_routing),
             &index,
             &candidates,
             &mut report,
@@ -395,20 +454,55 @@ async fn verify_table(
     Ok(report)
 }
 
+/// The place where verify will build the expected documents of a rule with relations
+/// (SPEC §9: the rule evaluated on MySQL's current tables) for the root rows `rows`, keyed
+/// by `_id`. `None`: not built yet, so such a table is reported as not verified yet.
+async fn expected_documents_with_relations(
+    _conn: &mut Conn,
+    _schema: &TableSchema,
+    _rows: &[Vec<Value>],
+) -> Result<Option<HashMap<String, Expected>>, VerifyError> {
+    Ok(None)
+}
+
+/// A document as the rule gives it for a row: `_source` and `_routing`.
+#[derive(Debug, Clone, PartialEq)]
+struct Expected {
+    source: Map<String, Json>,
+    routing: Option<String>,
+}
+
+impl Expected {
+    /// Whether the indexed `(source, routing)` is this document.
+    fn equals(&self, (source, routing): &(Map<String, Json>, Option<String>)) -> bool {
+        self.routing == *routing && doc_eq(&self.source, source)
+    }
+}
+
 /// Reads both sides for `ids` and files each persistent difference in `report`; returns
 /// the ids that differ.
 async fn classify(
     conn: &mut Conn,
     client: &EsClient,
-    schema: &TableSchema,
-    keys: &HashMap<String, Vec<Value>>,
+    (schema, shape): (&TableSchema, Option<&RowShape>),
+    (keys, indexed_routing): (&Keys, &Routings),
     index: &str,
     ids: &[String],
     report: &mut TableReport,
 ) -> Result<Vec<String>, VerifyError> {
-    let rows = lookup(conn, schema, keys, ids).await?;
+    let rows = lookup(conn, schema, shape, keys, ids).await?;
+    let routed: Vec<(String, Option<String>)> = ids
+        .iter()
+        .map(|id| {
+            let routing = match rows.get(id) {
+                Some(e) => e.routing.clone(),
+                None => indexed_routing.get(id).cloned().flatten(),
+            };
+            (id.clone(), routing)
+        })
+        .collect();
     let mut docs = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
+    for chunk in routed.chunks(CHUNK) {
         docs.extend(mget(client, index, chunk).await?);
     }
     let mut differing = Vec::new();
@@ -417,7 +511,7 @@ async fn classify(
             (None, None) => continue,
             (Some(_), None) => &mut report.missing,
             (None, Some(_)) => &mut report.extra,
-            (Some(row), Some(doc)) if doc_eq(doc, row) => continue,
+            (Some(row), Some(doc)) if row.equals(doc) => continue,
             (Some(_), Some(_)) => &mut report.different,
         };
         list.push(id.clone());
@@ -448,9 +542,10 @@ fn split_id(id: &str, parts: usize) -> Option<Vec<String>> {
 async fn lookup(
     conn: &mut Conn,
     schema: &TableSchema,
+    shape: Option<&RowShape>,
     keys: &HashMap<String, Vec<Value>>,
     ids: &[String],
-) -> Result<HashMap<String, Map<String, Json>>, VerifyError> {
+) -> Result<HashMap<String, Expected>, VerifyError> {
     let mut found = HashMap::new();
     let wanted: HashSet<&String> = ids.iter().collect();
     let parts = schema.key.len();
@@ -472,7 +567,11 @@ async fn lookup(
         let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
         let rows: Vec<Row> = conn.exec(sql, params).await.map_err(my)?;
         for row in rows {
-            let (id, doc) = row_doc(schema, &row.unwrap()).map_err(VerifyError::Mysql)?;
+            let Some((id, doc)) =
+                row_doc(schema, shape, &row.unwrap()).map_err(VerifyError::Mysql)?
+            else {
+                continue;
+            };
             // Text comparison may match another case or padding: keep exact ids only.
             if wanted.contains(&id) {
                 found.insert(id, doc);
@@ -482,15 +581,38 @@ async fn lookup(
     Ok(found)
 }
 
-/// A row as its `_id` and `_source` (SPEC §5/§6), decoded as the stream decodes it.
-fn row_doc(schema: &TableSchema, row: &[Value]) -> Result<(String, Map<String, Json>), String> {
+/// A row as its `_id` and document (SPEC §5/§6), decoded as the stream decodes it and,
+/// with `shape`, shaped and routed as the stream does (SPEC §9); `None` when the rule's row
+/// conditions make the row no document.
+fn row_doc(
+    schema: &TableSchema,
+    shape: Option<&RowShape>,
+    row: &[Value],
+) -> Result<Option<(String, Expected)>, String> {
     let image = row_image(schema, row.iter().cloned()).map_err(|e| e.to_string())?;
-    let doc = RowDecoder::default()
-        .decode_row(schema, &image, None)
-        .map_err(|e| e.to_string())?;
+    let (id, source, routing) = match shape {
+        None => {
+            let doc = RowDecoder::default()
+                .decode_row(schema, &image, None)
+                .map_err(|e| e.to_string())?;
+            (doc.id, doc.source, None)
+        }
+        Some(shape) => {
+            let values =
+                RowDecoder::decode_values(schema, &image, None).map_err(|e| e.to_string())?;
+            if !shape.matches(&values) {
+                return Ok(None);
+            }
+            (
+                RowDecoder::id_of_values(schema, &values),
+                shape.source(&values),
+                shape.routing(&values).map(|r| r.to_string()),
+            )
+        }
+    };
     let source: Map<String, Json> =
-        serde_json::from_slice(&doc.source).map_err(|e| format!("{}: {e}", schema.qualified()))?;
-    Ok((doc.id, source))
+        serde_json::from_slice(&source).map_err(|e| format!("{}: {e}", schema.qualified()))?;
+    Ok(Some((id, Expected { source, routing })))
 }
 
 /// JSON equality with numbers compared by value.
@@ -526,21 +648,29 @@ fn check_status(status: u16, body: &Json, what: &str) -> Result<(), VerifyError>
     }
 }
 
-/// The indexed `_source` of each id that has a document.
+/// The indexed `_source` and `_routing` of each (id, routing) that has a document.
 async fn mget(
     client: &EsClient,
     index: &str,
-    ids: &[String],
-) -> Result<HashMap<String, Map<String, Json>>, VerifyError> {
+    ids: &[(String, Option<String>)],
+) -> Result<HashMap<String, (Map<String, Json>, Option<String>)>, VerifyError> {
     let mut found = HashMap::new();
     if ids.is_empty() {
         return Ok(found);
     }
+    // A routed document is found on its routing's shard only.
+    let docs: Vec<Json> = ids
+        .iter()
+        .map(|(id, routing)| match routing {
+            Some(r) => json!({ "_id": id, "routing": r }),
+            None => json!({ "_id": id }),
+        })
+        .collect();
     let (status, body) = client
         .json(
             Method::POST,
             &format!("/{index}/_mget"),
-            Some(&json!({ "ids": ids })),
+            Some(&json!({ "docs": docs })),
         )
         .await
         .map_err(es)?;
@@ -552,14 +682,19 @@ async fn mget(
         if doc["found"] == Json::Bool(true)
             && let (Some(id), Some(source)) = (doc["_id"].as_str(), doc["_source"].as_object())
         {
-            found.insert(id.to_owned(), source.clone());
+            let routing = doc["_routing"].as_str().map(str::to_owned);
+            found.insert(id.to_owned(), (source.clone(), routing));
         }
     }
     Ok(found)
 }
 
-/// Every document id of the index (after a refresh, so recent writes are seen).
-async fn scroll_ids(client: &EsClient, index: &str) -> Result<Vec<String>, VerifyError> {
+/// Every document id of the index with its `_routing` (after a refresh, so recent writes
+/// are seen).
+async fn scroll_ids(
+    client: &EsClient,
+    index: &str,
+) -> Result<Vec<(String, Option<String>)>, VerifyError> {
     let mut ids = Vec::new();
     client
         .scroll(
@@ -567,7 +702,7 @@ async fn scroll_ids(client: &EsClient, index: &str) -> Result<Vec<String>, Verif
             json!({ "_source": false, "sort": ["_doc"] }),
             |hit| {
                 if let Some(id) = hit["_id"].as_str() {
-                    ids.push(id.to_owned());
+                    ids.push((id.to_owned(), hit["_routing"].as_str().map(str::to_owned)));
                 }
             },
         )
@@ -583,21 +718,31 @@ async fn repair(
     client: &EsClient,
     index: &str,
     ids: &[String],
-    rows: &HashMap<String, Map<String, Json>>,
+    (rows, indexed_routing): (&HashMap<String, Expected>, &HashMap<String, Option<String>>),
     version: u64,
 ) -> Result<(u64, u64), VerifyError> {
     let (mut applied, mut conflicts) = (0, 0);
     for chunk in ids.chunks(CHUNK) {
         let mut body = Vec::new();
         for id in chunk {
-            let source = rows
+            let expected = rows
                 .get(id)
-                .map(|source| Json::Object(source.clone()).to_string());
-            let action = match &source {
-                Some(source) => bulk::Action::Index(source.as_bytes()),
-                None => bulk::Action::Delete,
+                .map(|e| (Json::Object(e.source.clone()).to_string(), &e.routing));
+            let (action, routing) = match &expected {
+                Some((source, routing)) => (bulk::Action::Index(source.as_bytes()), *routing),
+                None => (
+                    bulk::Action::Delete,
+                    indexed_routing.get(id).unwrap_or(&None),
+                ),
             };
-            bulk::push(&mut body, action, index, Some(id), Some(version), None);
+            bulk::push(
+                &mut body,
+                action,
+                index,
+                Some(id),
+                Some(version),
+                routing.as_deref(),
+            );
         }
         let answer = client.bulk(Bytes::from(body)).await.map_err(es)?;
         let Some(items) = response::items(&answer, chunk.len()).map_err(es)? else {
@@ -629,6 +774,20 @@ mod tests {
         assert_eq!(split_id("a:b", 1).unwrap(), ["a:b"]);
         assert_eq!(split_id("a\\:b:c\\\\", 2).unwrap(), ["a:b", "c\\"]);
         assert!(split_id("a:b:c", 2).is_none());
+    }
+
+    #[test]
+    fn a_document_under_another_routing_differs() {
+        let source: Map<String, Json> = serde_json::from_str(r#"{"a":1}"#).unwrap();
+        let routed = Expected {
+            source: source.clone(),
+            routing: Some("7".into()),
+        };
+        assert!(routed.equals(&(source.clone(), Some("7".into()))));
+        assert!(!routed.equals(&(source.clone(), Some("8".into()))));
+        assert!(!routed.equals(&(source.clone(), None)));
+        let other: Map<String, Json> = serde_json::from_str(r#"{"a":2}"#).unwrap();
+        assert!(!routed.equals(&(other, Some("7".into()))));
     }
 
     #[test]

@@ -174,6 +174,16 @@ impl Config {
     pub fn rule_for(&self, db: &str, table: &str) -> Option<&TableRule> {
         self.tables.iter().find(|r| r.matches(db, table))
     }
+
+    /// The first rule matching `db.table` with its position in `tables` (the `N` of
+    /// `tables[N]` in messages), cloned.
+    pub fn rule_index_for(&self, db: &str, table: &str) -> Option<(usize, TableRule)> {
+        self.tables
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(db, table))
+            .map(|(i, r)| (i, r.clone()))
+    }
 }
 
 /// Whether every document in the index of `db.table` comes from that table, so emptying

@@ -7,6 +7,7 @@ use mysql_common::io::ParseBuf;
 
 use super::row::read_image;
 use super::{DecodeError, RowDecoder};
+use crate::document::RowShape;
 use crate::schema::TableSchema;
 
 /// What to do with the document.
@@ -42,7 +43,9 @@ pub struct DocChange {
 
 /// Decodes every row of `rows` (an event of `schema`'s table) into document changes, in
 /// row order: an insert or update indexes the after image, a delete deletes the before
-/// image's id, and an update that changes the key first deletes the old id.
+/// image's id, and an update that changes the key first deletes the old id. With `shape`
+/// (a rule using SPEC §9 keys) the images are shaped by [`RowShape::row_change`] instead;
+/// `None` is the plain path of SPEC §5.
 ///
 /// # Errors
 /// A row image that cannot be split, a missing image, or a value that does not decode;
@@ -51,6 +54,7 @@ pub fn decode_rows_event(
     rows: &RowsEventData<'_>,
     schema: &TableSchema,
     decoder: &mut RowDecoder,
+    shape: Option<&RowShape>,
 ) -> Result<Vec<DocChange>, DecodeError> {
     let (is_insert, is_delete) = match rows {
         RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => (true, false),
@@ -81,6 +85,24 @@ pub fn decode_rows_event(
             }
             None => None,
         };
+        if let Some(shape) = shape {
+            if is_delete && before.is_none() {
+                return Err(missing("delete without before image"));
+            }
+            if !is_delete && after.is_none() {
+                return Err(missing("row change without after image"));
+            }
+            let old = match (&before, is_insert) {
+                (Some(b), false) => Some(RowDecoder::decode_values(schema, b, None)?),
+                _ => None,
+            };
+            let new = match (&after, is_delete) {
+                (Some(a), false) => Some(RowDecoder::decode_values(schema, a, before.as_deref())?),
+                _ => None,
+            };
+            shape.row_change(schema, old.as_deref(), new.as_deref(), &mut out);
+            continue;
+        }
         if is_delete {
             let before = before.ok_or_else(|| missing("delete without before image"))?;
             out.push(DocChange {

@@ -12,11 +12,13 @@ pub mod fetch;
 pub mod key;
 pub mod level;
 pub mod plan;
+pub mod shape;
 pub(crate) mod sql;
 pub mod store;
 
 pub use level::{Level, value_equals};
 pub use plan::{DocumentPlan, LinkPlan, RelationPlan};
+pub use shape::RowShape;
 
 /// A document rule that does not fit the tables, naming the configuration key.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -54,6 +54,16 @@ pub enum ReaderError {
         /// What failed.
         source: SchemaError,
     },
+    /// A document rule does not fit its table (a column it names is missing...).
+    #[error(
+        "the [[tables]] rule for `{table}` does not fit the table: {source}; fix the rule (`binlog2es check` lists every such problem)"
+    )]
+    Plan {
+        /// `db.table`.
+        table: String,
+        /// The key and what is wrong.
+        source: crate::document::PlanError,
+    },
     /// The sink's index task ended (a stop, or a failure it reports itself).
     #[error("the index task ended")]
     IndicesGone,

@@ -128,7 +128,7 @@ pub struct Reader {
     indices: Indices,
     committed: watch::Receiver<Checkpoint>,
     progress: Arc<Progress>,
-    tables: HashMap<u64, (TableMapEvent<'static>, Option<Arc<TableSchema>>)>,
+    tables: HashMap<u64, (TableMapEvent<'static>, Option<tables::Known>)>,
     catalog: Option<Conn>,
     decoder: RowDecoder,
     file: Arc<str>,
@@ -599,10 +599,10 @@ impl Reader {
         if self.watched.contains_key(&id) {
             self.on_relation_rows(rows, timestamp).await?;
         }
-        let Some((_, Some(schema))) = self.tables.get(&id) else {
+        let Some((_, Some((schema, shape)))) = self.tables.get(&id) else {
             return Ok(());
         };
-        let schema = Arc::clone(schema);
+        let (schema, shape) = (Arc::clone(schema), shape.clone());
         if self.txn.is_none() {
             self.begin(timestamp, TxnGtid::None, true).await;
         }
@@ -616,12 +616,15 @@ impl Reader {
             RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => "delete",
             _ => "update",
         };
-        let out: Vec<DocChange> = match decode_rows_event(rows, &schema, &mut self.decoder) {
-            Ok(changes) => changes,
-            // A missing image is a malformed event, not a bad value: reported at the event.
-            Err(DecodeError::MissingImage { message, .. }) => return Err(self.event_err(message)),
-            Err(source) => return Err(ReaderError::Decode { position, source }),
-        };
+        let out: Vec<DocChange> =
+            match decode_rows_event(rows, &schema, &mut self.decoder, shape.as_deref()) {
+                Ok(changes) => changes,
+                // A missing image is a malformed event, not a bad value: reported at the event.
+                Err(DecodeError::MissingImage { message, .. }) => {
+                    return Err(self.event_err(message));
+                }
+                Err(source) => return Err(ReaderError::Decode { position, source }),
+            };
         metrics::changes(op_name, out.len() as u64);
         let rows = HeldRows {
             schema,

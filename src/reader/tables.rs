@@ -11,7 +11,11 @@ use tracing::{debug, warn};
 use super::{Reader, ReaderError};
 use crate::checkpoint::Flavor;
 use crate::config::KeylessPolicy;
-use crate::schema::{self, SchemaError};
+use crate::document::RowShape;
+use crate::schema::{self, SchemaError, TableSchema};
+
+/// A streamed table: its schema and, under a rule with SPEC §9 keys, its row shape.
+pub(super) type Known = (Arc<TableSchema>, Option<Arc<RowShape>>);
 
 impl Reader {
     pub(super) async fn on_table_map(
@@ -27,7 +31,7 @@ impl Reader {
         self.watch_table(&tme).await?;
         let db = tme.database_name().into_owned();
         let table = tme.table_name().into_owned();
-        let Some(rule) = self.config.rule_for(&db, &table).cloned() else {
+        let Some((rule_index, rule)) = self.config.rule_index_for(&db, &table) else {
             self.tables.insert(id, (tme, None));
             return Ok(());
         };
@@ -71,6 +75,12 @@ impl Reader {
             Err(e) => return Err(serr(e)),
         };
         schema::clear_keyless(&schema.qualified());
+        let shape = RowShape::new(rule_index, &rule, &schema)
+            .map_err(|source| ReaderError::Plan {
+                table: schema.qualified(),
+                source,
+            })?
+            .map(Arc::new);
         let schema = Arc::new(schema);
         let at = format!("at binlog position {}", self.here());
         let prepared = tokio::select! {
@@ -79,7 +89,7 @@ impl Reader {
         };
         prepared.ok_or(ReaderError::IndicesGone)?;
         debug!(table = %schema.qualified(), index = %schema.index, "Table map.");
-        self.tables.insert(id, (tme, Some(schema)));
+        self.tables.insert(id, (tme, Some((schema, shape))));
         Ok(())
     }
 

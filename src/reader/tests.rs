@@ -313,7 +313,7 @@ async fn read_file(case: Case) -> Run {
             if let Some(schema) = catalog_stand_in(&config, &tme) {
                 reader
                     .tables
-                    .insert(tme.table_id(), (tme, Some(Arc::new(schema))));
+                    .insert(tme.table_id(), (tme, Some((Arc::new(schema), None))));
             }
         }
         // Everything sent so far is committed: a statement that waits for it goes on.

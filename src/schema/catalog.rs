@@ -220,6 +220,34 @@ pub async fn primary_key_columns(
     .await
 }
 
+/// The columns of each unique index of `db.table` (the primary key included), each in
+/// index order.
+///
+/// # Errors
+/// The query fails.
+pub async fn unique_keys(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<Vec<Vec<String>>, mysql_async::Error> {
+    let rows: Vec<(String, String)> = conn
+        .exec(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+             ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (db, table),
+        )
+        .await?;
+    let mut keys: Vec<(String, Vec<String>)> = Vec::new();
+    for (index, column) in rows {
+        match keys.last_mut() {
+            Some((name, cols)) if *name == index => cols.push(column),
+            _ => keys.push((index, vec![column])),
+        }
+    }
+    Ok(keys.into_iter().map(|(_, cols)| cols).collect())
+}
+
 /// Whether `db.table` has a primary key.
 ///
 /// # Errors

@@ -33,8 +33,9 @@ use tracing::info;
 use crate::checkpoint::{Checkpoint, CopyMark, Flavor, KeyValue, TableCopy};
 use crate::config::Config;
 use crate::decode::RowDecoder;
+use crate::document::RowShape;
 use crate::es::{EsClient, Scroll, ScrollError};
-use crate::ordering::{DocChange, Op};
+use crate::ordering::{DocChange, Op, RootKey};
 use crate::position::{BinlogPosition, Version};
 use crate::retry::{Attempt, Failure, Retry, RetryError, retry_until};
 use crate::scan;
@@ -428,7 +429,7 @@ impl Worker {
                 message,
             })
         };
-        let Some(rule) = self.config.rule_for(&copy.db, &copy.table).cloned() else {
+        let Some((rule_index, rule)) = self.config.rule_index_for(&copy.db, &copy.table) else {
             // The rule was removed since the copy began: nothing to copy any more.
             self.finish(copy, None).await?;
             return Ok(());
@@ -449,6 +450,7 @@ impl Worker {
                 scan::SchemaReadError::Query { source, .. } => Interrupt::from(source),
                 scan::SchemaReadError::Table(m) => fatal(m),
             })?;
+        let shape = RowShape::new(rule_index, &rule, &schema).map_err(|e| fatal(e.to_string()))?;
         let schema = Arc::new(schema);
         // A failure ends the index task, which reports it; this copy just stops.
         self.indices
@@ -505,9 +507,10 @@ impl Worker {
                 };
                 let last_key: Vec<Value> =
                     schema.key.iter().map(|&k| last_row[k].clone()).collect();
-                let docs =
-                    decode_rows(&mut decoder, &schema, rows).map_err(|e| fatal(e.to_string()))?;
-                let n = docs.len() as u64;
+                // Rows read, not documents: a shaped rule may skip rows.
+                let n = rows.len() as u64;
+                let docs = decode_rows(&mut decoder, &schema, shape.as_ref(), rows)
+                    .map_err(|e| fatal(e.to_string()))?;
                 let mark = CopyMark::Chunk {
                     db: copy.db.clone(),
                     table: copy.table.clone(),
@@ -723,14 +726,30 @@ impl<'a> StalePages<'a> {
     }
 }
 
-/// Decodes SQL rows into documents with the stream's value mapping.
+/// Decodes SQL rows into documents with the stream's value mapping; with `shape` (a rule
+/// with SPEC §9 keys) rows that are not documents are skipped, the rest shaped and routed,
+/// and a rule with relations asks for each root document by the key values as read.
 fn decode_rows(
     decoder: &mut RowDecoder,
     schema: &TableSchema,
+    shape: Option<&RowShape>,
     rows: Vec<Vec<Value>>,
 ) -> Result<Vec<DocChange>, RowError> {
     let mut docs = Vec::with_capacity(rows.len());
     for row in rows {
+        if let Some(shape) = shape {
+            let key = RootKey(
+                schema
+                    .key
+                    .iter()
+                    .filter_map(|&k| row.get(k).cloned())
+                    .collect(),
+            );
+            let image = scan::row_image(schema, row)?;
+            let values = RowDecoder::decode_values(schema, &image, None)?;
+            docs.extend(shape.write(schema, &values, || key));
+            continue;
+        }
         let image = scan::row_image(schema, row)?;
         let doc = decoder.decode_row(schema, &image, None)?;
         docs.push(DocChange {

@@ -140,7 +140,7 @@ impl Walker {
         };
         // The daemon's own path: the reader calls exactly this.
         let changes =
-            decode_rows_event(rows, schema, &mut self.decoder).map_err(|e| e.to_string())?;
+            decode_rows_event(rows, schema, &mut self.decoder, None).map_err(|e| e.to_string())?;
         for change in changes {
             let (op, source) = match change.op {
                 Op::Index(source) => (event, String::from_utf8(source.to_vec()).unwrap()),

@@ -4,6 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::config::TableRule;
+use crate::config::document::{RelationKind, RowConditions};
+use crate::document::{DocumentPlan, Level, RelationPlan};
 use crate::es::ServerInfo;
 use crate::schema::{ColumnFamily, ColumnSpec, TableSchema};
 
@@ -190,23 +192,96 @@ pub fn searchable_json_mapping(caps: Capabilities) -> Value {
     }
 }
 
-/// The properties for a table: one derived definition per column, then the rule's
-/// `mapping` overrides, each replacing a whole field definition (or adding a field).
+/// The properties for a table: one derived definition per document field (every column,
+/// or the fields the rule's `include_columns`/`exclude_columns`/`rename` give, a renamed
+/// field typed as its column), then the rule's `mapping` overrides, each replacing a whole
+/// field definition (or adding a field).
 pub fn properties(
     schema: &TableSchema,
     rule: &TableRule,
     caps: Capabilities,
 ) -> Map<String, Value> {
-    let mut props = Map::new();
-    for col in &schema.columns {
-        if let Some(m) = field_mapping(col, caps) {
-            props.insert(col.name.clone(), m);
+    // Only the fields matter here; a rule that does not fit the table stops the stream
+    // before any index is made, so all columns are a safe fallback.
+    let level = Level::compile("tables", &rule.fields(), &RowConditions::default(), schema);
+    let mut props = match level {
+        Ok(level) => level_properties(&level, schema, caps),
+        Err(_) => {
+            let mut props = Map::new();
+            for col in &schema.columns {
+                if let Some(m) = field_mapping(col, caps) {
+                    props.insert(col.name.clone(), m);
+                }
+            }
+            props
         }
-    }
+    };
+    apply_overrides(&mut props, rule);
+    props
+}
+
+/// The rule's `mapping` overrides: each replaces a whole field definition, by field name.
+pub fn apply_overrides(props: &mut Map<String, Value>, rule: &TableRule) {
     for (field, def) in &rule.mapping {
         props.insert(field.clone(), def.clone());
     }
+}
+
+/// The derived properties of a rule with relations (SPEC §9 "Mapping"): the root's fields
+/// typed by their columns, a `join` an `object` of its fields, a `nest` a `nested` of its
+/// fields, a `values` array its column's type, to any depth. The rule's `mapping`
+/// overrides are the caller's ([`apply_overrides`]).
+// Index preparation of relation rules calls it once they are wired in.
+#[allow(dead_code)]
+pub fn document_properties(plan: &DocumentPlan, caps: Capabilities) -> Map<String, Value> {
+    let mut props = level_properties(&plan.level, &plan.root, caps);
+    relation_properties(&mut props, &plan.relations, caps);
     props
+}
+
+/// One definition per field of `level`, typed by its column of `schema`.
+fn level_properties(level: &Level, schema: &TableSchema, caps: Capabilities) -> Map<String, Value> {
+    let mut props = Map::new();
+    for (i, name) in level.fields() {
+        if let Some(m) = schema.columns.get(*i).and_then(|c| field_mapping(c, caps)) {
+            props.insert(name.clone(), m);
+        }
+    }
+    props
+}
+
+#[allow(dead_code)]
+fn relation_properties(
+    props: &mut Map<String, Value>,
+    relations: &[RelationPlan],
+    caps: Capabilities,
+) {
+    for rel in relations {
+        let def = match (rel.kind, rel.values) {
+            // An array of values is mapped as one value of its column.
+            (RelationKind::Nest, Some(col)) => {
+                match rel
+                    .table
+                    .columns
+                    .get(col)
+                    .and_then(|c| field_mapping(c, caps))
+                {
+                    Some(m) => m,
+                    None => continue,
+                }
+            }
+            (kind, _) => {
+                let mut inner = level_properties(&rel.level, &rel.table, caps);
+                relation_properties(&mut inner, &rel.children, caps);
+                let ty = match kind {
+                    RelationKind::Join => "object",
+                    RelationKind::Nest => "nested",
+                };
+                json!({"type": ty, "properties": inner})
+            }
+        };
+        props.insert(rel.field.clone(), def);
+    }
 }
 
 /// The body of `PUT /<index>` for a table: the rule's settings, our `_meta`, `properties`.
@@ -524,5 +599,149 @@ mod tests {
         let plain = TableRule::default();
         let body = create_body(&s, &plain, &properties(&s, &plain, Capabilities::LATEST));
         assert!(body.get("settings").is_none(), "{body}");
+    }
+
+    #[test]
+    fn shaped_fields_keep_their_columns_types() {
+        let s = schema(vec![
+            col("id", MYSQL_TYPE_LONGLONG, &[], true, 0),
+            col("title", MYSQL_TYPE_VARCHAR, &[40, 0], false, 255),
+            col("secret", MYSQL_TYPE_VARCHAR, &[40, 0], false, 255),
+            col("updated_at", MYSQL_TYPE_DATETIME2, &[0], false, 0),
+        ]);
+        let mut rule = TableRule {
+            pattern: "shop.orders".into(),
+            exclude_columns: vec!["secret".into()],
+            ..TableRule::default()
+        };
+        rule.rename.insert("updated_at".into(), "updated".into());
+        rule.mapping
+            .insert("title".into(), json!({"type": "keyword"}));
+        let props = properties(&s, &rule, Capabilities::LATEST);
+        assert_eq!(
+            Value::Object(props),
+            json!({
+                "id": {"type": "unsigned_long"},
+                "title": {"type": "keyword"},
+                "updated": serde_json::from_str::<Value>(DATE).unwrap(),
+            })
+        );
+    }
+
+    #[test]
+    fn relations_map_to_objects_nested_and_value_types() {
+        use crate::config::document::{Relation, Through};
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+        let table = |name: &str, columns: Vec<ColumnSpec>| {
+            Arc::new(TableSchema {
+                db: "blog".into(),
+                table: name.into(),
+                columns,
+                key: vec![0],
+                index: name.into(),
+                field_prefixes: Default::default(),
+            })
+        };
+        let article = table(
+            "article",
+            vec![
+                col("id", MYSQL_TYPE_LONG, &[], false, 0),
+                col("author_id", MYSQL_TYPE_LONG, &[], false, 0),
+                col("updated_at", MYSQL_TYPE_DATETIME2, &[0], false, 0),
+            ],
+        );
+        let user = table(
+            "user",
+            vec![
+                col("id", MYSQL_TYPE_LONG, &[], false, 0),
+                col("name", MYSQL_TYPE_VARCHAR, &[40, 0], false, 255),
+            ],
+        );
+        let comment = table(
+            "comment",
+            vec![
+                col("id", MYSQL_TYPE_LONGLONG, &[], true, 0),
+                col("article_id", MYSQL_TYPE_LONG, &[], false, 0),
+                col("user_id", MYSQL_TYPE_LONG, &[], false, 0),
+            ],
+        );
+        let tag = table(
+            "tag",
+            vec![
+                col("id", MYSQL_TYPE_LONG, &[], false, 0),
+                col("name", MYSQL_TYPE_ENUM, &[], false, 255),
+            ],
+        );
+        let link = table(
+            "article_tag",
+            vec![
+                col("article_id", MYSQL_TYPE_LONG, &[], false, 0),
+                col("tag_id", MYSQL_TYPE_LONG, &[], false, 0),
+            ],
+        );
+        let rel = |field: &str, table: &str, on: &[(&str, &str)]| Relation {
+            field: field.into(),
+            table: table.into(),
+            on: on.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
+            through: None,
+            values: None,
+            order_by: Vec::new(),
+            include_columns: None,
+            exclude_columns: Vec::new(),
+            rename: BTreeMap::new(),
+            where_any_of: BTreeMap::new(),
+            where_null: Vec::new(),
+            where_not_null: Vec::new(),
+            join: Vec::new(),
+            nest: Vec::new(),
+        };
+        let mut rule = TableRule {
+            pattern: "blog.article".into(),
+            ..TableRule::default()
+        };
+        rule.rename.insert("updated_at".into(), "updated".into());
+        let mut author = rel("author", "user", &[("author_id", "id")]);
+        author.include_columns = Some(vec!["name".into()]);
+        rule.join.push(author);
+        let mut comments = rel("comments", "comment", &[("id", "article_id")]);
+        comments.exclude_columns = vec!["article_id".into()];
+        let mut who = rel("user", "user", &[("user_id", "id")]);
+        who.rename.insert("name".into(), "who".into());
+        comments.join.push(who);
+        rule.nest.push(comments);
+        let mut tags = rel("tags", "tag", &[]);
+        tags.through = Some(Through {
+            table: "article_tag".into(),
+            on: BTreeMap::from([("id".into(), "article_id".into())]),
+            to: BTreeMap::from([("tag_id".into(), "id".into())]),
+        });
+        tags.values = Some("name".into());
+        rule.nest.push(tags);
+        let tables = [user, comment, tag, link];
+        let plan = DocumentPlan::resolve(0, &rule, article, &mut |_, t| {
+            tables.iter().find(|s| s.table == t).cloned()
+        })
+        .unwrap();
+        let props = document_properties(&plan, Capabilities::LATEST);
+        let text: Value = serde_json::from_str(TEXT).unwrap();
+        assert_eq!(
+            Value::Object(props),
+            json!({
+                "id": {"type": "long"},
+                "author_id": {"type": "long"},
+                "updated": serde_json::from_str::<Value>(DATE).unwrap(),
+                "author": {"type": "object", "properties": {"name": text}},
+                "comments": {"type": "nested", "properties": {
+                    "id": {"type": "unsigned_long"},
+                    "user_id": {"type": "long"},
+                    "user": {"type": "object", "properties": {
+                        "id": {"type": "long"},
+                        "who": text,
+                    }},
+                }},
+                "tags": {"type": "keyword"},
+            })
+        );
     }
 }
