@@ -97,7 +97,10 @@ async fn wait_checkpoint(daemon: &mut Daemon, target: &(String, u64), timeout: D
         if at.is_some_and(|at| at >= *target) {
             return;
         }
-        assert!(Instant::now() < deadline, "checkpoint did not reach {target:?}");
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint did not reach {target:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -116,11 +119,7 @@ async fn parked(env: &TestEnv, sink: &Sink, rule: String) -> Daemon {
 
 /// Replays from the daemon's checkpoint to `end`; (seconds, CPU seconds, peak RSS MiB,
 /// SELECTs).
-async fn replay(
-    env: &TestEnv,
-    daemon: &mut Daemon,
-    end: &(String, u64),
-) -> (f64, f64, f64, u64) {
+async fn replay(env: &TestEnv, daemon: &mut Daemon, end: &(String, u64)) -> (f64, f64, f64, u64) {
     let mut conn = env.mysql().await;
     let selects = com_select(&mut conn).await;
     let started = Instant::now();

@@ -169,7 +169,12 @@ impl Router {
 ///
 /// The keys are borrowed from the batch, not cloned: no allocation per change.
 pub fn coalesce(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
-    if changes.iter().any(|c| c.routing.is_some()) {
+    // A refresh may find its root gone and write nothing, so it cannot stand for a delete
+    // it supersedes: such batches keep their deletes (as routed ones do).
+    if changes
+        .iter()
+        .any(|c| c.routing.is_some() || matches!(c.op, Op::Refresh(_)))
+    {
         return coalesce_routed(changes);
     }
     // Per change: the slot of its key among the survivors, and whether it is the key's
@@ -206,12 +211,13 @@ pub fn coalesce(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
     (out.into_iter().flatten().collect(), superseded)
 }
 
-/// [`coalesce`] for a batch where documents have routing (SPEC §9): a document deleted
-/// under one routing and written under another is two documents when the index has several
-/// shards, so the last change per key survives together with the superseded deletes under
-/// other routings, placed just before it (one per routing, the latest). Superseded writes
-/// need nothing: the write that put a document under a routing is always followed, in
-/// the stream, by the delete that moves it away.
+/// [`coalesce`] for a batch where documents have routing or are refreshed (SPEC §9): a
+/// document deleted under one routing and written under another is two documents when the
+/// index has several shards, and a refresh may write nothing, so the last change per key
+/// survives together with the superseded deletes under other routings (under any routing
+/// before a refresh), placed just before it (one per routing, the latest). Superseded
+/// writes need nothing: the write that put a document under a routing is always followed,
+/// in the stream, by the delete that moves it away.
 fn coalesce_routed(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
     let mut order: Vec<DocKey> = Vec::new();
     let mut groups: HashMap<DocKey, Vec<Change>> = HashMap::with_capacity(changes.len());
@@ -302,6 +308,13 @@ mod tests {
             routed("3", Op::Delete, Some("x"), 5),
             routed("3", Op::Refresh(RootKey(vec![])), None, 5),
         ]);
+        // Without any routing: a delete before a refresh stays (the refresh may write nothing).
+        let (plain, _) = coalesce(vec![
+            routed("4", Op::Delete, None, 6),
+            routed("4", Op::Refresh(RootKey(vec![])), None, 7),
+        ]);
+        assert_eq!(plain.len(), 2);
+        assert!(matches!(plain[0].op, Op::Delete) && plain[0].version.0 == 6);
         let got: Vec<_> = out
             .iter()
             .map(|c| {

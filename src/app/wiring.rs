@@ -116,6 +116,7 @@ impl Stages {
             client.clone(),
             Arc::clone(config),
             stop_reading.clone(),
+            documents.clone(),
         ));
         let (lanes, senders) = spawn_lanes(config, &client, &abort, &documents);
         let (ticket_tx, ticket_rx) = mpsc::channel(TICKET_QUEUE);

@@ -24,7 +24,9 @@ use serde_json::{Map, Value as Json, json};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, TableRule};
 use crate::decode::RowDecoder;
-use crate::document::RowShape;
+use crate::decode::rows::RootKey;
+use crate::document::fetch;
+use crate::document::{DocumentPlan, RowShape};
 use crate::es::{EsClient, bulk, response};
 use crate::scan::{SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list};
 use crate::schema::TableSchema;
@@ -107,9 +109,6 @@ pub struct TableReport {
     /// Why the table is not synced, so not compared either (a keyless table its rule
     /// skips, `on_keyless = "skip"`); not a difference.
     pub skipped: Option<String>,
-    /// Why the table was not compared although it is synced (a rule whose documents embed
-    /// other tables, until verify builds those documents); not a difference.
-    pub unverified: Option<String>,
 }
 
 impl TableReport {
@@ -150,9 +149,6 @@ impl fmt::Display for TableReport {
         }
         if let Some(why) = &self.skipped {
             return writeln!(f, "skipped: {why}");
-        }
-        if let Some(why) = &self.unverified {
-            return writeln!(f, "not verified yet: {why}");
         }
         writeln!(
             f,
@@ -341,20 +337,23 @@ async fn verify_table(
             return Ok(report);
         }
     };
-    if shape.as_ref().is_some_and(RowShape::has_relations) {
-        match expected_documents_with_relations(conn, &schema, &[]).await? {
-            Some(_) => {}
-            None => {
-                report.unverified = Some(
-                    "its documents embed other tables' rows (join/nest), which verify does not \
-                     build yet"
-                        .into(),
-                );
+    // SPEC §9 documents with relations: built from the tables here, with the same plan
+    // the daemon resolves (no cache is involved on either side).
+    let plan = if shape.as_ref().is_some_and(RowShape::has_relations) {
+        match fetch::resolve_plan(conn, rule_index, rule, db, table).await {
+            Ok(plan) => Some(plan),
+            Err(e) => {
+                report.error = Some(e.to_string());
                 return Ok(report);
             }
         }
-    }
-    let shape = shape.as_ref();
+    } else {
+        None
+    };
+    let expect = match &plan {
+        Some(plan) => Expect::Built(plan),
+        None => Expect::Rows(shape.as_ref()),
+    };
     let index = report.index.clone();
     // `_routing` of documents the scan did not expect, for reading and deleting them.
     let mut indexed_routing: HashMap<String, Option<String>> = HashMap::new();
@@ -373,15 +372,17 @@ async fn verify_table(
         after = Some(schema.key.iter().map(|&k| last[k].clone()).collect());
         let full = rows.len() == CHUNK;
         let mut docs = Vec::with_capacity(rows.len());
-        for row in &rows {
-            match row_doc(&schema, shape, row) {
-                // A row that is not a document is not expected (SPEC §9 "Rows").
-                Ok(Some(d)) => docs.push((d, row)),
-                Ok(None) => {}
-                Err(e) => {
-                    report.error = Some(e);
-                    return Ok(report);
-                }
+        match expected_docs(conn, &schema, expect, &rows).await {
+            // A row that is not a document is not expected (SPEC §9 "Rows").
+            Ok(expected) => docs.extend(
+                expected
+                    .into_iter()
+                    .zip(&rows)
+                    .filter_map(|(d, row)| Some((d?, row))),
+            ),
+            Err(e) => {
+                report.error = Some(e);
+                return Ok(report);
             }
         }
         report.rows += rows.len() as u64;
@@ -418,7 +419,7 @@ async fn verify_table(
         candidates = classify(
             conn,
             client,
-            (&schema, shape),
+            (&schema, expect),
             (&keys, &indexed_routing),
             &index,
             &candidates,
@@ -428,7 +429,7 @@ async fn verify_table(
     }
     // 4. Repair, then check the repaired ids again.
     if let (Some(version), false) = (version, candidates.is_empty()) {
-        let rows = lookup(conn, &schema, shape, &keys, &candidates).await?;
+        let rows = lookup(conn, &schema, expect, &keys, &candidates).await?;
         (report.repaired, report.conflicts) = repair(
             client,
             &index,
@@ -443,7 +444,7 @@ async fn verify_table(
         classify(
             conn,
             client,
-            (&schema, shape),
+            (&schema, expect),
             (&keys, &indexed_routing),
             &index,
             &candidates,
@@ -454,15 +455,53 @@ async fn verify_table(
     Ok(report)
 }
 
-/// The place where verify will build the expected documents of a rule with relations
-/// (SPEC §9: the rule evaluated on MySQL's current tables) for the root rows `rows`, keyed
-/// by `_id`. `None`: not built yet, so such a table is reported as not verified yet.
-async fn expected_documents_with_relations(
-    _conn: &mut Conn,
-    _schema: &TableSchema,
-    _rows: &[Vec<Value>],
-) -> Result<Option<HashMap<String, Expected>>, VerifyError> {
-    Ok(None)
+/// How the expected documents of a table are made.
+#[derive(Clone, Copy)]
+enum Expect<'a> {
+    /// From each row alone: the row (SPEC §5), or shaped and routed by the rule (§9).
+    Rows(Option<&'a RowShape>),
+    /// Built from the root rows and the rule's relations (§9), by key.
+    Built(&'a DocumentPlan),
+}
+
+/// The expected document of each of `rows` (`None`: the row is no document), in order.
+async fn expected_docs(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    expect: Expect<'_>,
+    rows: &[Vec<Value>],
+) -> Result<Vec<Option<(String, Expected)>>, String> {
+    match expect {
+        Expect::Rows(shape) => rows.iter().map(|row| row_doc(schema, shape, row)).collect(),
+        Expect::Built(plan) => {
+            let keys: Vec<RootKey> = rows
+                .iter()
+                .map(|row| RootKey(schema.key.iter().map(|&k| row[k].clone()).collect()))
+                .collect();
+            built_docs(conn, plan, &keys).await
+        }
+    }
+}
+
+/// The documents of a rule with relations for `keys`, in order.
+async fn built_docs(
+    conn: &mut Conn,
+    plan: &DocumentPlan,
+    keys: &[RootKey],
+) -> Result<Vec<Option<(String, Expected)>>, String> {
+    let built = fetch::build(conn, plan, keys)
+        .await
+        .map_err(|e| e.to_string())?;
+    built
+        .into_iter()
+        .map(|doc| {
+            let Some(doc) = doc else { return Ok(None) };
+            let source: Map<String, Json> = serde_json::from_slice(&doc.source)
+                .map_err(|e| format!("{}: {e}", plan.root.qualified()))?;
+            let routing = doc.routing.map(|r| r.to_string());
+            Ok(Some((doc.id, Expected { source, routing })))
+        })
+        .collect()
 }
 
 /// A document as the rule gives it for a row: `_source` and `_routing`.
@@ -484,13 +523,13 @@ impl Expected {
 async fn classify(
     conn: &mut Conn,
     client: &EsClient,
-    (schema, shape): (&TableSchema, Option<&RowShape>),
+    (schema, expect): (&TableSchema, Expect<'_>),
     (keys, indexed_routing): (&Keys, &Routings),
     index: &str,
     ids: &[String],
     report: &mut TableReport,
 ) -> Result<Vec<String>, VerifyError> {
-    let rows = lookup(conn, schema, shape, keys, ids).await?;
+    let rows = lookup(conn, schema, expect, keys, ids).await?;
     let routed: Vec<(String, Option<String>)> = ids
         .iter()
         .map(|id| {
@@ -542,7 +581,7 @@ fn split_id(id: &str, parts: usize) -> Option<Vec<String>> {
 async fn lookup(
     conn: &mut Conn,
     schema: &TableSchema,
-    shape: Option<&RowShape>,
+    expect: Expect<'_>,
     keys: &HashMap<String, Vec<Value>>,
     ids: &[String],
 ) -> Result<HashMap<String, Expected>, VerifyError> {
@@ -565,13 +604,17 @@ async fn lookup(
             vec![one; chunk.len()].join(", ")
         );
         let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
-        let rows: Vec<Row> = conn.exec(sql, params).await.map_err(my)?;
-        for row in rows {
-            let Some((id, doc)) =
-                row_doc(schema, shape, &row.unwrap()).map_err(VerifyError::Mysql)?
-            else {
-                continue;
-            };
+        let rows: Vec<Vec<Value>> = conn
+            .exec::<Row, _, _>(sql, params)
+            .await
+            .map_err(my)?
+            .into_iter()
+            .map(Row::unwrap)
+            .collect();
+        let docs = expected_docs(conn, schema, expect, &rows)
+            .await
+            .map_err(VerifyError::Mysql)?;
+        for (id, doc) in docs.into_iter().flatten() {
             // Text comparison may match another case or padding: keep exact ids only.
             if wanted.contains(&id) {
                 found.insert(id, doc);

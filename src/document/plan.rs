@@ -284,7 +284,11 @@ mod tests {
         [
             table("blog", "article", &["id", "title", "author_id", "status"]),
             table("blog", "user", &["id", "name"]),
-            table("blog", "comment", &["id", "article_id", "user_id", "approved"]),
+            table(
+                "blog",
+                "comment",
+                &["id", "article_id", "user_id", "approved"],
+            ),
             table("blog", "tag", &["id", "name"]),
             table("blog", "article_tag", &["id", "article_id", "tag_id"]),
         ]
@@ -340,7 +344,10 @@ values = "name"
         assert_eq!(comments.children[0].on, vec![(2, 0)]);
         let tags = &plan.relations[2];
         let link = tags.through.as_ref().expect("through");
-        assert_eq!((link.on.clone(), link.to.clone()), (vec![(0, 1)], vec![(2, 0)]));
+        assert_eq!(
+            (link.on.clone(), link.to.clone()),
+            (vec![(0, 1)], vec![(2, 0)])
+        );
         assert_eq!(tags.values, Some(1));
         let paths: Vec<Vec<usize>> = plan.walk().into_iter().map(|(p, _)| p).collect();
         assert_eq!(paths, vec![vec![0], vec![1], vec![1, 0], vec![2]]);
@@ -349,12 +356,36 @@ values = "name"
     #[test]
     fn what_does_not_exist_is_named() {
         let cases = [
-            (RULE.replace("blog.tag\"\nthrough", "blog.tags\"\nthrough"), "tables[1].nest[1].table", "blog.tags"),
-            (RULE.replace("on = { user_id = \"id\" }", "on = { user = \"id\" }"), "tables[1].nest[0].join[0].on", "`user`"),
-            (RULE.replace("values = \"name\"", "values = \"label\""), "tables[1].nest[1].values", "`label`"),
-            (RULE.replace("routing = \"author_id\"", "routing = \"writer\""), "tables[1].routing", "`writer`"),
-            (RULE.replace("field = \"author\"", "field = \"title\""), "tables[1].join[0].field", "`title`"),
-            (RULE.replace("to = { tag_id = \"id\" }", "to = { tag = \"id\" }"), "tables[1].nest[1].through.to", "`tag`"),
+            (
+                RULE.replace("blog.tag\"\nthrough", "blog.tags\"\nthrough"),
+                "tables[1].nest[1].table",
+                "blog.tags",
+            ),
+            (
+                RULE.replace("on = { user_id = \"id\" }", "on = { user = \"id\" }"),
+                "tables[1].nest[0].join[0].on",
+                "`user`",
+            ),
+            (
+                RULE.replace("values = \"name\"", "values = \"label\""),
+                "tables[1].nest[1].values",
+                "`label`",
+            ),
+            (
+                RULE.replace("routing = \"author_id\"", "routing = \"writer\""),
+                "tables[1].routing",
+                "`writer`",
+            ),
+            (
+                RULE.replace("field = \"author\"", "field = \"title\""),
+                "tables[1].join[0].field",
+                "`title`",
+            ),
+            (
+                RULE.replace("to = { tag_id = \"id\" }", "to = { tag = \"id\" }"),
+                "tables[1].nest[1].through.to",
+                "`tag`",
+            ),
         ];
         for (text, key, word) in cases {
             let err = resolve(&text).expect_err(key);

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::WriterError;
 use super::index::{CREATED_BY, IndexManager};
 use crate::config::Config;
+use crate::document::store::Documents;
 use crate::es::{EsClient, path};
 use crate::retry::{Attempt, Failure, Retry, RetryError, Verdict, retry_until};
 use crate::schema::TableSchema;
@@ -109,9 +110,11 @@ pub async fn serve(
     client: EsClient,
     config: Arc<Config>,
     stop: CancellationToken,
+    documents: Option<Arc<Documents>>,
 ) -> Result<(), WriterError> {
-    let mut manager =
-        IndexManager::new(client.clone(), Arc::clone(&config)).with_stop(stop.clone());
+    let mut manager = IndexManager::new(client.clone(), Arc::clone(&config))
+        .with_stop(stop.clone())
+        .with_documents(documents);
     let http = Http {
         client,
         config,

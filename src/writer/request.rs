@@ -60,6 +60,11 @@ pub(super) async fn flush(
         Ok(None) => return (Ok(()), capacity),
         Err(e) => return (Err(e), capacity),
     };
+    if pending.is_empty() {
+        // Every refresh found its root gone or no longer a document: nothing to send.
+        resolve_all(Vec::new(), superseded, TxnStatus::Delivered);
+        return (Ok(()), capacity);
+    }
     let sink = &ctx.client;
     // Parts still to write, the next one last. A batch is one part until the sink refuses
     // it as too large; each refused part is replaced by its two halves, in order.

@@ -231,8 +231,6 @@ pub fn apply_overrides(props: &mut Map<String, Value>, rule: &TableRule) {
 /// typed by their columns, a `join` an `object` of its fields, a `nest` a `nested` of its
 /// fields, a `values` array its column's type, to any depth. The rule's `mapping`
 /// overrides are the caller's ([`apply_overrides`]).
-// Index preparation of relation rules calls it once they are wired in.
-#[allow(dead_code)]
 pub fn document_properties(plan: &DocumentPlan, caps: Capabilities) -> Map<String, Value> {
     let mut props = level_properties(&plan.level, &plan.root, caps);
     relation_properties(&mut props, &plan.relations, caps);

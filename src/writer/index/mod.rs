@@ -40,6 +40,7 @@ use tracing::{debug, info, warn};
 
 use super::WriterError;
 use crate::config::{Config, TableRule};
+use crate::document::store::Documents;
 use crate::es::path::segment;
 use crate::es::{EsClient, ServerInfo};
 use crate::retry::{Attempt, Failure, Retry, RetryError, Verdict, is_auth, retry_until};
@@ -84,6 +85,8 @@ pub struct IndexManager {
     known: HashMap<Arc<str>, Known>,
     /// (index, field) pairs whose type differs from ours, already reported.
     conflicts_reported: HashSet<(Arc<str>, String)>,
+    /// Rules with relations: their mapping comes from the whole document plan.
+    documents: Option<Arc<Documents>>,
 }
 
 impl IndexManager {
@@ -96,7 +99,14 @@ impl IndexManager {
             caps: None,
             known: HashMap::new(),
             conflicts_reported: HashSet::new(),
+            documents: None,
         }
+    }
+
+    /// Derives the mapping of rules with relations from their plans (SPEC §9 "Mapping").
+    pub fn with_documents(mut self, documents: Option<Arc<Documents>>) -> Self {
+        self.documents = documents;
+        self
     }
 
     /// Stops retrying when `stop` fires: [`IndexManager::ensure`] then returns
@@ -123,7 +133,16 @@ impl IndexManager {
             return Ok(());
         }
         let caps = self.capabilities(&schema.index).await?;
-        let wanted = properties(schema, rule, caps);
+        let mut wanted = properties(schema, rule, caps);
+        if rule.has_relations()
+            && let Some(loaded) = self
+                .documents
+                .as_ref()
+                .and_then(|d| d.plan_of(&schema.index))
+        {
+            wanted = mapping::document_properties(&loaded.plan, caps);
+            mapping::apply_overrides(&mut wanted, rule);
+        }
         if let Some(known) = self.known.get(&schema.index)
             && known.covers(schema, &wanted)
         {
