@@ -152,7 +152,14 @@ pub enum WriterError {
     Task(String),
     /// Documents of a rule with relations could not be built from MySQL.
     #[error("{0}; the changes after the checkpoint are replayed on the next start")]
-    Documents(#[from] crate::document::store::DocumentsError),
+    Documents(Box<crate::document::store::DocumentsError>),
+}
+
+impl From<crate::document::store::DocumentsError> for WriterError {
+    fn from(e: crate::document::store::DocumentsError) -> Self {
+        // Boxed: the rule's error is large, and writer errors travel in every lane result.
+        Self::Documents(Box::new(e))
+    }
 }
 
 impl From<ClientError> for WriterError {
