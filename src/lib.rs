@@ -20,6 +20,8 @@
 //! | [`writer`] | stage 4: batching, `_bulk`, partial retries, dead-letter; the index task |
 //! | [`checkpoint`] | stage 5: ordered acknowledgements → committed position on disk |
 //! | [`snapshot`] | initial copy and re-sync; its merge is the one hook the reader calls between transactions |
+//! | [`document`] | SPEC §9 rules: fields, rows, routing, relations; building documents from MySQL and the fan-out |
+//! | [`read_view`] | read views that see every transaction the reader has read (copy windows, documents) |
 //! | [`schema`] | leaf: table model, table-map reading, catalog queries |
 //! | [`source`] | leaf: MySQL connection settings and the connect step (TLS) |
 //! | [`es`] | leaf: Elasticsearch client, `_bulk` bodies and answers, URL paths |
@@ -49,6 +51,7 @@ pub mod es;
 pub mod json_string;
 pub mod ordering;
 pub mod position;
+pub mod read_view;
 pub mod reader;
 pub mod retry;
 mod scan;

@@ -316,6 +316,18 @@ impl fmt::Display for Version {
     }
 }
 
+/// Whether the stream at `here` has read everything up to `at`. Positions of different
+/// binlog base names never compare (another server): such a chunk is never emitted, and the
+/// worker's window is invalidated by the reconnect instead.
+pub fn reached(here: &BinlogPosition, at: &BinlogPosition) -> bool {
+    // An emptied position (see `invalidate_all`) is due at once, to be refused.
+    at.file.is_empty()
+        || matches!(
+            here.partial_cmp(at),
+            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

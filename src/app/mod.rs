@@ -63,7 +63,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         source, host, conn, ..
     } = mysql;
     drop(conn);
-    let documents = startup::load_documents(&config, &source).await?;
+    let documents = startup::load_documents(
+        &config,
+        &source,
+        (start.0.server.flavor, start.0.position.clone()),
+    )
+    .await?;
 
     let mut stages = wiring::Stages::spawn(
         &config,

@@ -314,7 +314,7 @@ async fn copy_start(
     server: &crate::checkpoint::ServerIdentity,
     floor: Version,
 ) -> Result<Checkpoint, mysql_async::Error> {
-    let (position, gtid) = crate::snapshot::consistent::open(conn, server.flavor, true).await?;
+    let (position, gtid) = crate::read_view::open(conn, server.flavor, true).await?;
     conn.query_drop("COMMIT").await?;
     let tables = crate::schema::catalog::user_tables(conn).await?;
     let now = SystemTime::now()
@@ -443,10 +443,11 @@ pub(crate) fn finding(severity: Severity, what: &str, detail: String) -> Finding
 pub(super) async fn load_documents(
     config: &Config,
     source: &MysqlSource,
+    read: (crate::checkpoint::Flavor, crate::position::BinlogPosition),
 ) -> Result<Option<Arc<Documents>>, Error> {
     let stop = CancellationToken::new();
     let deadline = tokio::time::Instant::now() + config.mysql.connect_timeout;
-    Documents::load(config, source.clone(), &stop, Some(deadline))
+    Documents::load(config, source.clone(), read, &stop, Some(deadline))
         .await
         .map_err(|e| match e {
             DocumentsError::Rule {

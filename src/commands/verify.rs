@@ -26,6 +26,7 @@ use crate::config::{Config, TableRule};
 use crate::decode::RowDecoder;
 use crate::decode::rows::RootKey;
 use crate::document::fetch;
+use crate::document::shape::root_key;
 use crate::document::{DocumentPlan, RowShape};
 use crate::es::{EsClient, bulk, response};
 use crate::scan::{SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list};
@@ -474,10 +475,15 @@ async fn expected_docs(
     match expect {
         Expect::Rows(shape) => rows.iter().map(|row| row_doc(schema, shape, row)).collect(),
         Expect::Built(plan) => {
-            let keys: Vec<RootKey> = rows
-                .iter()
-                .map(|row| RootKey(schema.key.iter().map(|&k| row[k].clone()).collect()))
-                .collect();
+            // Keys as the stream gives them (decoded, then as parameters), so temporal and
+            // BIT keys compare equal with the rows read back.
+            let mut keys: Vec<RootKey> = Vec::with_capacity(rows.len());
+            for row in rows {
+                let image = row_image(schema, row.iter().cloned()).map_err(|e| e.to_string())?;
+                let values =
+                    RowDecoder::decode_values(schema, &image, None).map_err(|e| e.to_string())?;
+                keys.push(root_key(schema, &values));
+            }
             built_docs(conn, plan, &keys).await
         }
     }

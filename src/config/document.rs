@@ -226,6 +226,34 @@ impl TableRule {
     }
 }
 
+/// Rules with relations writing one index would build each other's documents: refused,
+/// naming the second rule.
+///
+/// # Errors
+/// Two rules with relations whose `index` resolves to one name.
+pub fn validate_relation_indices(rules: &[TableRule]) -> Result<(), ConfigError> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        if !rule.has_relations() {
+            continue;
+        }
+        let Some((db, table)) = rule.pattern.split_once('.') else {
+            continue;
+        };
+        let index = rule.index_for(db, table);
+        if let Some((_, first)) = seen.iter().find(|(name, _)| *name == index) {
+            return Err(ConfigError::invalid(
+                &format!("tables[{i}].index"),
+                format!(
+                    "`{index}` is also the index of tables[{first}], and both rules build                      documents with relations; give each its own index"
+                ),
+            ));
+        }
+        seen.push((index, i));
+    }
+    Ok(())
+}
+
 /// The checks of SPEC §9 keys that need no tables: names present, no field named twice
 /// among the relations of one level, `values`/`order_by`/`through` only on a nest, a
 /// `through` with `on` and `to`, a relation with an `on` or a `through`.
@@ -506,6 +534,14 @@ routing = "author_id"
                 .to_string();
             assert!(err.contains(key), "{extra}: {err}");
         }
+        let twice = format!(
+            "{MINIMAL}{BLOG}[[tables]]\nmatch = \"blog.page\"\nindex = \"articles\"\n[[tables.join]]\nfield = \"a\"\ntable = \"u\"\non = {{ a = \"id\" }}\n"
+        );
+        let err = load_str(&twice)
+            .and_then(|c| c.validate())
+            .expect_err("one index")
+            .to_string();
+        assert!(err.contains("tables[2].index"), "{err}");
         let text = format!(
             "{MINIMAL}[[tables]]\nmatch = \"blog.*\"\n[[tables.join]]\nfield = \"a\"\ntable = \"u\"\non = {{ a = \"id\" }}\n"
         );

@@ -196,6 +196,7 @@ impl Config {
             validate_mapping(i, t)?;
             super::document::validate_rule(i, t)?;
         }
+        super::document::validate_relation_indices(&self.tables)?;
         Ok(())
     }
 }

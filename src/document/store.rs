@@ -14,8 +14,11 @@ use tracing::{info, warn};
 use super::DocumentPlan;
 use super::fanout::FanOut;
 use super::fetch::{self, Built, FetchError};
+use crate::checkpoint::Flavor;
 use crate::config::{Config, TableRule};
 use crate::decode::rows::RootKey;
+use crate::position::BinlogPosition;
+use crate::read_view::{self, ViewError};
 use crate::retry::{Attempt, Failure, Retry, RetryError, Verdict, retry_until};
 use crate::scan::SESSION_SETUP;
 use crate::source::MysqlSource;
@@ -67,6 +70,10 @@ pub struct Loaded {
 /// The rules with relations and the connections their documents are built with.
 pub struct Documents {
     source: MysqlSource,
+    flavor: Flavor,
+    /// The reader's position: every change a lane holds was read before it, so a read view
+    /// covering it sees every transaction those changes came from (see [`crate::read_view`]).
+    read: std::sync::Mutex<BinlogPosition>,
     idle: tokio::sync::Mutex<Vec<Conn>>,
     rules: Vec<RuleDocs>,
     retry_initial_ms: u64,
@@ -98,11 +105,14 @@ impl Documents {
     pub async fn load(
         config: &Config,
         source: MysqlSource,
+        (flavor, read): (Flavor, BinlogPosition),
         stop: &CancellationToken,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Option<Arc<Documents>>, DocumentsError> {
         let mut docs = Documents {
             source,
+            flavor,
+            read: std::sync::Mutex::new(read),
             idle: tokio::sync::Mutex::new(Vec::new()),
             rules: Vec::new(),
             retry_initial_ms: config.writer.retry_initial_ms,
@@ -116,6 +126,11 @@ impl Documents {
             let Some((db, table)) = rule.pattern.split_once('.') else {
                 continue;
             };
+            // An earlier rule that takes the table wins (first match): this one writes nothing.
+            if config.rule_index_for(db, table).map(|(i, _)| i) != Some(position) {
+                warn!(rule = %format!("tables[{position}]"), table = %rule.pattern, "An earlier [[tables]] rule takes this table, so this rule's relations are not used; move the rule up or exclude the table from the earlier one with skip_tables.");
+                continue;
+            }
             let id = RuleId {
                 position,
                 rule: rule.clone(),
@@ -133,6 +148,52 @@ impl Documents {
             return Ok(None);
         }
         Ok(Some(Arc::new(docs)))
+    }
+
+    /// Records how far the reader has read (called before it routes refreshes).
+    pub fn note_read(&self, at: &BinlogPosition) {
+        if let Ok(mut read) = self.read.lock()
+            && *read != *at
+        {
+            *read = at.clone();
+        }
+    }
+
+    /// Opens on `conn` a read-only transaction whose read view sees every transaction the
+    /// reader has read so far: a server writes a transaction to the binlog before it commits
+    /// it in the engine, so reading without this could miss the very change being applied.
+    /// The caller ends the transaction.
+    ///
+    /// # Errors
+    /// A failed query; MySQL without `gtid_mode = ON`.
+    pub async fn cover_read(&self, conn: &mut Conn) -> Result<(), FetchError> {
+        let low = match self.read.lock() {
+            Ok(read) => read.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let query = |source| FetchError::Query {
+            table: "(read view)".into(),
+            source,
+        };
+        // Engine commits follow binlog writes within milliseconds; a view that is not there
+        // yet is dropped and taken again.
+        for _ in 0..5_000 {
+            match read_view::read_view_covering(conn, self.flavor, &low).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(2)).await,
+                Err(ViewError::Sql(e)) => return Err(query(e)),
+                Err(ViewError::Unsupported(message)) => {
+                    return Err(FetchError::Table {
+                        table: "(read view)".into(),
+                        message: format!("documents with relations: {message}"),
+                    });
+                }
+            }
+        }
+        Err(FetchError::Table {
+            table: "(read view)".into(),
+            message: format!("no read view reached binlog position {low} within 10 s"),
+        })
     }
 
     /// The plan of `index`, if a rule with relations writes it.
@@ -229,11 +290,18 @@ impl Documents {
                 Ok(c) => c,
                 Err(e) => return (reloaded, Attempt::Again(Failure::new(e.to_string()))),
             };
-            match fetch::build(&mut conn, &loaded.plan, keys).await {
-                Ok(docs) => {
+            let built = match self.cover_read(&mut conn).await {
+                Ok(()) => fetch::build(&mut conn, &loaded.plan, keys).await,
+                Err(e) => Err(e),
+            };
+            // Ends the read view (a lost connection is not given back anyway).
+            let ended = conn.query_drop("COMMIT").await.is_ok();
+            match built {
+                Ok(docs) if ended => {
                     self.give_back(conn).await;
                     (reloaded, Attempt::Done(docs))
                 }
+                Ok(docs) => (reloaded, Attempt::Done(docs)),
                 Err(e) if is_transient(&e) => {
                     (reloaded, Attempt::Again(Failure::new(e.to_string())))
                 }

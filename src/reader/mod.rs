@@ -234,6 +234,14 @@ impl Reader {
         }
     }
 
+    /// Tells the document builders how far the stream has read, before changes that may ask
+    /// for documents are routed (see [`Documents::cover_read`]).
+    fn note_read(&self) {
+        if let Some(docs) = &self.documents {
+            docs.note_read(&self.reading_position());
+        }
+    }
+
     /// Where the stream is between transactions: the end of the last event read.
     fn reading_position(&self) -> BinlogPosition {
         BinlogPosition::new(self.file.as_ref(), self.outer_end)
@@ -260,6 +268,7 @@ impl Reader {
 
     /// Routes one copied chunk; `false` when stopped first.
     async fn route_chunk(&mut self, chunk: DueChunk) -> bool {
+        self.note_read();
         let DueChunk {
             index,
             docs,
@@ -643,6 +652,7 @@ impl Reader {
 
     /// Routes decoded rows with the open transaction's version and token.
     async fn route_rows(&mut self, rows: HeldRows) -> Result<(), ReaderError> {
+        self.note_read();
         let HeldRows {
             schema,
             origin,

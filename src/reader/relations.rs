@@ -8,14 +8,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use mysql_async::prelude::Queryable;
 use mysql_common::binlog::events::{RowsEventData, TableMapEvent};
 
 use super::{HeldRows, Reader, ReaderError, ddl};
 use crate::checkpoint::TxnGtid;
 use crate::config::TableRule;
 use crate::decode::images::event_images;
+use crate::document::fetch::FetchError;
 use crate::ordering::{DocChange, Op, Origin};
+use crate::retry::Verdict;
 use crate::schema;
+use crate::schema::TableSchema;
 use crate::telemetry::metrics;
 
 /// Roots read per fan-out query.
@@ -80,12 +84,12 @@ impl Reader {
     ) -> Option<ddl::Ddl> {
         let docs = self.documents.clone()?;
         let (db, table) = ddl::reshaped_table(sql, db)?;
-        if docs.uses(&db, &table) {
-            return Some(ddl::Ddl::Recopy(vec![(db, table)]));
-        }
-        // A root table's new shape: same documents, but the plan reads the new columns.
+        let roots = docs.roots_using(&db, &table);
+        // The plans read the new columns from now on.
         docs.reload_using(&db, &table, &self.stop).await;
-        None
+        // A relation table's new shape may change every document of its rules: their roots
+        // are copied again (not the table itself, which a plain rule may also mirror).
+        (!roots.is_empty()).then_some(ddl::Ddl::Recopy(roots))
     }
 
     /// Routes a refresh of every root document a rows event of a watched table affects.
@@ -133,23 +137,27 @@ impl Reader {
             let mut after = None;
             loop {
                 let position = self.here();
+                self.note_read();
                 let conn = self.catalog_conn().await?;
-                let chunk = inv
-                    .fanout
-                    .roots_after(conn, &images, after.as_ref(), FANOUT_CHUNK)
-                    .await
-                    .map_err(|e| ReaderError::FanOut {
-                        position,
-                        table: schema.qualified(),
-                        message: e.to_string(),
-                        transient: matches!(&e, crate::document::fetch::FetchError::Query { source, .. }
-                            if !matches!(source, mysql_async::Error::Server(_))),
-                    })?;
+                // The query must see the change's own transaction (and every one before).
+                let found = match docs.cover_read(conn).await {
+                    Ok(()) => {
+                        inv.fanout
+                            .roots_after(conn, &images, after.as_ref(), FANOUT_CHUNK)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                let ended = conn.query_drop("COMMIT").await;
+                let chunk = found.map_err(|e| fanout_error(position, &schema, &e))?;
+                ended.map_err(|e| self.conn_err(e))?;
                 let full = chunk.len() == FANOUT_CHUNK;
                 after = chunk.last().map(|(_, k)| k.clone());
                 let changes: Vec<DocChange> = chunk
                     .into_iter()
-                    .filter(|(id, _)| seen.insert(id.clone()))
+                    // Keyset pages never repeat a root: only the direct ones are remembered,
+                    // so memory does not grow with the fan-out.
+                    .filter(|(id, _)| !seen.contains(id))
                     .map(|(id, key)| refresh(id, key))
                     .collect();
                 self.route_refreshes(&root, &origin, changes).await?;
@@ -184,6 +192,21 @@ impl Reader {
             }
             None => self.route_rows(rows).await,
         }
+    }
+}
+
+/// A failed fan-out query: worth reconnecting when the server may answer next time (a lost
+/// connection, a lock wait or deadlock, see [`Verdict::of_mysql`]). A statement the tables no
+/// longer fit (the reader is behind an `ALTER`) is final here; the restart resolves the rule
+/// against the new tables.
+fn fanout_error(position: String, schema: &TableSchema, e: &FetchError) -> ReaderError {
+    ReaderError::FanOut {
+        position,
+        table: schema.qualified(),
+        message: e.to_string(),
+        transient: matches!(e, FetchError::Query { source, .. }
+            if Verdict::of_mysql(source) == Verdict::Transient
+                || !matches!(source, mysql_async::Error::Server(_))),
     }
 }
 

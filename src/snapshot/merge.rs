@@ -221,7 +221,7 @@ impl Merge {
     pub fn ready(&mut self, here: &BinlogPosition) -> Vec<CopyChunk> {
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()
-            .partition(|c| reached(here, &c.at));
+            .partition(|c| crate::position::reached(here, &c.at));
         self.pending = waiting;
         ready
     }
@@ -370,18 +370,6 @@ impl CopyMerge {
     pub fn invalidate_all(&mut self) {
         self.merge.invalidate_all();
     }
-}
-
-/// Whether the stream at `here` has read everything up to `at`. Positions of different
-/// binlog base names never compare (another server): such a chunk is never emitted, and the
-/// worker's window is invalidated by the reconnect instead.
-pub fn reached(here: &BinlogPosition, at: &BinlogPosition) -> bool {
-    // An emptied position (see `invalidate_all`) is due at once, to be refused.
-    at.file.is_empty()
-        || matches!(
-            here.partial_cmp(at),
-            Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
-        )
 }
 
 #[cfg(test)]

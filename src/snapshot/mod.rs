@@ -14,7 +14,6 @@
 //! than the copy's start version that neither the copy nor the stream wrote are deleted: their
 //! rows no longer exist (deleted while binlog2es was away, e.g. behind a purged binlog).
 
-pub mod consistent;
 pub mod merge;
 
 use std::collections::HashSet;
@@ -34,9 +33,11 @@ use crate::checkpoint::{Checkpoint, CopyMark, Flavor, KeyValue, TableCopy};
 use crate::config::Config;
 use crate::decode::RowDecoder;
 use crate::document::RowShape;
+use crate::document::shape::root_key;
 use crate::es::{EsClient, Scroll, ScrollError};
-use crate::ordering::{DocChange, Op, RootKey};
+use crate::ordering::{DocChange, Op};
 use crate::position::{BinlogPosition, Version};
+use crate::read_view as consistent;
 use crate::retry::{Attempt, Failure, Retry, RetryError, retry_until};
 use crate::scan;
 use crate::schema::TableSchema;
@@ -738,16 +739,11 @@ fn decode_rows(
     let mut docs = Vec::with_capacity(rows.len());
     for row in rows {
         if let Some(shape) = shape {
-            let key = RootKey(
-                schema
-                    .key
-                    .iter()
-                    .filter_map(|&k| row.get(k).cloned())
-                    .collect(),
-            );
             let image = scan::row_image(schema, row)?;
             let values = RowDecoder::decode_values(schema, &image, None)?;
-            docs.extend(shape.write(schema, &values, || key));
+            // The key as the stream gives it (decoded, then as parameters): the values as
+            // read would not compare equal for temporal or BIT keys.
+            docs.extend(shape.write(schema, &values, || root_key(schema, &values)));
             continue;
         }
         let image = scan::row_image(schema, row)?;

@@ -1,4 +1,6 @@
-//! Read views for the copy, without a global lock on either flavour.
+//! Read views that see every transaction the reader has read, without a global lock on
+//! either flavour: the copy's windows, and the reads that build documents with relations
+//! (SPEC §9) and find the documents a change reaches.
 //!
 //! # The watermark merge
 //! A copy worker opens a window at the reader (the *low watermark* `L`: the reader's
@@ -53,8 +55,8 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::checkpoint::Flavor;
+use crate::position::reached;
 use crate::position::{BinlogPosition, GtidState};
-use crate::snapshot::merge::reached;
 
 /// How long the MySQL path waits for the GTIDs owned when a window opened before it tries a
 /// new window (and logs why at debug level).
