@@ -10,26 +10,29 @@
 //! `--repair` writes the current row of missing/different ids and deletes extra ids with
 //! `version_type=external_gte` and the checkpoint's version, so a repair never overwrites a
 //! newer streamed change; the repaired ids are then checked again.
+//!
+//! Layout: this file runs the comparison per table and reports; [`expected`] is what MySQL
+//! says the documents are (rows, shaped rows, documents built with relations), [`index`] is
+//! what the index holds and the repair's writes.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row, Value};
-use reqwest::Method;
-use serde_json::{Map, Value as Json, json};
+use mysql_async::{Conn, Value};
+
+mod expected;
+mod index;
+
+use expected::{Expect, expected_docs, lookup};
+use index::{mget, repair, scroll_ids};
 
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, TableRule};
-use crate::decode::RowDecoder;
-use crate::decode::rows::RootKey;
-use crate::document::fetch;
-use crate::document::shape::root_key;
-use crate::document::{DocumentPlan, RowShape};
-use crate::es::{EsClient, bulk, response};
-use crate::scan::{SESSION_SETUP, key_list, placeholders, read_chunk, row_image, select_list};
+use crate::document::{RowShape, fetch};
+use crate::es::EsClient;
+use crate::scan::{SESSION_SETUP, read_chunk};
 use crate::schema::TableSchema;
 
 /// Key values (as MySQL sent them) by `_id`.
@@ -456,74 +459,6 @@ async fn verify_table(
     Ok(report)
 }
 
-/// How the expected documents of a table are made.
-#[derive(Clone, Copy)]
-enum Expect<'a> {
-    /// From each row alone: the row (SPEC §5), or shaped and routed by the rule (§9).
-    Rows(Option<&'a RowShape>),
-    /// Built from the root rows and the rule's relations (§9), by key.
-    Built(&'a DocumentPlan),
-}
-
-/// The expected document of each of `rows` (`None`: the row is no document), in order.
-async fn expected_docs(
-    conn: &mut Conn,
-    schema: &TableSchema,
-    expect: Expect<'_>,
-    rows: &[Vec<Value>],
-) -> Result<Vec<Option<(String, Expected)>>, String> {
-    match expect {
-        Expect::Rows(shape) => rows.iter().map(|row| row_doc(schema, shape, row)).collect(),
-        Expect::Built(plan) => {
-            // Keys as the stream gives them (decoded, then as parameters), so temporal and
-            // BIT keys compare equal with the rows read back.
-            let mut keys: Vec<RootKey> = Vec::with_capacity(rows.len());
-            for row in rows {
-                let image = row_image(schema, row.iter().cloned()).map_err(|e| e.to_string())?;
-                let values =
-                    RowDecoder::decode_values(schema, &image, None).map_err(|e| e.to_string())?;
-                keys.push(root_key(schema, &values));
-            }
-            built_docs(conn, plan, &keys).await
-        }
-    }
-}
-
-/// The documents of a rule with relations for `keys`, in order.
-async fn built_docs(
-    conn: &mut Conn,
-    plan: &DocumentPlan,
-    keys: &[RootKey],
-) -> Result<Vec<Option<(String, Expected)>>, String> {
-    let built = fetch::build(conn, plan, keys)
-        .await
-        .map_err(|e| e.to_string())?;
-    built
-        .into_iter()
-        .map(|doc| {
-            let Some(doc) = doc else { return Ok(None) };
-            let source: Map<String, Json> = serde_json::from_slice(&doc.source)
-                .map_err(|e| format!("{}: {e}", plan.root.qualified()))?;
-            let routing = doc.routing.map(|r| r.to_string());
-            Ok(Some((doc.id, Expected { source, routing })))
-        })
-        .collect()
-}
-
-/// A document as the rule gives it for a row: `_source` and `_routing`.
-#[derive(Debug, Clone, PartialEq)]
-struct Expected {
-    source: Map<String, Json>,
-    routing: Option<String>,
-}
-
-impl Expected {
-    /// Whether the indexed `(source, routing)` is this document.
-    fn equals(&self, (source, routing): &(Map<String, Json>, Option<String>)) -> bool {
-        self.routing == *routing && doc_eq(&self.source, source)
-    }
-}
-
 /// Reads both sides for `ids` and files each persistent difference in `report`; returns
 /// the ids that differ.
 async fn classify(
@@ -563,288 +498,4 @@ async fn classify(
         differing.push(id.clone());
     }
     Ok(differing)
-}
-
-/// Splits a document id back into its key values (SPEC §5 escaping).
-fn split_id(id: &str, parts: usize) -> Option<Vec<String>> {
-    if parts == 1 {
-        return Some(vec![id.to_owned()]);
-    }
-    let mut out = vec![String::new()];
-    let mut chars = id.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.last_mut()?.push(chars.next()?),
-            ':' => out.push(String::new()),
-            c => out.last_mut()?.push(c),
-        }
-    }
-    (out.len() == parts).then_some(out)
-}
-
-/// The current document of each id that has a row, keyed by id. Key values come from
-/// `keys` when the scan saw the id, else from the id text.
-async fn lookup(
-    conn: &mut Conn,
-    schema: &TableSchema,
-    expect: Expect<'_>,
-    keys: &HashMap<String, Vec<Value>>,
-    ids: &[String],
-) -> Result<HashMap<String, Expected>, VerifyError> {
-    let mut found = HashMap::new();
-    let wanted: HashSet<&String> = ids.iter().collect();
-    let parts = schema.key.len();
-    let tuples: Vec<Vec<Value>> = ids
-        .iter()
-        .filter_map(|id| match keys.get(id) {
-            Some(values) => Some(values.clone()),
-            None => split_id(id, parts).map(|v| v.into_iter().map(Value::from).collect()),
-        })
-        .collect();
-    for chunk in tuples.chunks(LOOKUP) {
-        let one = format!("({})", placeholders(parts));
-        let sql = format!(
-            "{} WHERE ({}) IN ({})",
-            select_list(schema),
-            key_list(schema),
-            vec![one; chunk.len()].join(", ")
-        );
-        let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
-        let rows: Vec<Vec<Value>> = conn
-            .exec::<Row, _, _>(sql, params)
-            .await
-            .map_err(my)?
-            .into_iter()
-            .map(Row::unwrap)
-            .collect();
-        let docs = expected_docs(conn, schema, expect, &rows)
-            .await
-            .map_err(VerifyError::Mysql)?;
-        for (id, doc) in docs.into_iter().flatten() {
-            // Text comparison may match another case or padding: keep exact ids only.
-            if wanted.contains(&id) {
-                found.insert(id, doc);
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// A row as its `_id` and document (SPEC §5/§6), decoded as the stream decodes it and,
-/// with `shape`, shaped and routed as the stream does (SPEC §9); `None` when the rule's row
-/// conditions make the row no document.
-fn row_doc(
-    schema: &TableSchema,
-    shape: Option<&RowShape>,
-    row: &[Value],
-) -> Result<Option<(String, Expected)>, String> {
-    let image = row_image(schema, row.iter().cloned()).map_err(|e| e.to_string())?;
-    let (id, source, routing) = match shape {
-        None => {
-            let doc = RowDecoder::default()
-                .decode_row(schema, &image, None)
-                .map_err(|e| e.to_string())?;
-            (doc.id, doc.source, None)
-        }
-        Some(shape) => {
-            let values =
-                RowDecoder::decode_values(schema, &image, None).map_err(|e| e.to_string())?;
-            if !shape.matches(&values) {
-                return Ok(None);
-            }
-            (
-                RowDecoder::id_of_values(schema, &values),
-                shape.source(&values),
-                shape.routing(&values).map(|r| r.to_string()),
-            )
-        }
-    };
-    let source: Map<String, Json> =
-        serde_json::from_slice(&source).map_err(|e| format!("{}: {e}", schema.qualified()))?;
-    Ok(Some((id, Expected { source, routing })))
-}
-
-/// JSON equality with numbers compared by value.
-fn json_eq(a: &Json, b: &Json) -> bool {
-    match (a, b) {
-        (Json::Number(x), Json::Number(y)) => {
-            x == y
-                || match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-                    (Some(p), Some(q), ..) => p == q,
-                    (.., Some(p), Some(q)) => p == q,
-                    _ => x.as_f64() == y.as_f64(),
-                }
-        }
-        (Json::Array(x), Json::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
-        }
-        (Json::Object(x), Json::Object(y)) => doc_eq(x, y),
-        _ => a == b,
-    }
-}
-
-fn doc_eq(a: &Map<String, Json>, b: &Map<String, Json>) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .all(|(k, v)| b.get(k).is_some_and(|w| json_eq(v, w)))
-}
-
-fn check_status(status: u16, body: &Json, what: &str) -> Result<(), VerifyError> {
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(VerifyError::Es(format!("{what}: HTTP {status}: {body}")))
-    }
-}
-
-/// The indexed `_source` and `_routing` of each (id, routing) that has a document.
-async fn mget(
-    client: &EsClient,
-    index: &str,
-    ids: &[(String, Option<String>)],
-) -> Result<HashMap<String, (Map<String, Json>, Option<String>)>, VerifyError> {
-    let mut found = HashMap::new();
-    if ids.is_empty() {
-        return Ok(found);
-    }
-    // A routed document is found on its routing's shard only.
-    let docs: Vec<Json> = ids
-        .iter()
-        .map(|(id, routing)| match routing {
-            Some(r) => json!({ "_id": id, "routing": r }),
-            None => json!({ "_id": id }),
-        })
-        .collect();
-    let (status, body) = client
-        .json(
-            Method::POST,
-            &format!("/{index}/_mget"),
-            Some(&json!({ "docs": docs })),
-        )
-        .await
-        .map_err(es)?;
-    if status == 404 {
-        return Ok(found);
-    }
-    check_status(status, &body, "_mget")?;
-    for doc in body["docs"].as_array().into_iter().flatten() {
-        if doc["found"] == Json::Bool(true)
-            && let (Some(id), Some(source)) = (doc["_id"].as_str(), doc["_source"].as_object())
-        {
-            let routing = doc["_routing"].as_str().map(str::to_owned);
-            found.insert(id.to_owned(), (source.clone(), routing));
-        }
-    }
-    Ok(found)
-}
-
-/// Every document id of the index with its `_routing` (after a refresh, so recent writes
-/// are seen).
-async fn scroll_ids(
-    client: &EsClient,
-    index: &str,
-) -> Result<Vec<(String, Option<String>)>, VerifyError> {
-    let mut ids = Vec::new();
-    client
-        .scroll(
-            index,
-            json!({ "_source": false, "sort": ["_doc"] }),
-            |hit| {
-                if let Some(id) = hit["_id"].as_str() {
-                    ids.push((id.to_owned(), hit["_routing"].as_str().map(str::to_owned)));
-                }
-            },
-        )
-        .await
-        .map_err(|e| VerifyError::Es(e.to_string()))?;
-    Ok(ids)
-}
-
-/// Writes the rows of `ids` that exist and deletes the others, versioned so that a newer
-/// streamed change always wins. Returns how many actions Elasticsearch applied and how
-/// many it refused as version conflicts.
-async fn repair(
-    client: &EsClient,
-    index: &str,
-    ids: &[String],
-    (rows, indexed_routing): (&HashMap<String, Expected>, &HashMap<String, Option<String>>),
-    version: u64,
-) -> Result<(u64, u64), VerifyError> {
-    let (mut applied, mut conflicts) = (0, 0);
-    for chunk in ids.chunks(CHUNK) {
-        let mut body = Vec::new();
-        for id in chunk {
-            let expected = rows
-                .get(id)
-                .map(|e| (Json::Object(e.source.clone()).to_string(), &e.routing));
-            let (action, routing) = match &expected {
-                Some((source, routing)) => (bulk::Action::Index(source.as_bytes()), *routing),
-                None => (
-                    bulk::Action::Delete,
-                    indexed_routing.get(id).unwrap_or(&None),
-                ),
-            };
-            bulk::push(
-                &mut body,
-                action,
-                index,
-                Some(id),
-                Some(version),
-                routing.as_deref(),
-            );
-        }
-        let answer = client.bulk(Bytes::from(body)).await.map_err(es)?;
-        let Some(items) = response::items(&answer, chunk.len()).map_err(es)? else {
-            applied += chunk.len() as u64;
-            continue;
-        };
-        for item in items {
-            match item.status {
-                // 404: deleting what is already gone; 409: a newer change is there.
-                200..=299 => applied += 1,
-                404 if item.action == "delete" => applied += 1,
-                409 => conflicts += 1,
-                _ => {
-                    let error = item.error.unwrap_or_default();
-                    return Err(VerifyError::Es(format!("repair of {index}: {error}")));
-                }
-            }
-        }
-    }
-    Ok((applied, conflicts))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_split_back_into_key_values() {
-        assert_eq!(split_id("a:b", 1).unwrap(), ["a:b"]);
-        assert_eq!(split_id("a\\:b:c\\\\", 2).unwrap(), ["a:b", "c\\"]);
-        assert!(split_id("a:b:c", 2).is_none());
-    }
-
-    #[test]
-    fn a_document_under_another_routing_differs() {
-        let source: Map<String, Json> = serde_json::from_str(r#"{"a":1}"#).unwrap();
-        let routed = Expected {
-            source: source.clone(),
-            routing: Some("7".into()),
-        };
-        assert!(routed.equals(&(source.clone(), Some("7".into()))));
-        assert!(!routed.equals(&(source.clone(), Some("8".into()))));
-        assert!(!routed.equals(&(source.clone(), None)));
-        let other: Map<String, Json> = serde_json::from_str(r#"{"a":2}"#).unwrap();
-        assert!(!routed.equals(&(other, Some("7".into()))));
-    }
-
-    #[test]
-    fn numbers_compare_by_value() {
-        let a: Json = serde_json::from_str(r#"{"x":[1,2.5],"y":null}"#).unwrap();
-        let b: Json = serde_json::from_str(r#"{"y":null,"x":[1.0,2.5]}"#).unwrap();
-        assert!(json_eq(&a, &b));
-        let c: Json = serde_json::from_str(r#"{"x":[1,2.6],"y":null}"#).unwrap();
-        assert!(!json_eq(&a, &c));
-    }
 }
