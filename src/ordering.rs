@@ -219,23 +219,21 @@ pub fn coalesce(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
 /// writes need nothing: the write that put a document under a routing is always followed,
 /// in the stream, by the delete that moves it away.
 fn coalesce_routed(changes: Vec<Change>) -> (Vec<Change>, Vec<AckToken>) {
-    let mut order: Vec<DocKey> = Vec::new();
-    let mut groups: HashMap<DocKey, Vec<Change>> = HashMap::with_capacity(changes.len());
+    // Groups in first-seen order of their keys.
+    let mut slots: HashMap<DocKey, usize> = HashMap::with_capacity(changes.len());
+    let mut groups: Vec<Vec<Change>> = Vec::new();
     for c in changes {
-        match groups.get_mut(&c.key) {
-            Some(group) => group.push(c),
+        match slots.get(&c.key) {
+            Some(&slot) => groups[slot].push(c),
             None => {
-                order.push(c.key.clone());
-                groups.insert(c.key.clone(), vec![c]);
+                slots.insert(c.key.clone(), groups.len());
+                groups.push(vec![c]);
             }
         }
     }
-    let mut out = Vec::with_capacity(order.len());
+    let mut out = Vec::with_capacity(groups.len());
     let mut superseded = Vec::new();
-    for key in order {
-        let Some(mut group) = groups.remove(&key) else {
-            continue;
-        };
+    for mut group in groups {
         let Some(last) = group.pop() else {
             continue;
         };

@@ -461,51 +461,17 @@ fn build(tables: &Tables, level: &Level, row: &Row) -> Json {
 
 /// Every document of `index` with its `_routing` (scroll; empty when there is no index).
 async fn index_documents(es: &Es, index: &str) -> DocMap {
-    es.refresh(index).await;
     let mut docs = DocMap::new();
-    let (mut status, mut body) = es
-        .request(
-            Method::POST,
-            &format!("/{index}/_search?scroll=1m"),
-            Some(json!({"size": 1000, "sort": ["_doc"]})),
-        )
-        .await;
-    if status == 404 {
-        return docs;
-    }
-    loop {
-        assert_eq!(status, 200, "scrolling {index}: {body}");
-        let hits = body["hits"]["hits"].as_array().expect("hits").clone();
-        if hits.is_empty() {
-            break;
-        }
-        for hit in hits {
-            let id = hit["_id"].as_str().expect("_id").to_string();
-            let routing = hit["_routing"].as_str().map(str::to_string);
-            docs.insert(
-                id,
-                Doc {
-                    source: hit["_source"].clone(),
-                    routing,
-                },
-            );
-        }
-        let scroll_id = body["_scroll_id"].clone();
-        (status, body) = es
-            .request(
-                Method::POST,
-                "/_search/scroll",
-                Some(json!({"scroll": "1m", "scroll_id": scroll_id})),
-            )
-            .await;
-    }
-    if let Some(id) = body["_scroll_id"].as_str() {
-        es.request(
-            Method::DELETE,
-            "/_search/scroll",
-            Some(json!({"scroll_id": id})),
-        )
-        .await;
+    for hit in es.hits(index).await {
+        let id = hit["_id"].as_str().expect("_id").to_string();
+        let routing = hit["_routing"].as_str().map(str::to_string);
+        docs.insert(
+            id,
+            Doc {
+                source: hit["_source"].clone(),
+                routing,
+            },
+        );
     }
     docs
 }

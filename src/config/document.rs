@@ -120,25 +120,37 @@ pub enum RelationKind {
     Nest,
 }
 
+/// `fields()` and `conditions()` of a level: the root rule and every relation carry the
+/// same keys (flat, as SPEC §9 writes them; serde's `flatten` cannot be combined with
+/// `deny_unknown_fields`).
+macro_rules! level_keys {
+    ($ty:ty) => {
+        impl $ty {
+            /// The level's field selection.
+            pub fn fields(&self) -> Fields {
+                Fields {
+                    include: self.include_columns.clone(),
+                    exclude: self.exclude_columns.clone(),
+                    rename: self.rename.clone(),
+                }
+            }
+
+            /// The level's row conditions.
+            pub fn conditions(&self) -> RowConditions {
+                RowConditions {
+                    any_of: self.where_any_of.clone(),
+                    null: self.where_null.clone(),
+                    not_null: self.where_not_null.clone(),
+                }
+            }
+        }
+    };
+}
+
+level_keys!(Relation);
+level_keys!(TableRule);
+
 impl Relation {
-    /// The relation's field selection.
-    pub fn fields(&self) -> Fields {
-        Fields {
-            include: self.include_columns.clone(),
-            exclude: self.exclude_columns.clone(),
-            rename: self.rename.clone(),
-        }
-    }
-
-    /// The relation's row conditions.
-    pub fn conditions(&self) -> RowConditions {
-        RowConditions {
-            any_of: self.where_any_of.clone(),
-            null: self.where_null.clone(),
-            not_null: self.where_not_null.clone(),
-        }
-    }
-
     /// Child relations in document order: joins, then nests.
     pub fn children(&self) -> impl Iterator<Item = (RelationKind, &Relation)> {
         children(&self.join, &self.nest)
@@ -164,24 +176,6 @@ pub fn qualify(table: &str, parent_db: &str) -> (String, String) {
 }
 
 impl TableRule {
-    /// The root's field selection.
-    pub fn fields(&self) -> Fields {
-        Fields {
-            include: self.include_columns.clone(),
-            exclude: self.exclude_columns.clone(),
-            rename: self.rename.clone(),
-        }
-    }
-
-    /// The root's row conditions.
-    pub fn conditions(&self) -> RowConditions {
-        RowConditions {
-            any_of: self.where_any_of.clone(),
-            null: self.where_null.clone(),
-            not_null: self.where_not_null.clone(),
-        }
-    }
-
     /// The root's relations in document order: joins, then nests.
     pub fn relations(&self) -> impl Iterator<Item = (RelationKind, &Relation)> {
         children(&self.join, &self.nest)

@@ -26,11 +26,14 @@ pub(super) async fn build_refreshes(
     superseded: &mut Vec<AckToken>,
 ) -> Result<Option<Vec<Change>>, WriterError> {
     let mut by_index: HashMap<Arc<str>, (Vec<usize>, Vec<RootKey>)> = HashMap::new();
-    for (i, c) in pending.iter().enumerate() {
-        if let Op::Refresh(key) = &c.op {
+    for (i, c) in pending.iter_mut().enumerate() {
+        if let Op::Refresh(key) = &mut c.op {
+            // The key is taken, not copied: the op becomes the built document (or the
+            // change leaves the batch) below.
+            let key = std::mem::replace(key, RootKey(Vec::new()));
             let slot = by_index.entry(Arc::clone(&c.key.index)).or_default();
             slot.0.push(i);
-            slot.1.push(key.clone());
+            slot.1.push(key);
         }
     }
     if by_index.is_empty() {

@@ -137,8 +137,19 @@ impl Es {
     /// Every document of `index` (after a refresh) as `_id` → `_source`, read with the scroll
     /// API so it works for any size and any id type; empty when the index does not exist.
     pub async fn docs(&self, index: &str) -> Docs {
-        self.refresh(index).await;
         let mut docs = Docs::new();
+        for hit in self.hits(index).await {
+            let id = hit["_id"].as_str().expect("_id").to_string();
+            docs.insert(id, hit["_source"].clone());
+        }
+        docs
+    }
+
+    /// Every search hit of `index` (after a refresh): `_id`, `_source`, `_routing`…, read
+    /// with the scroll API; empty when the index does not exist.
+    pub async fn hits(&self, index: &str) -> Vec<Value> {
+        self.refresh(index).await;
+        let mut out = Vec::new();
         let (mut status, mut body) = self
             .request(
                 Method::POST,
@@ -147,7 +158,7 @@ impl Es {
             )
             .await;
         if status == 404 {
-            return docs;
+            return out;
         }
         loop {
             assert_eq!(status, 200, "scrolling {index}: {body}");
@@ -155,10 +166,7 @@ impl Es {
             if hits.is_empty() {
                 break;
             }
-            for hit in hits {
-                let id = hit["_id"].as_str().expect("_id").to_string();
-                docs.insert(id, hit["_source"].clone());
-            }
+            out.extend(hits.iter().cloned());
             let scroll_id = body["_scroll_id"].clone();
             (status, body) = self
                 .request(
@@ -176,7 +184,7 @@ impl Es {
             )
             .await;
         }
-        docs
+        out
     }
 }
 
