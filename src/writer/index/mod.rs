@@ -8,6 +8,11 @@
 //! UNSIGNED above 2^63). What was ensured is cached per index: steady streaming sends no
 //! request, only a changed schema does.
 //!
+//! An index binlog2es creates is the physical index `NAME-<generation>` (`orders-1`) behind
+//! the alias `NAME`, made in one `PUT` ([`layout`]): everything else addresses `NAME`, and a
+//! rebuild can later fill `NAME-2` and move the alias in one step. A concrete `NAME` that an
+//! earlier version created stays as it is.
+//!
 //! Ownership is recorded in the index itself, `_meta.created_by = "binlog2es"`, so it
 //! survives restarts and is visible to operators. Only indices we created are ever altered,
 //! and only by adding fields (`PUT /<index>/_mapping` with the missing properties): an
@@ -21,6 +26,11 @@
 //! still applies the template's settings. When templates cannot be read (HTTP 403), nothing
 //! is created (we cannot rule out the user's template) and a warning says which privilege
 //! to grant.
+//!
+//! `_meta.rule_fingerprint` records the rule the index was made for ([`drift`]); an index
+//! that no longer matches its rule (another fingerprint, or a field of another type) is
+//! reported once per process with the command that rebuilds it. An index from before
+//! fingerprints is stamped with the current one.
 //!
 //! Transient failures (connection, 429, 5xx, 401: [`crate::retry`]) are retried with the
 //! writer's backoff until they pass (or `writer.max_retries`); refusals (400 mapping
