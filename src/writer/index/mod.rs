@@ -407,7 +407,12 @@ impl IndexManager {
         let hint = "check the `mapping` and `index_settings` of the table's [[tables]] rule \
                     (a field type or setting this server does not know?), or create the \
                     index yourself, or set create_index = false";
-        Err(refused(physical, "creating it", status, &resp, Some(hint)))
+        // The operator knows the index by its name; the physical one is a detail.
+        let (index, what) = match alias {
+            Some(alias) => (alias, format!("creating it as `{physical}`")),
+            None => (physical, "creating it".to_owned()),
+        };
+        Err(refused(index, &what, status, &resp, Some(hint)))
     }
 
     /// Notes `index` as ours with the fields it has, was given and wants.
