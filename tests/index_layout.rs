@@ -197,29 +197,11 @@ async fn an_index_from_before_fingerprints_is_stamped() {
     // GIVEN a concrete index an earlier version created: ours, without a fingerprint
     let text =
         json!({"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}});
-    let env = TestEnv::get();
-    let (db, conn) = env.create_database_with(TABLE).await;
-    let index = env.unique_index("stamp");
     let old_meta = json!({"created_by": "binlog2es", "binlog2es_version": "0.0.1",
-        "source_table": format!("{db}.t")});
-    env.es()
-        .create_index(
-            &index,
-            json!({"mappings": {"_meta": old_meta, "properties": {
-                "id": {"type": "long"}, "title": text, "n": {"type": "long"}}}}),
-        )
-        .await;
-    let daemon = Daemon::builder(env)
-        .table(&format!("{db}.t"), &index)
-        .start()
-        .await;
-    let mut f = Fixture {
-        env,
-        db,
-        conn,
-        index,
-        daemon,
-    };
+        "source_table": "earlier.t"});
+    let body = json!({"mappings": {"_meta": old_meta, "properties": {
+        "id": {"type": "long"}, "title": text, "n": {"type": "long"}}}});
+    let mut f = Fixture::start_with("stamp", TABLE, Some(body), |b| b).await;
 
     // WHEN the daemon first meets it
     f.sql("INSERT INTO t VALUES (1, 'one', 1)").await;
