@@ -1,5 +1,6 @@
 //! `binlog2es check`: validates the configuration, connects to both ends and reports every
-//! prerequisite as a finding, without stopping at the first problem.
+//! prerequisite as a finding, without stopping at the first problem; an index binlog2es
+//! created that no longer matches its rule (SPEC §10 drift) is a warning.
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
