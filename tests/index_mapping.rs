@@ -359,7 +359,9 @@ async fn mapping_overrides_and_index_settings_apply_on_creation() {
         .request(Method::GET, &format!("/{}/_settings", f.index), None)
         .await;
     assert_eq!(status, 200, "{settings}");
-    let replicas = &settings[&f.index]["settings"]["index"]["number_of_replicas"];
+    // Keyed by the physical index behind the alias `f.index`.
+    let physical = format!("{}-1", f.index);
+    let replicas = &settings[&physical]["settings"]["index"]["number_of_replicas"];
     assert!(replicas == "0" || replicas == 0, "{settings}");
     es.refresh(&f.index).await;
     let (_, hits) = es

@@ -1,22 +1,28 @@
 //! `binlog2es check`: validates the configuration, connects to both ends and reports every
-//! prerequisite as a finding, without stopping at the first problem.
+//! prerequisite as a finding, without stopping at the first problem; an index binlog2es
+//! created that no longer matches its rule (SPEC §10 drift) is a warning.
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use reqwest::Method;
+
 use crate::Error;
 use crate::app::startup::{connect_es, connect_mysql, finding, table_checks};
 use crate::checkpoint::CheckpointStore;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::config::document::RelationKind;
 use crate::config::{Config, HttpConfig, TableRule, TlsMode};
-use crate::document::{DocumentPlan, RowShape};
-use crate::es::EsClient;
+use crate::document::{DocumentPlan, PlanError, RowShape};
+use crate::es::path::segment;
+use crate::es::{EsClient, ServerInfo};
 use crate::reader::prerequisites::{self, Finding, Severity};
 use crate::schema::TableSchema;
 use crate::source::MysqlSource;
+use crate::writer::index::{Capabilities, Drift, Mappings, index_fingerprint, rule_properties};
 
 /// `binlog2es check`: validates, connects to both ends, reports prerequisites.
 /// Returns the report lines and whether everything is fine.
@@ -44,15 +50,19 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
         ),
         Err(e) => finding(Severity::Error, "checkpoint", e.to_string()),
     });
+    let mut es = None;
     match EsClient::new(&config.elasticsearch) {
         Ok(client) => {
             out.push(
                 match connect_es(&client, config.elasticsearch.connect_timeout).await {
-                    Ok(v) => finding(
-                        Severity::Ok,
-                        "elasticsearch",
-                        format!("{v} at {}", client.display()),
-                    ),
+                    Ok(v) => {
+                        es = Some(client.clone());
+                        finding(
+                            Severity::Ok,
+                            "elasticsearch",
+                            format!("{v} at {}", client.display()),
+                        )
+                    }
                     Err(e) => finding(Severity::Error, "elasticsearch", e.to_string()),
                 },
             );
@@ -86,6 +96,12 @@ pub async fn check(config: Config) -> Result<(Vec<Finding>, bool), Error> {
             match mysql_checks(&config, &mut conn).await {
                 Ok(mut f) => out.append(&mut f),
                 Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
+            }
+            if let Some(client) = &es {
+                match drift_checks(&config, &mut conn, client).await {
+                    Ok(mut f) => out.append(&mut f),
+                    Err(e) => out.push(finding(Severity::Error, "mysql", e.to_string())),
+                }
             }
         }
     }
@@ -220,15 +236,7 @@ async fn document_checks(
             });
             continue;
         }
-        let mut others = HashMap::new();
-        for (odb, otable) in rule.relation_tables(db) {
-            let schema = schema_of(conn, &odb, &otable, &TableRule::default()).await?;
-            others.insert((odb, otable), schema.map(Arc::new));
-        }
-        let plan = DocumentPlan::resolve(i, &rule, Arc::new(root), &mut |d, t| {
-            others.get(&(d.to_owned(), t.to_owned())).cloned().flatten()
-        });
-        let plan = match plan {
+        let plan = match plan_of(conn, i, &rule, db, root).await? {
             Ok(plan) => plan,
             Err(e) => {
                 out.push(finding(Severity::Error, &what, e.to_string()));
@@ -267,6 +275,80 @@ async fn document_checks(
                     ),
                 ));
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The document plan of rule `i` for its root table `root` of database `db`, the relation
+/// tables read from the catalog.
+async fn plan_of(
+    conn: &mut Conn,
+    i: usize,
+    rule: &TableRule,
+    db: &str,
+    root: TableSchema,
+) -> Result<Result<DocumentPlan, PlanError>, mysql_async::Error> {
+    let mut others = HashMap::new();
+    for (odb, otable) in rule.relation_tables(db) {
+        let schema = schema_of(conn, &odb, &otable, &TableRule::default()).await?;
+        others.insert((odb, otable), schema.map(Arc::new));
+    }
+    Ok(DocumentPlan::resolve(
+        i,
+        rule,
+        Arc::new(root),
+        &mut |d, t| others.get(&(d.to_owned(), t.to_owned())).cloned().flatten(),
+    ))
+}
+
+/// SPEC §10: every index binlog2es created for a rule that lets it manage the index,
+/// compared with that rule as the daemon would at start-up: a Warning with the rebuild
+/// command when it drifted.
+async fn drift_checks(
+    config: &Config,
+    conn: &mut Conn,
+    client: &EsClient,
+) -> Result<Vec<Finding>, mysql_async::Error> {
+    let caps = match client.json(Method::GET, "/", None).await {
+        Ok((200, root)) => Capabilities::of(&ServerInfo::from_root(&root)),
+        _ => Capabilities::LATEST,
+    };
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (db, table) in &crate::schema::catalog::user_tables(conn).await? {
+        let Some((i, rule)) = config.rule_index_for(db, table) else {
+            continue;
+        };
+        let index = rule.index_for(db, table);
+        if !rule.create_index || !seen.insert(index.clone()) {
+            continue;
+        }
+        let path = format!("/{}/_mapping", segment(&index));
+        // A missing or unreadable index is the daemon's to create or report.
+        let Ok((200, answer)) = client.json(Method::GET, &path, None).await else {
+            continue;
+        };
+        let found = Mappings::from_answer(&answer);
+        if !found.alterable() {
+            continue;
+        }
+        let Some(root) = schema_of(conn, db, table, &rule).await? else {
+            continue;
+        };
+        let plan = if rule.has_relations() {
+            plan_of(conn, i, &rule, db, root.clone()).await?.ok()
+        } else {
+            None
+        };
+        let wanted = rule_properties(&root, &rule, caps, plan.as_ref());
+        let meta = found.meta();
+        let recorded = meta.get("rule_fingerprint").and_then(|v| v.as_str());
+        let current = index_fingerprint(config, &rule, &index);
+        let drift = Drift::of(recorded, &current, &found.properties(), &wanted);
+        if !drift.is_empty() {
+            let text = drift.message(&index, config.loaded_from.as_deref());
+            out.push(finding(Severity::Warning, &format!("index {index}"), text));
         }
     }
     Ok(out)

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, TableRule};
 
@@ -40,7 +40,7 @@ impl RowConditions {
 
 /// One value of a `where` list: compared with the column's §6 value, numbers by value and
 /// strings exactly.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum WhereValue {
     /// A boolean: TRUE is 1 and FALSE is 0, as MySQL stores them.
@@ -54,7 +54,7 @@ pub enum WhereValue {
 }
 
 /// `[[tables.join]]` / `[[tables.nest]]`: rows of another table embedded in the document.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Relation {
     /// The document field that holds the object (join) or array (nest).
@@ -100,7 +100,7 @@ pub struct Relation {
 }
 
 /// `through = { table, on, to }`: the link table of a many-to-many `nest`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Through {
     /// `db.table` of the link rows (a bare name means the parent's database).

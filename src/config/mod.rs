@@ -22,7 +22,7 @@ mod validate;
 pub use load::derive_server_id;
 
 pub(crate) use rules::glob;
-pub use rules::{KeylessPolicy, TableRule, index_is_per_table};
+pub use rules::{KeylessPolicy, TableRule, index_is_per_table, rules_writing};
 pub use secret::{Secret, read_secret, redact_url, secret};
 pub use validate::{FingerprintError, parse_fingerprint};
 
@@ -182,6 +182,10 @@ pub struct Config {
     /// Which tables go to which index.
     #[serde(default)]
     pub tables: Vec<TableRule>,
+    /// The file [`Config::load`] read (made absolute), for commands shown to the operator;
+    /// `None` for a configuration built otherwise.
+    #[serde(skip)]
+    pub loaded_from: Option<PathBuf>,
 }
 
 /// `[mysql]`.
@@ -579,6 +583,7 @@ impl Config {
             config.mysql.server_id = derive_server_id(&config.checkpoint.path);
             config.mysql.server_id_derived = true;
         }
+        config.loaded_from = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
         Ok(config)
     }
 

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::document::{Relation, WhereValue};
 use super::{Config, d_index, d_true};
 
 /// `[[tables]]`: one sync rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableRule {
     /// `db.table`, `*` wildcards allowed.
@@ -98,7 +98,7 @@ impl Default for TableRule {
 }
 
 /// `[[tables]] on_keyless`: a matched table without a primary key (and no `id_columns`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeylessPolicy {
     /// Leave the table out, with one WARN naming it and a metric; the others go on.
@@ -200,6 +200,39 @@ pub fn index_is_per_table(config: &Config, db: &str, table: &str) -> bool {
         .tables
         .iter()
         .any(|other| resolves_for_another(other, &name, &me))
+}
+
+/// The rules that can give the index name `name` to a table they take (a table an earlier
+/// rule takes is not theirs, when the name tells which table it is): the rules whose
+/// documents may be in that index.
+pub fn rules_writing<'a>(config: &'a Config, name: &str) -> Vec<&'a TableRule> {
+    let name = name.to_lowercase();
+    let takes = |rule: &TableRule| {
+        let Some((pd, pt)) = rule.pattern.split_once('.') else {
+            return false;
+        };
+        let (pd, pt) = (pd.to_lowercase(), pt.to_lowercase());
+        let fixed = |part: &str| (!part.contains('*')).then(|| part.to_owned());
+        solve_template(&rule.index, &name)
+            .into_iter()
+            .any(|(d, t)| {
+                let d = d.or_else(|| fixed(&pd));
+                let t = t.or_else(|| fixed(&pt));
+                let fits =
+                    |part: &str, v: &Option<String>| v.as_ref().is_none_or(|v| glob(part, v));
+                if !fits(&pd, &d) || !fits(&pt, &t) {
+                    return false;
+                }
+                match (&d, &t) {
+                    (Some(d), Some(t)) => config
+                        .rule_for(d, t)
+                        .is_some_and(|first| std::ptr::eq(first, rule)),
+                    // A free part: some table of the pattern may be the one.
+                    _ => true,
+                }
+            })
+    };
+    config.tables.iter().filter(|r| takes(r)).collect()
 }
 
 /// Whether `rule` can give the index name `name` to a table it matches other than `me`

@@ -98,6 +98,11 @@ pub async fn run(setup: RebuildSetup) -> Result<(), RebuildError> {
         stop: setup.stop,
     };
     let mut running: Option<tokio::task::JoinHandle<Result<(), RebuildError>>> = None;
+    // Drift is reported at start-up, not only when a table's first change arrives.
+    tokio::spawn({
+        let steps = steps.clone();
+        async move { steps.report_drift().await }
+    });
     if let Some(rebuild) = resume.into_iter().next() {
         info!(index = %rebuild.index, target = %rebuild.target, phase = rebuild.phase.name(), "Resuming the rebuild.");
         let steps = steps.clone();
@@ -424,6 +429,41 @@ impl Steps {
             r = async { self.persist.send(sync).await.ok()?; written.await.ok() } => r.map(|()| version),
             _ = self.stop.cancelled() => None,
         }
+    }
+
+    /// Has the index task look at the index of every table a rule matches (one table per
+    /// index), so that indices that no longer match their rule are reported at start-up.
+    /// Best effort: a failure here is reported again when the table's first change comes.
+    async fn report_drift(&self) {
+        let Ok(mut conn) = self.source.connect().await else {
+            return;
+        };
+        let Ok(all) = crate::schema::catalog::user_tables(&mut conn).await else {
+            return;
+        };
+        if conn.query_drop(crate::scan::SESSION_SETUP).await.is_err() {
+            return;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (db, table) in all {
+            let Some(rule) = self.config.rule_for(&db, &table) else {
+                continue;
+            };
+            if !rule.create_index || seen.contains(&rule.index_for(&db, &table)) {
+                continue;
+            }
+            // A table that cannot be read (no key, say) is the stream's to report.
+            let Ok(schema) = crate::scan::read_table_schema(&mut conn, rule, &db, &table).await
+            else {
+                continue;
+            };
+            seen.insert(rule.index_for(&db, &table));
+            let at = format!("at start-up, `{}`", schema.index);
+            if self.indices.inspect(Arc::new(schema), at).await.is_none() {
+                break;
+            }
+        }
+        let _ = conn.disconnect().await;
     }
 
     /// The tables whose rule writes `index` (keyless ones skipped: they are not synced).

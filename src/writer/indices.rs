@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::WriterError;
+pub use super::index::Layout;
 use super::index::{CREATED_BY, IndexManager};
 use crate::config::Config;
 use crate::document::store::Documents;
@@ -61,6 +62,16 @@ pub enum IndexRequest {
         /// Answered once the index is ready.
         done: oneshot::Sender<()>,
     },
+    /// Report whether the table's index still matches its rule (at start-up), creating
+    /// nothing.
+    Inspect {
+        /// The table.
+        schema: Arc<TableSchema>,
+        /// Where the request comes from.
+        at: String,
+        /// Answered once inspected.
+        done: oneshot::Sender<()>,
+    },
     /// What the name `index` stands for.
     Describe {
         /// The name readers use.
@@ -96,25 +107,6 @@ pub enum IndexRequest {
         at: String,
         /// Answered with the `db.table` names.
         done: oneshot::Sender<Vec<String>>,
-    },
-}
-
-/// What an index name stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layout {
-    /// No index or alias of that name.
-    Missing,
-    /// A concrete index.
-    Concrete {
-        /// Created by binlog2es (`_meta.created_by`).
-        ours: bool,
-    },
-    /// An alias of these physical indices.
-    Alias {
-        /// The physical indices, sorted.
-        physical: Vec<String>,
-        /// Every one of them was created by binlog2es.
-        ours: bool,
     },
 }
 
@@ -182,6 +174,12 @@ impl Indices {
             done,
         })
         .await
+    }
+
+    /// Reports drift of the table's index from its rule; `None` when the task ended.
+    pub async fn inspect(&self, schema: Arc<TableSchema>, at: String) -> Option<()> {
+        self.ask(|done| IndexRequest::Inspect { schema, at, done })
+            .await
     }
 
     /// What `index` stands for; `None` when the task ended.
@@ -272,11 +270,23 @@ pub async fn serve(
                     return Ok(());
                 }
             }
-            IndexRequest::Describe { index, at, done } => match http.describe(&index, &at).await? {
-                Some(layout) => {
+            IndexRequest::Inspect { schema, at, done } => {
+                let inspected = manager.inspect(&schema).await;
+                if !answer_prepared(inspected, &http.stop, at, done)? {
+                    return Ok(());
+                }
+            }
+            IndexRequest::Describe { index, at, done } => match manager.describe(&index).await {
+                Ok(layout) => {
                     let _ = done.send(layout);
                 }
-                None => return Ok(()),
+                Err(_) if http.stop.is_cancelled() => return Ok(()),
+                Err(source) => {
+                    return Err(WriterError::Prepare {
+                        at,
+                        source: Box::new(source),
+                    });
+                }
             },
             IndexRequest::Switch { switch, at, done } => {
                 let refresh = format!("/{}/_refresh", path::segment(&switch.target));
@@ -349,25 +359,6 @@ struct Http {
 }
 
 impl Http {
-    /// What `index` stands for (`GET /_alias/NAME`, then `GET /NAME/_mapping`); `None`
-    /// when stopped first.
-    async fn describe(&self, index: &str, at: &str) -> Result<Option<Layout>, WriterError> {
-        let name = path::segment(index);
-        let Some(aliases) = self
-            .json(Method::GET, &format!("/_alias/{name}"), None, at)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let Some(mappings) = self
-            .json(Method::GET, &format!("/{name}/_mapping"), None, at)
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(layout(index, &aliases, &mappings)))
-    }
-
     /// Refreshes `index` (so documents acknowledged within the refresh interval are found),
     /// then deletes by query until an answer reports no failure and no version conflict.
     /// How many were deleted, or `None` when stopped first.
@@ -464,31 +455,6 @@ fn finish<T>(outcome: Result<T, RetryError<WriterError>>) -> Result<Option<T>, W
     }
 }
 
-/// The layout of `index` from its `GET /_alias/NAME` and `GET /NAME/_mapping` answers (`{}`
-/// for a 404).
-fn layout(index: &str, aliases: &Value, mappings: &Value) -> Layout {
-    let mappings = mappings.as_object().cloned().unwrap_or_default();
-    let ours = !mappings.is_empty()
-        && mappings
-            .values()
-            .all(|m| m["mappings"]["_meta"]["created_by"].as_str() == Some(CREATED_BY));
-    let mut physical: Vec<String> = aliases
-        .as_object()
-        .into_iter()
-        .flat_map(|a| a.iter())
-        .filter(|(_, v)| v["aliases"].get(index).is_some())
-        .map(|(k, _)| k.clone())
-        .collect();
-    physical.sort();
-    if !physical.is_empty() {
-        Layout::Alias { physical, ours }
-    } else if mappings.contains_key(index) {
-        Layout::Concrete { ours }
-    } else {
-        Layout::Missing
-    }
-}
-
 /// The `_meta.source_table` of every index in a `_mapping` answer that binlog2es created,
 /// each once (a rebuild's new index names the same table as the old one).
 fn created_tables(mappings: &Value) -> Vec<String> {
@@ -535,31 +501,6 @@ mod tests {
         ] {
             assert!(delete_leftovers(&leftover).is_some(), "{leftover}");
         }
-    }
-
-    #[test]
-    fn layouts_tell_aliases_concrete_and_missing_indices_apart() {
-        let meta = |by: &str| json!({"mappings": {"_meta": {"created_by": by}}});
-        let aliases = json!({"orders-2": {"aliases": {"orders": {}}}});
-        let mappings = json!({"orders-2": meta(CREATED_BY)});
-        assert_eq!(
-            layout("orders", &aliases, &mappings),
-            Layout::Alias {
-                physical: vec!["orders-2".into()],
-                ours: true
-            }
-        );
-        let mine = json!({"orders": meta(CREATED_BY)});
-        assert_eq!(
-            layout("orders", &json!({}), &mine),
-            Layout::Concrete { ours: true }
-        );
-        let theirs = json!({"orders": meta("someone")});
-        assert_eq!(
-            layout("orders", &json!({}), &theirs),
-            Layout::Concrete { ours: false }
-        );
-        assert_eq!(layout("orders", &json!({}), &json!({})), Layout::Missing);
     }
 
     #[test]

@@ -282,11 +282,32 @@ fn relation_properties(
     }
 }
 
-/// The body of `PUT /<index>` for a table: the rule's settings, our `_meta`, `properties`.
+/// The properties `schema`'s `rule` wants: the fields of the whole document when the rule
+/// has relations and its `plan` is known, else the table's; the rule's overrides applied.
+pub fn rule_properties(
+    schema: &TableSchema,
+    rule: &TableRule,
+    caps: Capabilities,
+    plan: Option<&DocumentPlan>,
+) -> Map<String, Value> {
+    match plan {
+        Some(plan) if rule.has_relations() => {
+            let mut props = document_properties(plan, caps);
+            apply_overrides(&mut props, rule);
+            props
+        }
+        _ => properties(schema, rule, caps),
+    }
+}
+
+/// The body of `PUT /<index>` for a table: the rule's settings, our `_meta` (with the
+/// rule's `fingerprint`), `properties`, and the `alias` the new index is reached by.
 pub fn create_body(
     schema: &TableSchema,
     rule: &TableRule,
     properties: &Map<String, Value>,
+    fingerprint: &str,
+    alias: Option<&str>,
 ) -> Value {
     let mut body = Map::new();
     if !rule.index_settings.is_empty() {
@@ -295,6 +316,9 @@ pub fn create_body(
             Value::Object(rule.index_settings.clone()),
         );
     }
+    if let Some(alias) = alias {
+        body.insert("aliases".into(), json!({ alias: {} }));
+    }
     body.insert(
         "mappings".into(),
         json!({
@@ -302,6 +326,7 @@ pub fn create_body(
                 "created_by": CREATED_BY,
                 "binlog2es_version": env!("CARGO_PKG_VERSION"),
                 "source_table": schema.qualified(),
+                "rule_fingerprint": fingerprint,
             },
             "properties": properties,
         }),
@@ -575,16 +600,18 @@ mod tests {
         rule.index_settings
             .insert("number_of_shards".into(), json!(1));
         let props = properties(&s, &rule, Capabilities::LATEST);
-        let body = create_body(&s, &rule, &props);
+        let body = create_body(&s, &rule, &props, "f1", Some("orders"));
         assert_eq!(
             body,
             json!({
                 "settings": {"number_of_shards": 1},
+                "aliases": {"orders": {}},
                 "mappings": {
                     "_meta": {
                         "created_by": "binlog2es",
                         "binlog2es_version": env!("CARGO_PKG_VERSION"),
-                        "source_table": "shop.orders"
+                        "source_table": "shop.orders",
+                        "rule_fingerprint": "f1"
                     },
                     "properties": {
                         "id": {"type": "unsigned_long"},
@@ -595,8 +622,10 @@ mod tests {
             })
         );
         let plain = TableRule::default();
-        let body = create_body(&s, &plain, &properties(&s, &plain, Capabilities::LATEST));
+        let props = properties(&s, &plain, Capabilities::LATEST);
+        let body = create_body(&s, &plain, &props, "f1", None);
         assert!(body.get("settings").is_none(), "{body}");
+        assert!(body.get("aliases").is_none(), "{body}");
     }
 
     #[test]
