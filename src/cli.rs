@@ -26,6 +26,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Ask the running daemon to copy one table again while it keeps streaming.
     Resync(ResyncArgs),
+    /// Ask the running daemon to rebuild one index behind its alias with the current rule,
+    /// while streaming, then switch readers to it atomically.
+    Reindex(ReindexArgs),
     /// Ask the running daemon's `/readyz` (exit 0 when ready): a container health check.
     Probe(ConfigArg),
     /// Print the version and the build's git revision.
@@ -59,6 +62,17 @@ pub struct ResyncArgs {
     /// The table to copy again, as `db.table`.
     #[arg(long, value_name = "DB.TABLE")]
     pub table: String,
+}
+
+/// `reindex --config FILE --index NAME`.
+#[derive(Debug, clap::Args)]
+pub struct ReindexArgs {
+    /// Configuration file of the running daemon (TOML).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The index to rebuild, as readers name it (the rule's index).
+    #[arg(long, value_name = "NAME")]
+    pub index: String,
 }
 
 /// `verify --config FILE [--repair]`.

@@ -7,7 +7,8 @@
 //!                 (events,   (rows →    (key → lane,  (batch, _bulk,
 //!                  txns)      docs)      coalesce)     retry, dead-letter)
 //!                   │ ▲                                   │ index task ◀─ IndexRequest
-//!                   │ └── snapshot (copy chunks, merged between transactions)
+//!                   │ ├── snapshot (copy chunks, merged between transactions)
+//!                   │ └── rebuild (steps recorded between transactions; changes mirrored)
 //!                   └── TxnTicket ──> checkpoint tracker ◀── AckToken outcomes
 //!                                       └─> checkpoint file (write, fsync, rename)
 //! ```
@@ -20,6 +21,7 @@
 //! | [`writer`] | stage 4: batching, `_bulk`, partial retries, dead-letter; the index task |
 //! | [`checkpoint`] | stage 5: ordered acknowledgements → committed position on disk |
 //! | [`snapshot`] | initial copy and re-sync; its merge is the one hook the reader calls between transactions |
+//! | [`rebuild`] | SPEC §10: rebuilding an index behind its alias while streaming (`reindex`) |
 //! | [`document`] | SPEC §9 rules: fields, rows, routing, relations; building documents from MySQL and the fan-out |
 //! | [`read_view`] | read views that see every transaction the reader has read (copy windows, documents) |
 //! | [`schema`] | leaf: table model, table-map reading, catalog queries |
@@ -33,7 +35,7 @@
 //! | `tls` | leaf: certificates, keys, fingerprints for all connections |
 //! | [`shutdown`] | signals |
 //! | `app` | start-up (where to start), stage wiring, drain |
-//! | [`commands`] | `check`, `status`, `verify`, `resync` |
+//! | [`commands`] | `check`, `status`, `verify`, `resync`, `reindex` |
 //! | `scan` | reading a table in key order (copy and verify) |
 //!
 //! A stage imports earlier stages and leaves, and later stages only for the messages it
@@ -53,6 +55,7 @@ pub mod ordering;
 pub mod position;
 pub mod read_view;
 pub mod reader;
+pub mod rebuild;
 pub mod retry;
 mod scan;
 pub mod schema;
@@ -99,6 +102,9 @@ pub enum Error {
     /// A table cannot be copied.
     #[error(transparent)]
     Snapshot(#[from] snapshot::SnapshotError),
+    /// An index rebuild cannot go on.
+    #[error(transparent)]
+    Rebuild(#[from] rebuild::RebuildError),
     /// A server unreachable for the whole start-up window.
     #[error("cannot reach {what} at {host} within {seconds}s: {message}")]
     Unreachable {

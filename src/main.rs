@@ -20,7 +20,8 @@ fn main() -> ExitCode {
         | Command::Probe(arg)
         | Command::Status(cli::StatusArgs { config: arg, .. })
         | Command::Verify(cli::VerifyArgs { config: arg, .. })
-        | Command::Resync(cli::ResyncArgs { config: arg, .. }) => arg,
+        | Command::Resync(cli::ResyncArgs { config: arg, .. })
+        | Command::Reindex(cli::ReindexArgs { config: arg, .. }) => arg,
         // The commands that need no configuration.
         Command::Version => {
             println!("binlog2es {}", binlog2es::VERSION);
@@ -109,28 +110,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Probe(_) => match runtime.block_on(binlog2es::commands::probe(&config)) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Probe(_) => answered(runtime.block_on(binlog2es::commands::probe(&config))),
         Command::Version | Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         Command::Resync(args) => {
-            match runtime.block_on(binlog2es::commands::request_resync(&config, &args.table)) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
+            answered(runtime.block_on(binlog2es::commands::request_resync(&config, &args.table)))
+        }
+        Command::Reindex(args) => {
+            answered(runtime.block_on(binlog2es::commands::request_reindex(&config, &args.index)))
         }
         Command::Verify(args) => {
             logging::init(LogFormat::Text, "error");
@@ -153,6 +139,20 @@ fn main() -> ExitCode {
                     ExitCode::from(e.exit_code())
                 }
             }
+        }
+    }
+}
+
+/// Prints the daemon's answer to an operations request: exit 0 accepted, 1 otherwise.
+fn answered(answer: Result<String, binlog2es::commands::ResyncError>) -> ExitCode {
+    match answer {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -47,11 +47,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _http_guard = http_stop.clone().drop_guard();
     let (resync_tx, resync_rx) = mpsc::channel(RESYNC_QUEUE);
     let reader_resync = resync_tx.clone();
-    if config.http.enabled {
-        serve_endpoint(&config, prometheus, &progress, resync_tx, &http_stop).await?;
+    let reindex = if config.http.enabled {
+        let (reindex_tx, reindex_rx) = mpsc::channel(RESYNC_QUEUE);
+        let calls = Calls {
+            resync: resync_tx,
+            reindex: reindex_tx,
+        };
+        serve_endpoint(&config, prometheus, &progress, calls, &http_stop).await?;
+        Some(reindex_rx)
     } else {
         drop(resync_tx);
-    }
+        None
+    };
     let store = CheckpointStore::new(config.checkpoint.path.clone());
     store.ensure_writable()?;
     let saved = store.load()?;
@@ -84,6 +91,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         wiring::Resync {
             requests: resync_rx,
             reader: reader_resync,
+            reindex,
         },
         &http_stop,
     );
@@ -117,8 +125,16 @@ fn notify_systemd(stop: &CancellationToken) {
     });
 }
 
+/// Where the endpoint's operations calls go.
+struct Calls {
+    /// `/resync`: the copy coordinator.
+    resync: mpsc::Sender<ResyncRequest>,
+    /// `/reindex`: the rebuild coordinator.
+    reindex: mpsc::Sender<http::ReindexCall>,
+}
+
 /// Binds the operations endpoint (a taken port fails start-up) and forwards its `/resync`
-/// calls to the copy coordinator through `resync`.
+/// calls to the copy coordinator, its `/reindex` calls to the rebuild coordinator.
 ///
 /// # Errors
 /// Unusable `[http]` files, or the address cannot be bound.
@@ -126,9 +142,10 @@ async fn serve_endpoint(
     config: &Arc<Config>,
     prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     progress: &Arc<Progress>,
-    resync: mpsc::Sender<ResyncRequest>,
+    calls: Calls,
     stop: &CancellationToken,
 ) -> Result<(), Error> {
+    let Calls { resync, reindex } = calls;
     let silence = config.mysql.heartbeat_interval * 3 + Duration::from_secs(1);
     let (calls_tx, calls_rx) = mpsc::channel(RESYNC_QUEUE);
     let endpoint = http::Endpoint {
@@ -136,6 +153,7 @@ async fn serve_endpoint(
         ready_max_lag: config.http.ready_max_lag,
         silence,
         resync: Some(calls_tx),
+        reindex: Some(reindex),
     };
     let access = http::Access::from_config(&config.http)?;
     if !config.http.listen.ip().is_loopback() && !access.authenticates() {
@@ -156,7 +174,7 @@ async fn serve_endpoint(
         .ok()
         .map(|source| (source, Arc::clone(config)));
     tokio::spawn(forward_resync(calls_rx, resync, check));
-    info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz, /readyz and /resync.");
+    info!(%addr, tls = access.is_tls(), basic_auth = access.authenticates(), "Serving /metrics, /healthz, /readyz, /resync and /reindex.");
     Ok(())
 }
 
@@ -184,6 +202,7 @@ async fn forward_resync(
             table: call.table,
             reply,
             since: None,
+            into: None,
         };
         if coordinator.send(request).await.is_err() {
             return;

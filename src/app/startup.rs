@@ -292,6 +292,7 @@ pub(crate) async fn choose_start(
                 version: Version(0),
                 updated_at: SystemTime::now(),
                 copies: Vec::new(),
+                rebuilds: Vec::new(),
                 version_lease: Version(0),
                 tickets: 0,
                 pinned: None,
@@ -334,6 +335,7 @@ async fn copy_start(
             after: None,
             rows: 0,
             since: version,
+            into: None,
         })
         .collect();
     Ok(Checkpoint {
@@ -343,6 +345,7 @@ async fn copy_start(
         version,
         updated_at: SystemTime::now(),
         copies,
+        rebuilds: Vec::new(),
         version_lease: Version(0),
         tickets: 0,
         pinned: None,

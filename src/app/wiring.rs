@@ -23,8 +23,10 @@ use crate::document::store::Documents;
 use crate::es::EsClient;
 use crate::ordering::{Routed, Router};
 use crate::reader::{Reader, ReaderError, ReaderSetup, StartMode, StreamState};
+use crate::rebuild::{RebuildError, RebuildSetup};
 use crate::snapshot::{ResyncRequest, SnapshotError};
 use crate::source::MysqlSource;
+use crate::telemetry::http::ReindexCall;
 use crate::telemetry::progress::Progress;
 use crate::writer::dead_letter::DeadLetter;
 use crate::writer::indices::Indices;
@@ -57,6 +59,8 @@ pub(super) struct Resync {
     pub(super) requests: mpsc::Receiver<ResyncRequest>,
     /// The reader's way to ask for a copy (a statement that changed rows without events).
     pub(super) reader: mpsc::Sender<ResyncRequest>,
+    /// `POST /reindex` calls; `None` without the endpoint.
+    pub(super) reindex: Option<mpsc::Receiver<ReindexCall>>,
 }
 
 /// The running stages.
@@ -70,6 +74,8 @@ pub(super) struct Stages {
     persist: JoinHandle<Result<(), CheckpointError>>,
     reader: JoinHandle<Result<(), ReaderError>>,
     copier: JoinHandle<Result<(), SnapshotError>>,
+    /// The rebuild coordinator (SPEC §10).
+    rebuilds: JoinHandle<Result<(), RebuildError>>,
     /// The sink's index task (index preparation, deleting a table's documents).
     indices: JoinHandle<Result<(), WriterError>>,
 }
@@ -124,6 +130,7 @@ impl Stages {
         let committed = ckpt_rx.clone();
         let ckpt_rx_for_head = ckpt_rx.clone();
         let ckpt_rx_for_copier = ckpt_rx.clone();
+        let ckpt_rx_for_rebuilds = ckpt_rx.clone();
         // Copy workers ask the reader to merge their chunks; a few in flight is plenty.
         let (copy_tx, copy_rx) = mpsc::channel(COPY_QUEUE);
         let tracker = tokio::spawn(
@@ -132,6 +139,7 @@ impl Stages {
                 .run(ticket_rx, ckpt_tx),
         );
         let (sync_tx, sync_rx) = mpsc::channel(SYNC_QUEUE);
+        let sync_for_rebuilds = sync_tx.clone();
         let persist = tokio::spawn(crate::checkpoint::tracker::persist(
             store.clone(),
             ckpt_rx,
@@ -158,10 +166,23 @@ impl Stages {
             copies: Some(copy_rx),
             persist: sync_tx,
             leased: start.version_lease,
-            resync: resync.reader,
+            resync: resync.reader.clone(),
             documents,
+            rebuilds: start.rebuilds.clone(),
         });
         let reader = tokio::spawn(reader.run());
+        let rebuilds = tokio::spawn(crate::rebuild::run(RebuildSetup {
+            config: Arc::clone(config),
+            source: source.clone(),
+            indices: indices.clone(),
+            reader: copy_tx.clone(),
+            copies: resync.reader,
+            committed: ckpt_rx_for_rebuilds,
+            persist: sync_for_rebuilds,
+            resume: start.rebuilds.clone(),
+            calls: resync.reindex,
+            stop: stop_reading.clone(),
+        }));
         let copier = tokio::spawn(crate::snapshot::run(crate::snapshot::CopySetup {
             config: Arc::clone(config),
             source: source.clone(),
@@ -190,6 +211,7 @@ impl Stages {
             persist,
             reader,
             copier,
+            rebuilds,
             indices: index_task,
         }
     }
@@ -200,6 +222,7 @@ impl Stages {
         tokio::pin!(shutdown);
         let mut reader_done = false;
         let mut copier_done = false;
+        let mut rebuilds_done = false;
         let mut persist_done = false;
         let mut indices_done = false;
         let mut index_failed = false;
@@ -247,6 +270,16 @@ impl Stages {
                         Err(e) => failure = Some(Error::Internal(format!("index task: {e}"))),
                     }
                     index_failed = true;
+                    break;
+                }
+                r = &mut self.rebuilds, if !rebuilds_done => {
+                    rebuilds_done = true;
+                    match r {
+                        // Stopped: nothing more to do.
+                        Ok(Ok(())) => continue,
+                        Ok(Err(e)) => failure = Some(Error::Rebuild(e)),
+                        Err(e) => failure = Some(Error::Internal(format!("rebuild task: {e}"))),
+                    }
                     break;
                 }
                 r = &mut self.copier, if !copier_done => {

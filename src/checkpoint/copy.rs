@@ -122,6 +122,9 @@ pub struct TableCopy {
     /// Version current when the copy began: when it ends, documents of the table's own index
     /// still older than this had no row to copy and are deleted.
     pub since: Version,
+    /// The physical index a rebuild copies into (SPEC §10); `None`: the rule's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
 }
 
 /// A change to the copy progress, carried by a ticket and applied when it commits.
@@ -135,6 +138,8 @@ pub enum CopyMark {
         table: String,
         /// Version current at the start.
         since: Version,
+        /// The rebuild's index the copy writes, if any.
+        into: Option<String>,
     },
     /// A chunk up to `after` is copied.
     Chunk {
@@ -148,6 +153,8 @@ pub enum CopyMark {
         rows: u64,
         /// The `since` of the copy that read it (see [`apply`]).
         since: Version,
+        /// The rebuild's index the copy writes, if any.
+        into: Option<String>,
     },
     /// The table is fully copied.
     Done {
@@ -157,6 +164,8 @@ pub enum CopyMark {
         table: String,
         /// The `since` of the copy that ended (see [`apply`]).
         since: Version,
+        /// The rebuild's index the copy writes, if any.
+        into: Option<String>,
     },
 }
 
@@ -167,19 +176,28 @@ pub enum CopyMark {
 /// rows while a copy ran), the older copy's progress must not move it, or a restart would
 /// resume after rows that were never copied again, and its sweep would remove them.
 pub fn apply(copies: &mut Vec<TableCopy>, mark: CopyMark) {
-    let find = |copies: &mut Vec<TableCopy>, db: &str, table: &str| {
-        copies.iter().position(|c| c.db == db && c.table == table)
+    // A rebuild's copy of a table is another entry than the table's own copy.
+    let find = |copies: &mut Vec<TableCopy>, db: &str, table: &str, into: &Option<String>| {
+        copies
+            .iter()
+            .position(|c| c.db == db && c.table == table && c.into == *into)
     };
     match mark {
-        CopyMark::Start { db, table, since } => {
+        CopyMark::Start {
+            db,
+            table,
+            since,
+            into,
+        } => {
             let fresh = TableCopy {
                 db,
                 table,
                 after: None,
                 rows: 0,
                 since,
+                into,
             };
-            match find(copies, &fresh.db, &fresh.table) {
+            match find(copies, &fresh.db, &fresh.table, &fresh.into) {
                 Some(i) => copies[i] = fresh,
                 None => copies.push(fresh),
             }
@@ -190,16 +208,22 @@ pub fn apply(copies: &mut Vec<TableCopy>, mark: CopyMark) {
             after,
             rows,
             since,
+            into,
         } => {
-            if let Some(i) = find(copies, &db, &table)
+            if let Some(i) = find(copies, &db, &table, &into)
                 && copies[i].since == since
             {
                 copies[i].after = Some(after);
                 copies[i].rows += rows;
             }
         }
-        CopyMark::Done { db, table, since } => {
-            if let Some(i) = find(copies, &db, &table)
+        CopyMark::Done {
+            db,
+            table,
+            since,
+            into,
+        } => {
+            if let Some(i) = find(copies, &db, &table, &into)
                 && copies[i].since == since
             {
                 copies.remove(i);
@@ -243,6 +267,7 @@ mod tests {
             db: "d".into(),
             table: "t".into(),
             since: Version(since),
+            into: None,
         };
         apply(&mut copies, start(10));
         apply(
@@ -253,6 +278,7 @@ mod tests {
                 after: vec![KeyValue::Int(1000)],
                 rows: 1000,
                 since: Version(10),
+                into: None,
             },
         );
         assert_eq!(copies[0].after, Some(vec![KeyValue::Int(1000)]));
@@ -273,12 +299,14 @@ mod tests {
                 after: vec![KeyValue::Int(2000)],
                 rows: 1000,
                 since: Version(10),
+                into: None,
             },
         );
         let done = |since| CopyMark::Done {
             db: "d".into(),
             table: "t".into(),
             since: Version(since),
+            into: None,
         };
         apply(&mut copies, done(10));
         assert_eq!(

@@ -5,10 +5,12 @@
 //! transaction boundaries.
 pub mod ack;
 pub mod copy;
+pub mod rebuild;
 pub mod store;
 pub mod tracker;
 
 pub use ack::{AckToken, TxnStatus};
 pub use copy::{CopyMark, KeyValue, TableCopy};
+pub use rebuild::{Phase, Rebuild, RebuildMark};
 pub use store::{Checkpoint, CheckpointError, CheckpointStore, Flavor, ServerIdentity};
 pub use tracker::{Tracker, TrackerExit, TxnGtid, TxnTicket, XaMark, Xid};

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::copy::TableCopy;
+use super::rebuild::Rebuild;
 use crate::position::{BinlogPosition, GtidState, ParseError, Version};
 
 /// Why a text is not a checkpoint this binlog2es can read.
@@ -120,6 +121,8 @@ pub struct Checkpoint {
     pub updated_at: SystemTime,
     /// Tables whose copy (snapshot or re-sync) is not finished, with their progress.
     pub copies: Vec<TableCopy>,
+    /// Index rebuilds in progress (SPEC §10).
+    pub rebuilds: Vec<Rebuild>,
     /// Every version written to Elasticsearch so far is at most this (versions are leased
     /// ahead of the committed one); a resume on another server starts above it.
     pub version_lease: Version,
@@ -142,6 +145,8 @@ struct FileV1 {
     updated_at: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     copies: Vec<TableCopy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    rebuilds: Vec<Rebuild>,
     #[serde(default, skip_serializing_if = "Version::is_zero")]
     version_lease: Version,
 }
@@ -167,6 +172,7 @@ impl Checkpoint {
             version: this.version,
             updated_at: humantime::format_rfc3339_seconds(this.updated_at).to_string(),
             copies: this.copies.clone(),
+            rebuilds: this.rebuilds.clone(),
             // The lease is the live one: it covers every version written so far.
             version_lease: self.version_lease,
         };
@@ -196,6 +202,7 @@ impl Checkpoint {
             version: file.version,
             updated_at,
             copies: file.copies,
+            rebuilds: file.rebuilds,
             version_lease: file.version_lease,
             tickets: 0,
             pinned: None,
@@ -317,6 +324,7 @@ mod tests {
             version: Version(1_782_200_000_000_000),
             updated_at: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
             copies: Vec::new(),
+            rebuilds: Vec::new(),
             version_lease: Version(0),
             tickets: 0,
             pinned: None,
@@ -367,12 +375,38 @@ mod tests {
             after: Some(vec![KeyValue::Uint(42), KeyValue::Bytes("YQ==".into())]),
             rows: 1000,
             since: Version(7),
+            into: None,
         });
         let text = c.encode();
         assert!(text.contains("\"copies\""), "{text}");
         assert_eq!(Checkpoint::decode(&text).unwrap(), c);
         // Files without the field (no copy running, or written before it existed) load.
         assert!(Checkpoint::decode(GOLDEN_V1).unwrap().copies.is_empty());
+    }
+
+    #[test]
+    fn rebuilds_round_trip_and_old_files_have_none() {
+        use crate::checkpoint::rebuild::{Phase, Rebuild};
+        let mut c = sample();
+        c.rebuilds.push(Rebuild {
+            index: "orders".into(),
+            target: "orders-2".into(),
+            old: "orders-1".into(),
+            phase: Phase::Switching,
+            since: Version(9),
+        });
+        c.copies.push(TableCopy {
+            db: "shop".into(),
+            table: "orders".into(),
+            after: None,
+            rows: 0,
+            since: Version(9),
+            into: Some("orders-2".into()),
+        });
+        let text = c.encode();
+        assert!(text.contains("\"phase\": \"switching\""), "{text}");
+        assert_eq!(Checkpoint::decode(&text).unwrap(), c);
+        assert!(Checkpoint::decode(GOLDEN_V1).unwrap().rebuilds.is_empty());
     }
 
     #[test]

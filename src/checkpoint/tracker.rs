@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ack::TxnStatus;
 use super::copy::CopyMark;
+use super::rebuild::RebuildMark;
 use super::store::{Checkpoint, CheckpointError, CheckpointStore, ServerIdentity};
 use crate::position::{BinlogPosition, MariaGtid, Version};
 use crate::telemetry::progress::Progress;
@@ -104,6 +105,8 @@ pub struct TxnTicket {
     pub copy: Option<CopyMark>,
     /// The XA transaction this ticket prepares or resolves, if any.
     pub xa: Option<XaMark>,
+    /// The rebuild step this ticket records, if any.
+    pub rebuild: Option<RebuildMark>,
 }
 
 /// Why the tracker stopped.
@@ -175,6 +178,9 @@ impl Tracker {
             }
             if let Some(mark) = ticket.copy {
                 super::copy::apply(&mut c.copies, mark);
+            }
+            if let Some(mark) = ticket.rebuild {
+                super::rebuild::apply(&mut c.rebuilds, &mut c.copies, mark);
             }
             if c.server != *ticket.server {
                 c.server = (*ticket.server).clone();
@@ -290,6 +296,7 @@ mod tests {
             version: Version(0),
             updated_at: SystemTime::UNIX_EPOCH,
             copies: Vec::new(),
+            rebuilds: Vec::new(),
             version_lease: Version(0),
             tickets: 0,
             pinned: None,
@@ -323,6 +330,7 @@ mod tests {
                 timestamp: 0,
                 copy: None,
                 xa: None,
+                rebuild: None,
             })
             .await
             .unwrap();
@@ -375,6 +383,7 @@ mod tests {
             timestamp: 0,
             copy: None,
             xa,
+            rebuild: None,
         };
         tx.send(ticket(1, None)).await.unwrap();
         tx.send(ticket(2, Some(XaMark::Prepared(xid("a")))))
@@ -520,6 +529,7 @@ mod tests {
                         timestamp: 0,
                         copy: None,
                         xa: None,
+                        rebuild: None,
                     }).await.unwrap();
                 }
                 drop(tx);

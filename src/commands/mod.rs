@@ -8,6 +8,6 @@ pub mod status;
 pub mod verify;
 
 pub use check::check;
-pub use resync::{ResyncError, probe, request_resync};
+pub use resync::{ResyncError, probe, request_reindex, request_resync};
 pub use status::{SourceStatus, StatusReport, status, status_json, status_report};
 pub use verify::{verify, verify_tables};

@@ -1,6 +1,8 @@
 //! `binlog2es resync --table db.table`: asks the running daemon, through its operations
-//! endpoint (`POST /resync`), to copy one table again while it keeps streaming; and
-//! `binlog2es probe`, which asks the same endpoint's `/readyz` (a container health check).
+//! endpoint (`POST /resync`), to copy one table again while it keeps streaming;
+//! `binlog2es reindex --index NAME` (`POST /reindex`, SPEC §10), to rebuild an index behind
+//! its alias; and `binlog2es probe`, which asks the same endpoint's `/readyz` (a container
+//! health check).
 
 use std::time::Duration;
 
@@ -11,8 +13,8 @@ use crate::config::{Config, ConfigError};
 pub enum ResyncError {
     /// `http.enabled = false`: there is no endpoint to ask.
     #[error(
-        "the daemon's HTTP endpoint is disabled (http.enabled = false); enable it to request \
-         a re-sync"
+        "the daemon's HTTP endpoint is disabled (http.enabled = false); enable it to send the \
+         daemon requests"
     )]
     Disabled,
     /// The HTTP client cannot be set up.
@@ -55,6 +57,21 @@ pub async fn request_resync(config: &Config, table: &str) -> Result<String, Resy
     let request = endpoint
         .request(reqwest::Method::POST, "/resync")
         .query(&[("table", table)]);
+    endpoint.send(request).await
+}
+
+/// Asks a running daemon to rebuild `index` behind its alias; returns its answer once the
+/// rebuild's start is recorded.
+///
+/// # Errors
+/// The endpoint is off or unreachable, or the daemon refused the request.
+pub async fn request_reindex(config: &Config, index: &str) -> Result<String, ResyncError> {
+    let endpoint = Endpoint::new(config)?;
+    let request = endpoint
+        .request(reqwest::Method::POST, "/reindex")
+        .query(&[("index", index)])
+        // The answer comes once the new index exists and the start is committed.
+        .timeout(Duration::from_secs(120));
     endpoint.send(request).await
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::Error;
 use crate::app::lag::bytes_behind;
 use crate::checkpoint::store::age;
-use crate::checkpoint::{Checkpoint, CheckpointStore};
+use crate::checkpoint::{Checkpoint, CheckpointStore, Phase};
 use crate::config::Config;
 use crate::reader::prerequisites;
 use crate::source::MysqlSource;
@@ -90,8 +90,24 @@ impl StatusReport {
                     "table": format!("{}.{}", copy.db, copy.table),
                     "rows": copy.rows,
                     "started": copy.after.is_some(),
+                    "into": copy.into,
                 })).collect::<Vec<_>>(),
             })
+        });
+        let rebuilds = self.checkpoint.as_ref().map_or_else(Vec::new, |c| {
+            c.rebuilds
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "index": r.index,
+                        "target": r.target,
+                        "old": r.old,
+                        "phase": r.phase.name(),
+                        "since": r.since.0,
+                        "rows_copied": rows_copied(c, &r.target),
+                    })
+                })
+                .collect()
         });
         let source = self.source.as_ref().map(|s| {
             serde_json::json!({
@@ -104,6 +120,7 @@ impl StatusReport {
         serde_json::json!({
             "checkpoint_path": self.path,
             "checkpoint": checkpoint,
+            "rebuilds": rebuilds,
             "source": source,
         })
     }
@@ -129,10 +146,30 @@ impl std::fmt::Display for StatusReport {
             humantime::format_rfc3339_seconds(c.updated_at),
             age(c.updated_at).as_secs()
         )?;
-        for copy in &c.copies {
+        for r in &c.rebuilds {
             writeln!(
                 f,
-                "copying:    {}.{} ({} rows copied{})",
+                "rebuilding: {} into {} (phase {}, {} rows copied; readers see {})",
+                r.index,
+                r.target,
+                r.phase.name(),
+                rows_copied(c, &r.target),
+                if matches!(r.phase, Phase::DeletingOld) {
+                    &r.target
+                } else {
+                    &r.old
+                },
+            )?;
+        }
+        for copy in &c.copies {
+            let into = copy
+                .into
+                .as_ref()
+                .map(|i| format!(" into {i}"))
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "copying:    {}.{}{into} ({} rows copied{})",
                 copy.db,
                 copy.table,
                 copy.rows,
@@ -160,6 +197,15 @@ impl std::fmt::Display for StatusReport {
         }
         Ok(())
     }
+}
+
+/// Rows the unfinished copies into a rebuild's `target` have copied so far.
+fn rows_copied(c: &Checkpoint, target: &str) -> u64 {
+    c.copies
+        .iter()
+        .filter(|copy| copy.into.as_deref() == Some(target))
+        .map(|copy| copy.rows)
+        .sum()
 }
 
 /// The server half of `status`: its binlog head and the distance to it.

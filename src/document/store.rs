@@ -76,6 +76,8 @@ pub struct Documents {
     read: std::sync::Mutex<BinlogPosition>,
     idle: tokio::sync::Mutex<Vec<Conn>>,
     rules: Vec<RuleDocs>,
+    /// Rebuilds' new physical indices, each with the rule index whose documents it takes.
+    rebuilt: std::sync::Mutex<HashMap<Arc<str>, Arc<str>>>,
     retry_initial_ms: u64,
     retry_max_ms: u64,
 }
@@ -114,6 +116,7 @@ impl Documents {
             flavor,
             read: std::sync::Mutex::new(read),
             idle: tokio::sync::Mutex::new(Vec::new()),
+            rebuilt: std::sync::Mutex::new(HashMap::new()),
             rules: Vec::new(),
             retry_initial_ms: config.writer.retry_initial_ms,
             retry_max_ms: config.writer.retry_max_ms,
@@ -198,10 +201,21 @@ impl Documents {
 
     /// The plan of `index`, if a rule with relations writes it.
     pub fn plan_of(&self, index: &str) -> Option<Arc<Loaded>> {
-        self.rules
-            .iter()
-            .find(|r| &*r.id.index == index)
-            .map(|r| current(&r.loaded))
+        self.rule_writing(index).map(|r| current(&r.loaded))
+    }
+
+    /// Documents written to the physical index `target` are those of the rule index `index`
+    /// (a rebuild, SPEC §10).
+    pub fn rebuild_into(&self, target: Arc<str>, index: Arc<str>) {
+        let mut rebuilt = self.rebuilt.lock().unwrap_or_else(|e| e.into_inner());
+        rebuilt.insert(target, index);
+    }
+
+    /// The rule writing `index`, or the index a rebuild's `index` stands in for.
+    fn rule_writing(&self, index: &str) -> Option<&RuleDocs> {
+        let rebuilt = self.rebuilt.lock().unwrap_or_else(|e| e.into_inner());
+        let index = rebuilt.get(index).map_or(index, |i| &**i);
+        self.rules.iter().find(|r| &*r.id.index == index)
     }
 
     /// The rules that use `db.table` inside their relations (the root table too when it
@@ -274,7 +288,7 @@ impl Documents {
         keys: &[RootKey],
         stop: &CancellationToken,
     ) -> Result<Vec<Option<Built>>, DocumentsError> {
-        let Some(r) = self.rules.iter().find(|r| &*r.id.index == index) else {
+        let Some(r) = self.rule_writing(index) else {
             return Ok(vec![None; keys.len()]);
         };
         let retry = Retry::new(

@@ -44,7 +44,8 @@ use crate::source::MysqlSource;
 
 use crate::checkpoint::tracker::SyncRequest;
 use crate::checkpoint::{
-    AckToken, Checkpoint, ServerIdentity, TxnGtid, TxnStatus, TxnTicket, XaMark, Xid,
+    AckToken, Checkpoint, CopyMark, Rebuild, RebuildMark, ServerIdentity, TxnGtid, TxnStatus,
+    TxnTicket, XaMark, Xid,
 };
 use crate::config::Config;
 use crate::decode::rows::decode_rows_event;
@@ -157,6 +158,9 @@ pub struct Reader {
     documents: Option<Arc<Documents>>,
     /// Tables used inside relations, by table id: their schema for decoding.
     watched: HashMap<u64, Arc<TableSchema>>,
+    /// Indices being rebuilt (SPEC §10), each with its new physical index: every change
+    /// to the one is written to the other too.
+    mirrors: HashMap<Arc<str>, Arc<str>>,
 }
 
 /// Inputs of a reader.
@@ -195,6 +199,8 @@ pub struct ReaderSetup {
     pub resync: mpsc::Sender<crate::snapshot::ResyncRequest>,
     /// Rules with relations (SPEC §9): changes of their tables fan out to root documents.
     pub documents: Option<Arc<Documents>>,
+    /// Rebuilds in progress at start (the checkpoint's).
+    pub rebuilds: Vec<Rebuild>,
 }
 
 impl Reader {
@@ -229,9 +235,79 @@ impl Reader {
             recopy: Vec::new(),
             resync: setup.resync,
             prepared: HashMap::new(),
+            mirrors: HashMap::new(),
             documents: setup.documents,
             watched: HashMap::new(),
         }
+        .with_rebuilds(setup.rebuilds)
+    }
+
+    /// Mirrors the changes of the indices being rebuilt.
+    fn with_rebuilds(mut self, rebuilds: Vec<Rebuild>) -> Self {
+        for rebuild in rebuilds {
+            self.mirror(&RebuildMark::Start {
+                rebuild,
+                tables: Vec::new(),
+            });
+        }
+        self
+    }
+
+    /// Starts or stops mirroring an index's changes as a rebuild's step says.
+    fn mirror(&mut self, mark: &RebuildMark) {
+        match mark {
+            RebuildMark::Start { rebuild: r, .. } if r.phase.mirrors() => {
+                let (index, target): (Arc<str>, Arc<str>) =
+                    (r.index.as_str().into(), r.target.as_str().into());
+                if let Some(docs) = &self.documents {
+                    docs.rebuild_into(Arc::clone(&target), Arc::clone(&index));
+                }
+                self.mirrors.insert(index, target);
+            }
+            RebuildMark::Start { .. } => {}
+            RebuildMark::Phase { index, phase } => {
+                if !phase.mirrors() {
+                    self.mirrors.remove(index.as_str());
+                }
+            }
+            RebuildMark::End { index } => {
+                self.mirrors.remove(index.as_str());
+            }
+        }
+    }
+
+    /// A ticket of no changes at the current position that commits copy or rebuild
+    /// progress.
+    fn mark_ticket(&self, copy: Option<CopyMark>, rebuild: Option<RebuildMark>) -> TxnTicket {
+        TxnTicket {
+            end: self.state.position.clone(),
+            gtid: TxnGtid::None,
+            version: self.state.version,
+            done: None,
+            server: Arc::clone(&self.identity),
+            timestamp: 0,
+            copy,
+            xa: None,
+            rebuild,
+        }
+    }
+
+    /// The new physical index of `index` while a rebuild mirrors it.
+    pub(super) fn mirror_of(&self, index: &str) -> Option<Arc<str>> {
+        self.mirrors.get(index).cloned()
+    }
+
+    /// Records a rebuild's step at this point of the stream (between two transactions):
+    /// changes read from here on are mirrored as the step says. Answers with the tickets
+    /// sent, the step's own included, and the version it is recorded at.
+    async fn on_rebuild(&mut self, mut mark: RebuildMark, reply: oneshot::Sender<(u64, Version)>) {
+        if let RebuildMark::Start { rebuild, .. } = &mut mark {
+            rebuild.since = self.state.version;
+        }
+        self.mirror(&mark);
+        let ticket = self.mark_ticket(None, Some(mark));
+        self.send_ticket(ticket).await;
+        let _ = reply.send((self.sent, self.state.version));
     }
 
     /// Tells the document builders how far the stream has read, before changes that may ask
@@ -254,6 +330,13 @@ impl Reader {
         if self.txn.is_some() && request.is_none() {
             return;
         }
+        let request = match request {
+            Some(CopyRequest::Rebuild { mark, reply }) => {
+                self.on_rebuild(mark, reply).await;
+                None
+            }
+            other => other,
+        };
         let point = StreamPoint {
             position: self.reading_position(),
             version: self.state.version,
@@ -308,6 +391,7 @@ impl Reader {
             timestamp: 0,
             copy: mark,
             xa: None,
+            rebuild: None,
         };
         self.send_ticket(ticket).await;
         let _ = reply.send(ChunkOutcome::Emitted { routed, skipped });
@@ -532,6 +616,7 @@ impl Reader {
             timestamp: txn.timestamp,
             copy: None,
             xa: txn.xa,
+            rebuild: None,
         };
         self.progress.read(txn.version.0, txn.timestamp);
         self.send_ticket(ticket).await;
@@ -556,6 +641,27 @@ impl Reader {
     /// change's version is past it. `false` when stopped, or when the writer or the
     /// persist task is gone (the stop is then signalled and the run loop reports why).
     async fn route_change(&mut self, change: Change) -> bool {
+        if let Some(target) = self.mirrors.get(&change.key.index) {
+            let mirrored = Change {
+                key: DocKey {
+                    index: Arc::clone(target),
+                    id: change.key.id.clone(),
+                },
+                op: change.op.clone(),
+                routing: change.routing.clone(),
+                version: change.version,
+                origin: change.origin.clone(),
+                ack: change.ack.clone(),
+            };
+            if !self.route_one(mirrored).await {
+                return false;
+            }
+        }
+        self.route_one(change).await
+    }
+
+    /// Routes one change to its lane (see [`Reader::route_change`]).
+    async fn route_one(&mut self, change: Change) -> bool {
         if change.version > self.leased {
             let lease = change.version.lease();
             if !self.sync(0, lease).await {

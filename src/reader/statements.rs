@@ -7,13 +7,11 @@
 //! sent before the statement's own, and has the checkpoint written past the statement
 //! before it routes anything after it (see [`Reader::after_ddl`]).
 
-use std::sync::Arc;
-
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use super::{Reader, ReaderError, ddl};
-use crate::checkpoint::{TxnGtid, TxnTicket, XaMark, Xid};
+use crate::checkpoint::{TxnGtid, XaMark, Xid};
 
 impl Reader {
     /// Applies a statement that changes rows without row events: clears the documents of
@@ -95,6 +93,13 @@ impl Reader {
                 continue;
             }
             let at = format!("at binlog position {}", self.here());
+            // A rebuild's new index holds the same documents (see `Reader::route_change`).
+            if let Some(target) = self.mirror_of(&index) {
+                tokio::select! {
+                    d = self.indices.clear(target.to_string(), at.clone()) => d.ok_or(ReaderError::IndicesGone)?,
+                    _ = self.stop.cancelled() => return Ok(None),
+                };
+            }
             let deleted = tokio::select! {
                 d = self.indices.clear(index.clone(), at) => d.ok_or(ReaderError::IndicesGone)?,
                 _ = self.stop.cancelled() => return Ok(None),
@@ -117,16 +122,15 @@ impl Reader {
         // (the rows it removed included) is older, so the copies' sweeps can find them.
         let since = self.txn.as_ref().map_or(self.state.version, |t| t.version);
         for (db, table) in self.recopy.clone() {
-            let ticket = TxnTicket {
-                end: self.state.position.clone(),
-                gtid: TxnGtid::None,
-                version: self.state.version,
-                done: None,
-                server: Arc::clone(&self.identity),
-                timestamp: 0,
-                copy: Some(crate::checkpoint::CopyMark::Start { db, table, since }),
-                xa: None,
-            };
+            let ticket = self.mark_ticket(
+                Some(crate::checkpoint::CopyMark::Start {
+                    db,
+                    table,
+                    since,
+                    into: None,
+                }),
+                None,
+            );
             self.send_ticket(ticket).await;
         }
     }
@@ -149,6 +153,7 @@ impl Reader {
                 reply,
                 // The statement's version, as in its copy marks (it is committed now).
                 since: Some(self.state.version),
+                into: None,
             };
             // Without a copy coordinator the copy starts from the checkpoint at the next start.
             let _ = self.resync.send(request).await;

@@ -230,6 +230,8 @@ fn serve_indices(
                     log.lock().unwrap().push(format!("created {pattern}"));
                     let _ = done.send(created.clone());
                 }
+                // The reader asks for no rebuild work in these tests.
+                other => panic!("unexpected index request {other:?}"),
             }
         }
     });
@@ -274,6 +276,7 @@ async fn read_file(case: Case) -> Run {
         version: Version(0),
         updated_at: SystemTime::now(),
         copies: Vec::new(),
+        rebuilds: Vec::new(),
         version_lease: Version(0),
         tickets: 0,
         pinned: None,
@@ -298,6 +301,7 @@ async fn read_file(case: Case) -> Run {
         copies: None,
         persist,
         leased: Version(0),
+        rebuilds: Vec::new(),
         resync,
         documents: None,
     });

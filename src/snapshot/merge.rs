@@ -27,7 +27,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use crate::checkpoint::CopyMark;
+use crate::checkpoint::{CopyMark, RebuildMark};
 use crate::ordering::DocChange;
 use crate::position::{BinlogPosition, Version};
 
@@ -60,6 +60,14 @@ pub enum CopyRequest {
     Chunk(CopyChunk),
     /// Forget a window (the worker gave up on it).
     Close(WindowId),
+    /// Record a rebuild's step between two transactions (SPEC §10); the reader answers with
+    /// the tickets sent once the step's own ticket is, so its commit can be awaited.
+    Rebuild {
+        /// The step.
+        mark: RebuildMark,
+        /// Tickets sent, the step's included, and the version it is recorded at.
+        reply: oneshot::Sender<(u64, Version)>,
+    },
 }
 
 /// A window as opened.
@@ -323,7 +331,8 @@ impl CopyMerge {
                 return Vec::new();
             }
             Some(CopyRequest::Chunk(chunk)) => self.merge.push(chunk),
-            None => {}
+            // The reader takes these before they get here.
+            Some(CopyRequest::Rebuild { .. }) | None => {}
         }
         let mut due = Vec::new();
         for mut chunk in self.merge.ready(&point.position) {

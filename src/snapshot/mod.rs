@@ -70,8 +70,19 @@ pub struct ResyncRequest {
     /// Accepted, or why not.
     pub reply: oneshot::Sender<Result<String, String>>,
     /// Set when the start is already recorded in the checkpoint with this version (a
-    /// statement that changed rows without row events, see the reader); `None`: record it.
+    /// statement that changed rows without row events, see the reader; a rebuild's copy);
+    /// `None`: record it.
     pub since: Option<Version>,
+    /// The physical index a rebuild copies the table into (SPEC §10); `None`: the rule's.
+    pub into: Option<String>,
+}
+
+/// Which copy: a table, into the rule's index (`None`) or into a rebuild's new index.
+type CopyKey = (String, String, Option<String>);
+
+/// The key of `copy`.
+fn key_of(copy: &TableCopy) -> CopyKey {
+    (copy.db.clone(), copy.table.clone(), copy.into.clone())
 }
 
 /// What the copy coordinator needs.
@@ -114,20 +125,20 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
     let counters = Arc::new(Counters::default());
     let mut queue: std::collections::VecDeque<(TableCopy, bool)> =
         setup.pending.drain(..).map(|t| (t, false)).collect();
-    let mut active: HashSet<(String, String)> = HashSet::new();
-    let mut workers: JoinSet<Result<(String, String), SnapshotError>> = JoinSet::new();
+    let mut active: HashSet<CopyKey> = HashSet::new();
+    let mut workers: JoinSet<Result<CopyKey, SnapshotError>> = JoinSet::new();
     let mut log_tick = tokio::time::interval(Duration::from_secs(5));
     log_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_log = (Instant::now(), 0u64);
     let mut resync_open = true;
     // Tables a statement changed while their copy ran: copied again when it ends.
-    let mut deferred: HashSet<(String, String)> = HashSet::new();
+    let mut deferred: HashSet<CopyKey> = HashSet::new();
     loop {
         while workers.len() < setup.config.snapshot.parallelism {
             let Some((copy, announce)) = queue.pop_front() else {
                 break;
             };
-            active.insert((copy.db.clone(), copy.table.clone()));
+            active.insert(key_of(&copy));
             let worker = Worker::new(&setup, Arc::clone(&counters));
             workers.spawn(worker.copy_table(copy, announce));
         }
@@ -141,7 +152,7 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                     Ok(Ok(key)) => {
                         active.remove(&key);
                         if deferred.remove(&key) {
-                            queue.push_back((fresh_copy(key.0, key.1), true));
+                            queue.push_back((fresh_copy(key), true));
                         }
                     }
                     Ok(Err(e)) => return Err(e),
@@ -162,8 +173,8 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                     resync_open = false;
                     continue;
                 };
-                let key = (req.db.clone(), req.table.clone());
-                let queued = queue.iter_mut().find(|(c, _)| c.db == req.db && c.table == req.table);
+                let key = (req.db.clone(), req.table.clone(), req.into.clone());
+                let queued = queue.iter_mut().find(|(c, _)| key_of(c) == key);
                 let answer = if let (Some(since), Some((copy, _))) = (req.since, queued) {
                     // Not started yet: it will read the rows as they are now; its sweep must
                     // reach the documents written before the statement.
@@ -178,9 +189,7 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                     // table again once it ends (recorded in the checkpoint then).
                     deferred.insert(key);
                     Ok(format!("`{}.{}` is copied again after the running copy", req.db, req.table))
-                } else if active.contains(&key)
-                    || queue.iter().any(|(c, _)| c.db == req.db && c.table == req.table)
-                {
+                } else if active.contains(&key) || queue.iter().any(|(c, _)| key_of(c) == key) {
                     Err(format!("`{}.{}` is already being copied", req.db, req.table))
                 } else if setup.config.rule_for(&req.db, &req.table).is_none() {
                     Err(format!("`{}.{}` matches no [[tables]] rule", req.db, req.table))
@@ -198,10 +207,14 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
                             after: None,
                             rows: 0,
                             since: req.since.unwrap_or(Version(0)),
+                            into: req.into.clone(),
                         },
                         req.since.is_none(),
                     ));
-                    info!(table = %format!("{}.{}", req.db, req.table), "Re-sync requested.");
+                    match &req.into {
+                        None => info!(table = %format!("{}.{}", req.db, req.table), "Re-sync requested."),
+                        Some(into) => info!(table = %format!("{}.{}", req.db, req.table), index = %into, "Copying the table into the rebuilt index."),
+                    }
                     Ok(format!("re-sync of `{}.{}` started", req.db, req.table))
                 };
                 let _ = req.reply.send(answer);
@@ -215,14 +228,15 @@ pub async fn run(mut setup: CopySetup) -> Result<(), SnapshotError> {
     }
 }
 
-/// A copy of `db.table` from its first key.
-fn fresh_copy(db: String, table: String) -> TableCopy {
+/// A copy of `db.table` (into `into`) from its first key.
+fn fresh_copy((db, table, into): CopyKey) -> TableCopy {
     TableCopy {
         db,
         table,
         after: None,
         rows: 0,
         since: Version(0),
+        into,
     }
 }
 
@@ -305,12 +319,8 @@ impl Worker {
 
     /// Copies `copy`'s table from its saved key to the end, then sweeps; `announce` records
     /// the start in the checkpoint first (a re-sync).
-    async fn copy_table(
-        self,
-        copy: TableCopy,
-        announce: bool,
-    ) -> Result<(String, String), SnapshotError> {
-        let key = (copy.db.clone(), copy.table.clone());
+    async fn copy_table(self, copy: TableCopy, announce: bool) -> Result<CopyKey, SnapshotError> {
+        let key = key_of(&copy);
         let name = format!("{}.{}", copy.db, copy.table);
         let stop = self.stop.clone();
         let retry = Retry::new(
@@ -354,6 +364,7 @@ impl Worker {
                 db: copy.db.clone(),
                 table: copy.table.clone(),
                 since: window.opened.version,
+                into: copy.into.clone(),
             };
             if self.commit_mark(&window, mark).await? {
                 return Ok(window.opened.version);
@@ -453,16 +464,29 @@ impl Worker {
             })?;
         let shape = RowShape::new(rule_index, &rule, &schema).map_err(|e| fatal(e.to_string()))?;
         let schema = Arc::new(schema);
+        let at = format!("cannot copy `{name}`");
         // A failure ends the index task, which reports it; this copy just stops.
-        self.indices
-            .prepare(Arc::clone(&schema), format!("cannot copy `{name}`"))
-            .await
-            .ok_or(Interrupt::Stopped)?;
+        let target: Arc<str> = match &copy.into {
+            None => {
+                let prepared = self.indices.prepare(Arc::clone(&schema), at);
+                prepared.await.ok_or(Interrupt::Stopped)?;
+                Arc::clone(&schema.index)
+            }
+            Some(into) => {
+                let into: Arc<str> = Arc::from(into.as_str());
+                let prepared =
+                    self.indices
+                        .prepare_generation(Arc::clone(&schema), Arc::clone(&into), at);
+                prepared.await.ok_or(Interrupt::Stopped)?;
+                into
+            }
+        };
+
         let estimate = estimate.unwrap_or(0).saturating_sub(copy.rows);
         self.counters
             .expected
             .fetch_add(estimate, Ordering::Relaxed);
-        info!(table = %name, index = %schema.index, rows_estimated = estimate, rows_done_before = copy.rows, "Copying table.");
+        info!(table = %name, index = %target, rows_estimated = estimate, rows_done_before = copy.rows, "Copying table.");
         let mut after: Option<Vec<Value>> = match &copy.after {
             None => None,
             Some(keys) => Some(
@@ -518,17 +542,11 @@ impl Worker {
                     after: last_key.iter().map(KeyValue::from).collect(),
                     rows: n,
                     since: copy.since,
+                    into: copy.into.clone(),
                 };
                 let close = !full || refresh;
                 match self
-                    .send_chunk(
-                        &window,
-                        at,
-                        Arc::clone(&schema.index),
-                        docs,
-                        Some(mark),
-                        close,
-                    )
+                    .send_chunk(&window, at, Arc::clone(&target), docs, Some(mark), close)
                     .await?
                 {
                     ChunkOutcome::Invalidated => {
@@ -544,6 +562,14 @@ impl Worker {
                         copy.rows += n;
                         self.counters.done.fetch_add(n, Ordering::Relaxed);
                         metrics::snapshot_rows(n);
+                        if copy.into.is_some() {
+                            metrics::reindex_rows(n);
+                            crate::rebuild::pause_point(
+                                crate::rebuild::PausePoint::Copy,
+                                &self.stop,
+                            )
+                            .await;
+                        }
                     }
                 }
                 if !full {
@@ -557,7 +583,10 @@ impl Worker {
             }
         }
         let _ = conn.disconnect().await;
-        let per_table = crate::config::index_is_per_table(&self.config, &copy.db, &copy.table);
+        // A rebuild's new index holds only what this copy and the stream wrote since the
+        // rebuild began: nothing in it is stale.
+        let per_table = crate::config::index_is_per_table(&self.config, &copy.db, &copy.table)
+            && copy.into.is_none();
         self.finish(copy, per_table.then(|| Arc::clone(&schema.index)))
             .await?;
         info!(table = %name, rows = copy.rows, "Table copied.");
@@ -580,6 +609,7 @@ impl Worker {
                 db: copy.db.clone(),
                 table: copy.table.clone(),
                 since: copy.since,
+                into: copy.into.clone(),
             };
             if self.commit_mark(&window, mark).await? {
                 return Ok(());

@@ -1,6 +1,7 @@
 //! The operations endpoint (SPEC §7): `/metrics` (Prometheus text), `/healthz`
 //! (process alive), `/readyz` (streaming, and lag under a threshold) and
-//! `POST /resync?table=db.t` (re-copy one table while streaming; `binlog2es resync`).
+//! `POST /resync?table=db.t` (re-copy one table while streaming; `binlog2es resync`) and
+//! `POST /reindex?index=NAME` (rebuild an index behind its alias, SPEC §10).
 //!
 //! Loopback by default. With `http.username` every request must carry that basic-auth
 //! user and password (401 otherwise); with `http.tls_cert_file` it is served over https.
@@ -115,7 +116,16 @@ pub struct ResyncCall {
     pub reply: oneshot::Sender<ResyncReply>,
 }
 
-/// The answer to a [`ResyncCall`], in words for the operator.
+/// A `POST /reindex` call (SPEC §10), handed to the rebuild coordinator.
+#[derive(Debug)]
+pub struct ReindexCall {
+    /// The index name readers use.
+    pub index: String,
+    /// The answer; dropped unanswered when the daemon is stopping.
+    pub reply: oneshot::Sender<ResyncReply>,
+}
+
+/// The answer to a [`ResyncCall`] or a [`ReindexCall`], in words for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResyncReply {
     /// The copy is queued (HTTP 202).
@@ -132,6 +142,7 @@ struct AppState {
     ready_max_lag: Duration,
     silence: Duration,
     resync: Option<mpsc::Sender<ResyncCall>>,
+    reindex: Option<mpsc::Sender<ReindexCall>>,
 }
 
 /// What the endpoint serves besides metrics.
@@ -144,6 +155,8 @@ pub struct Endpoint {
     pub silence: Duration,
     /// Where `/resync` requests go.
     pub resync: Option<mpsc::Sender<ResyncCall>>,
+    /// Where `/reindex` requests go.
+    pub reindex: Option<mpsc::Sender<ReindexCall>>,
 }
 
 /// CPU, resident memory, open fds … of this process (`process_*`, as other exporters name
@@ -194,12 +207,14 @@ pub async fn bind(
         ready_max_lag: endpoint.ready_max_lag,
         silence: endpoint.silence,
         resync: endpoint.resync,
+        reindex: endpoint.reindex,
     };
     let mut app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/resync", post(resync))
+        .route("/reindex", post(reindex))
         .with_state(state);
     if let Some(expected) = access.basic.clone() {
         app = app.layer(middleware::from_fn_with_state(expected, require_basic_auth));
@@ -362,7 +377,42 @@ async fn resync(State(s): State<AppState>, uri: Uri) -> (StatusCode, String) {
             "the daemon is stopping\n".into(),
         );
     }
-    match rx.await {
+    answer(rx.await)
+}
+
+async fn reindex(State(s): State<AppState>, uri: Uri) -> (StatusCode, String) {
+    let Some(index) = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("index="))
+        .map(percent_decode)
+        .filter(|i| !i.is_empty())
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "name the index: POST /reindex?index=NAME\n".into(),
+        );
+    };
+    let Some(tx) = &s.reindex else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not accepting rebuilds yet (still starting)\n".into(),
+        );
+    };
+    let (reply, rx) = oneshot::channel();
+    if tx.send(ReindexCall { index, reply }).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is stopping\n".into(),
+        );
+    }
+    answer(rx.await)
+}
+
+/// The HTTP answer for an operations call's reply.
+fn answer(reply: Result<ResyncReply, oneshot::error::RecvError>) -> (StatusCode, String) {
+    match reply {
         Ok(ResyncReply::Accepted(text)) => (StatusCode::ACCEPTED, format!("{text}\n")),
         Ok(ResyncReply::Refused(text)) => (StatusCode::CONFLICT, format!("{text}\n")),
         Err(_) => (

@@ -38,6 +38,15 @@ pub const SKIPPED_TABLES: &str = "binlog2es_skipped_tables";
 pub const DOCUMENTS_BUILT_TOTAL: &str = "binlog2es_documents_built_total";
 /// Root documents a change of a relation table was found to affect (SPEC §9 fan-out).
 pub const FANOUT_DOCUMENTS_TOTAL: &str = "binlog2es_fanout_documents_total";
+/// 1 while an index rebuild runs (SPEC §10), else 0.
+pub const REINDEX_RUNNING: &str = "binlog2es_reindex_running";
+/// The running rebuild's phase: 0 none, 1 copying, 2 catching up, 3 switching, 4 deleting
+/// the old index.
+pub const REINDEX_PHASE: &str = "binlog2es_reindex_phase";
+/// Rows copied into rebuilt indices.
+pub const REINDEX_ROWS_COPIED_TOTAL: &str = "binlog2es_reindex_rows_copied_total";
+/// Rebuilds finished (readers switched, old index deleted).
+pub const REINDEX_COMPLETED_TOTAL: &str = "binlog2es_reindex_completed_total";
 
 /// Values of `op` on [`CHANGES_TOTAL`].
 pub const OPS: [&str; 3] = ["insert", "update", "delete"];
@@ -66,6 +75,10 @@ pub fn register_all() {
     metrics::counter!(REJECTED_DOCUMENTS_TOTAL).increment(0);
     metrics::counter!(BULK_RETRIES_TOTAL).increment(0);
     metrics::counter!(SNAPSHOT_ROWS_TOTAL).increment(0);
+    metrics::gauge!(REINDEX_RUNNING).set(0.0);
+    metrics::gauge!(REINDEX_PHASE).set(0.0);
+    metrics::counter!(REINDEX_ROWS_COPIED_TOTAL).increment(0);
+    metrics::counter!(REINDEX_COMPLETED_TOTAL).increment(0);
     metrics::gauge!(LAG_SECONDS).set(0.0);
     metrics::gauge!(BEHIND_BYTES).set(0.0);
     metrics::gauge!(READY).set(0.0);
@@ -126,6 +139,16 @@ pub fn describe() {
         "Always 1; labels say the version and git revision."
     );
     metrics::describe_counter!(SNAPSHOT_ROWS_TOTAL, "Rows copied by the snapshot.");
+    metrics::describe_gauge!(REINDEX_RUNNING, "1 while an index rebuild runs, else 0.");
+    metrics::describe_gauge!(
+        REINDEX_PHASE,
+        "Phase of the running rebuild: 0 none, 1 copying, 2 catching up, 3 switching, 4 deleting the old index."
+    );
+    metrics::describe_counter!(
+        REINDEX_ROWS_COPIED_TOTAL,
+        "Rows copied into rebuilt indices."
+    );
+    metrics::describe_counter!(REINDEX_COMPLETED_TOTAL, "Index rebuilds finished.");
     metrics::describe_gauge!(
         SKIPPED_TABLES,
         "Matched tables not synced for lack of a primary key (1 while skipped), by table."
@@ -194,4 +217,20 @@ pub fn skipped_table(table: &str, skipped: bool) {
     } else {
         0.0
     });
+}
+
+/// Counts `n` rows copied into a rebuilt index.
+pub fn reindex_rows(n: u64) {
+    metrics::counter!(REINDEX_ROWS_COPIED_TOTAL).increment(n);
+}
+
+/// Sets the rebuild gauges: `phase` 0 when no rebuild runs.
+pub fn reindex_phase(phase: u8) {
+    metrics::gauge!(REINDEX_RUNNING).set(if phase > 0 { 1.0 } else { 0.0 });
+    metrics::gauge!(REINDEX_PHASE).set(f64::from(phase));
+}
+
+/// Counts one finished rebuild.
+pub fn reindex_completed() {
+    metrics::counter!(REINDEX_COMPLETED_TOTAL).increment(1);
 }

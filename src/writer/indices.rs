@@ -1,6 +1,8 @@
 //! Whole-index work on the sink side: preparing a table's index before its first document,
-//! deleting every document of a table's index (TRUNCATE, DROP), and listing the tables
-//! whose indices binlog2es created (DROP DATABASE under a wildcard rule).
+//! deleting every document of a table's index (TRUNCATE, DROP), listing the tables
+//! whose indices binlog2es created (DROP DATABASE under a wildcard rule), and the index
+//! work of a rebuild (SPEC §10: the new physical index, the alias switch, the old index's
+//! deletion).
 //!
 //! The reader and the copy workers ask for it with an [`IndexRequest`] on a bounded queue
 //! and wait for the answer before they route anything that depends on it, so this work is
@@ -48,6 +50,44 @@ pub enum IndexRequest {
         /// Answered with how many documents were deleted.
         done: oneshot::Sender<u64>,
     },
+    /// Make a rebuild's new physical index ready for the table's documents.
+    PrepareGeneration {
+        /// The table.
+        schema: Arc<TableSchema>,
+        /// The physical index.
+        physical: Arc<str>,
+        /// Where the request comes from.
+        at: String,
+        /// Answered once the index is ready.
+        done: oneshot::Sender<()>,
+    },
+    /// What the name `index` stands for.
+    Describe {
+        /// The name readers use.
+        index: String,
+        /// Where the request comes from.
+        at: String,
+        /// Answered with the layout.
+        done: oneshot::Sender<Layout>,
+    },
+    /// Refresh `switch.target`, then move the name to it in one `_aliases` request.
+    Switch {
+        /// What to move where.
+        switch: Switch,
+        /// Where the request comes from.
+        at: String,
+        /// Answered once readers see the new index.
+        done: oneshot::Sender<()>,
+    },
+    /// Delete a physical index (answered also when it is already gone).
+    Delete {
+        /// The physical index.
+        physical: String,
+        /// Where the request comes from.
+        at: String,
+        /// Answered once deleted.
+        done: oneshot::Sender<()>,
+    },
     /// The `_meta.source_table` of every index matching `pattern` that binlog2es created.
     CreatedTables {
         /// An index name pattern with `*` wildcards.
@@ -57,6 +97,50 @@ pub enum IndexRequest {
         /// Answered with the `db.table` names.
         done: oneshot::Sender<Vec<String>>,
     },
+}
+
+/// What an index name stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// No index or alias of that name.
+    Missing,
+    /// A concrete index.
+    Concrete {
+        /// Created by binlog2es (`_meta.created_by`).
+        ours: bool,
+    },
+    /// An alias of these physical indices.
+    Alias {
+        /// The physical indices, sorted.
+        physical: Vec<String>,
+        /// Every one of them was created by binlog2es.
+        ours: bool,
+    },
+}
+
+/// An alias switch: readers of `index` move from `old` to `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Switch {
+    /// The name readers use.
+    pub index: String,
+    /// What it stands for now: a physical index behind the alias, or `index` itself when
+    /// it is a concrete index (removed in the same request).
+    pub old: String,
+    /// The new physical index.
+    pub target: String,
+}
+
+impl Switch {
+    /// The `_aliases` request body: one atomic set of actions.
+    pub fn actions(&self) -> Value {
+        let add = json!({"add": {"index": self.target, "alias": self.index}});
+        if self.old == self.index {
+            // A concrete index cannot be renamed: the alias takes its name as it goes.
+            json!({"actions": [add, {"remove_index": {"index": self.old}}]})
+        } else {
+            json!({"actions": [{"remove": {"index": self.old, "alias": self.index}}, add]})
+        }
+    }
 }
 
 /// The requesters' side of the index task; cheap to clone.
@@ -81,6 +165,40 @@ impl Indices {
     /// Deletes every document of `index`; how many, or `None` when the task ended.
     pub async fn clear(&self, index: String, at: String) -> Option<u64> {
         self.ask(|done| IndexRequest::Clear { index, at, done })
+            .await
+    }
+
+    /// Prepares a rebuild's new index `physical` for the table; `None` when the task ended.
+    pub async fn prepare_generation(
+        &self,
+        schema: Arc<TableSchema>,
+        physical: Arc<str>,
+        at: String,
+    ) -> Option<()> {
+        self.ask(|done| IndexRequest::PrepareGeneration {
+            schema,
+            physical,
+            at,
+            done,
+        })
+        .await
+    }
+
+    /// What `index` stands for; `None` when the task ended.
+    pub async fn describe(&self, index: String, at: String) -> Option<Layout> {
+        self.ask(|done| IndexRequest::Describe { index, at, done })
+            .await
+    }
+
+    /// Moves readers to the new index; `None` when the task ended.
+    pub async fn switch(&self, switch: Switch, at: String) -> Option<()> {
+        self.ask(|done| IndexRequest::Switch { switch, at, done })
+            .await
+    }
+
+    /// Deletes a physical index; `None` when the task ended.
+    pub async fn delete(&self, physical: String, at: String) -> Option<()> {
+        self.ask(|done| IndexRequest::Delete { physical, at, done })
             .await
     }
 
@@ -131,26 +249,63 @@ pub async fn serve(
             },
         };
         match request {
-            IndexRequest::Prepare { schema, at, done } => match manager.ensure(&schema).await {
-                Ok(()) => {
-                    let _ = done.send(());
+            IndexRequest::Prepare { schema, at, done } => {
+                let ensured = manager.ensure(&schema).await;
+                if !answer_prepared(ensured, &http.stop, at, done)? {
+                    return Ok(());
                 }
-                // A stop while the index was being prepared is a stop: its change is
-                // read again on the next start.
-                Err(_) if http.stop.is_cancelled() => return Ok(()),
-                Err(source) => {
-                    return Err(WriterError::Prepare {
-                        at,
-                        source: Box::new(source),
-                    });
-                }
-            },
+            }
             IndexRequest::Clear { index, at, done } => match http.clear(&index, &at).await? {
                 Some(deleted) => {
                     let _ = done.send(deleted);
                 }
                 None => return Ok(()),
             },
+            IndexRequest::PrepareGeneration {
+                schema,
+                physical,
+                at,
+                done,
+            } => {
+                let ensured = manager.ensure_generation(&schema, &physical).await;
+                if !answer_prepared(ensured, &http.stop, at, done)? {
+                    return Ok(());
+                }
+            }
+            IndexRequest::Describe { index, at, done } => match http.describe(&index, &at).await? {
+                Some(layout) => {
+                    let _ = done.send(layout);
+                }
+                None => return Ok(()),
+            },
+            IndexRequest::Switch { switch, at, done } => {
+                let refresh = format!("/{}/_refresh", path::segment(&switch.target));
+                if http
+                    .json(Method::POST, &refresh, None, &at)
+                    .await?
+                    .is_none()
+                {
+                    return Ok(());
+                }
+                let actions = switch.actions();
+                if http
+                    .json(Method::POST, "/_aliases", Some(&actions), &at)
+                    .await?
+                    .is_none()
+                {
+                    return Ok(());
+                }
+                // What was ensured for the name described the old index.
+                manager.forget(&switch.index);
+                let _ = done.send(());
+            }
+            IndexRequest::Delete { physical, at, done } => {
+                let path = format!("/{}", path::segment(&physical));
+                if http.json(Method::DELETE, &path, None, &at).await?.is_none() {
+                    return Ok(());
+                }
+                let _ = done.send(());
+            }
             IndexRequest::CreatedTables { pattern, at, done } => {
                 let path = format!("/{}/_mapping", path::pattern(&pattern));
                 let Some(mappings) = http.json(Method::GET, &path, None, &at).await? else {
@@ -162,6 +317,30 @@ pub async fn serve(
     }
 }
 
+/// Answers a prepared index; `false` when stopped meanwhile (a stop while the index was
+/// being prepared is a stop: its change is read again on the next start).
+///
+/// # Errors
+/// The index could not be prepared.
+fn answer_prepared(
+    ensured: Result<(), WriterError>,
+    stop: &CancellationToken,
+    at: String,
+    done: oneshot::Sender<()>,
+) -> Result<bool, WriterError> {
+    match ensured {
+        Ok(()) => {
+            let _ = done.send(());
+            Ok(true)
+        }
+        Err(_) if stop.is_cancelled() => Ok(false),
+        Err(source) => Err(WriterError::Prepare {
+            at,
+            source: Box::new(source),
+        }),
+    }
+}
+
 /// Requests retried with the writer's backoff until answered or stopped.
 struct Http {
     client: EsClient,
@@ -170,6 +349,25 @@ struct Http {
 }
 
 impl Http {
+    /// What `index` stands for (`GET /_alias/NAME`, then `GET /NAME/_mapping`); `None`
+    /// when stopped first.
+    async fn describe(&self, index: &str, at: &str) -> Result<Option<Layout>, WriterError> {
+        let name = path::segment(index);
+        let Some(aliases) = self
+            .json(Method::GET, &format!("/_alias/{name}"), None, at)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(mappings) = self
+            .json(Method::GET, &format!("/{name}/_mapping"), None, at)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(layout(index, &aliases, &mappings)))
+    }
+
     /// Refreshes `index` (so documents acknowledged within the refresh interval are found),
     /// then deletes by query until an answer reports no failure and no version conflict.
     /// How many were deleted, or `None` when stopped first.
@@ -266,16 +464,45 @@ fn finish<T>(outcome: Result<T, RetryError<WriterError>>) -> Result<Option<T>, W
     }
 }
 
-/// The `_meta.source_table` of every index in a `_mapping` answer that binlog2es created.
+/// The layout of `index` from its `GET /_alias/NAME` and `GET /NAME/_mapping` answers (`{}`
+/// for a 404).
+fn layout(index: &str, aliases: &Value, mappings: &Value) -> Layout {
+    let mappings = mappings.as_object().cloned().unwrap_or_default();
+    let ours = !mappings.is_empty()
+        && mappings
+            .values()
+            .all(|m| m["mappings"]["_meta"]["created_by"].as_str() == Some(CREATED_BY));
+    let mut physical: Vec<String> = aliases
+        .as_object()
+        .into_iter()
+        .flat_map(|a| a.iter())
+        .filter(|(_, v)| v["aliases"].get(index).is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    physical.sort();
+    if !physical.is_empty() {
+        Layout::Alias { physical, ours }
+    } else if mappings.contains_key(index) {
+        Layout::Concrete { ours }
+    } else {
+        Layout::Missing
+    }
+}
+
+/// The `_meta.source_table` of every index in a `_mapping` answer that binlog2es created,
+/// each once (a rebuild's new index names the same table as the old one).
 fn created_tables(mappings: &Value) -> Vec<String> {
-    mappings
+    let mut tables: Vec<String> = mappings
         .as_object()
         .into_iter()
         .flat_map(|m| m.values())
         .map(|v| &v["mappings"]["_meta"])
         .filter(|m| m["created_by"].as_str() == Some(CREATED_BY))
         .filter_map(|m| m["source_table"].as_str().map(str::to_owned))
-        .collect()
+        .collect();
+    tables.sort();
+    tables.dedup();
+    tables
 }
 
 /// What a `_delete_by_query` answer says it left behind (version conflicts, failures,
@@ -308,6 +535,58 @@ mod tests {
         ] {
             assert!(delete_leftovers(&leftover).is_some(), "{leftover}");
         }
+    }
+
+    #[test]
+    fn layouts_tell_aliases_concrete_and_missing_indices_apart() {
+        let meta = |by: &str| json!({"mappings": {"_meta": {"created_by": by}}});
+        let aliases = json!({"orders-2": {"aliases": {"orders": {}}}});
+        let mappings = json!({"orders-2": meta(CREATED_BY)});
+        assert_eq!(
+            layout("orders", &aliases, &mappings),
+            Layout::Alias {
+                physical: vec!["orders-2".into()],
+                ours: true
+            }
+        );
+        let mine = json!({"orders": meta(CREATED_BY)});
+        assert_eq!(
+            layout("orders", &json!({}), &mine),
+            Layout::Concrete { ours: true }
+        );
+        let theirs = json!({"orders": meta("someone")});
+        assert_eq!(
+            layout("orders", &json!({}), &theirs),
+            Layout::Concrete { ours: false }
+        );
+        assert_eq!(layout("orders", &json!({}), &json!({})), Layout::Missing);
+    }
+
+    #[test]
+    fn switches_are_one_request() {
+        let behind_alias = Switch {
+            index: "orders".into(),
+            old: "orders-1".into(),
+            target: "orders-2".into(),
+        };
+        assert_eq!(
+            behind_alias.actions(),
+            json!({"actions": [
+                {"remove": {"index": "orders-1", "alias": "orders"}},
+                {"add": {"index": "orders-2", "alias": "orders"}},
+            ]})
+        );
+        let concrete = Switch {
+            old: "orders".into(),
+            ..behind_alias
+        };
+        assert_eq!(
+            concrete.actions(),
+            json!({"actions": [
+                {"add": {"index": "orders-2", "alias": "orders"}},
+                {"remove_index": {"index": "orders"}},
+            ]})
+        );
     }
 
     #[test]

@@ -347,6 +347,64 @@ impl IndexManager {
         Ok(())
     }
 
+    /// Makes the physical index `physical` (a rebuild's new index, no alias) exist with the
+    /// current mapping of `schema`'s rule; adds missing fields when it exists.
+    ///
+    /// # Errors
+    /// As [`IndexManager::ensure`].
+    pub async fn ensure_generation(
+        &mut self,
+        schema: &TableSchema,
+        physical: &str,
+    ) -> Result<(), WriterError> {
+        let config = Arc::clone(&self.config);
+        let Some(rule) = config.rule_for(&schema.db, &schema.table) else {
+            return Ok(());
+        };
+        let caps = self.capabilities(physical).await?;
+        let mut wanted = properties(schema, rule, caps);
+        if rule.has_relations()
+            && let Some(loaded) = self
+                .documents
+                .as_ref()
+                .and_then(|d| d.plan_of(&schema.index))
+        {
+            wanted = mapping::document_properties(&loaded.plan, caps);
+            mapping::apply_overrides(&mut wanted, rule);
+        }
+        let mut named = schema.clone();
+        named.index = Arc::from(physical);
+        let mapping_path = format!("/{}/_mapping", segment(physical));
+        let (status, body) = self
+            .send(physical, Method::GET, &mapping_path, None)
+            .await?;
+        match status {
+            200 => self.adopt(&named, wanted, &body).await,
+            404 => {
+                let body = create_body(&named, rule, &wanted);
+                let path = format!("/{}", segment(physical));
+                let (status, resp) = self.send(physical, Method::PUT, &path, Some(&body)).await?;
+                if !(200..300).contains(&status) {
+                    return Err(refused(physical, "creating it", status, &resp, None));
+                }
+                info!(index = %physical, table = %schema.qualified(), fields = wanted.len(), "Created the rebuild's new index.");
+                Ok(())
+            }
+            _ => Err(refused(
+                physical,
+                "reading its mapping",
+                status,
+                &body,
+                None,
+            )),
+        }
+    }
+
+    /// Forgets what was ensured for `index` (readers were moved to another index).
+    pub fn forget(&mut self, index: &str) {
+        self.known.remove(index);
+    }
+
     /// One request, retried while the failure is transient (connection, 429, 5xx, 401);
     /// any other answer, 403 included (a privilege this index needs), is returned for the
     /// caller to judge.
