@@ -405,10 +405,12 @@ async fn rebuild_under_load(
     let writing = wait_until(secs(30), async || ever.load(Ordering::SeqCst) > ROWS + 20).await;
     assert!(writing, "the writer inserted nothing in 30 s");
     let old = s.physical().await;
+    let rebuild = Instant::now();
     let out = s.reindex(&s.index).await;
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stdout.contains(&s.index), "{out}");
     s.wait_for_rebuild_end(secs(180)).await;
+    eprintln!("{}: rebuilt in {:.1?}", s.index, rebuild.elapsed());
     stop_writer.store(true, Ordering::Relaxed);
     let transactions = writer.await.unwrap();
     assert!(transactions > 0);
@@ -448,6 +450,7 @@ async fn rebuild_under_load(
             reads.problems.join("\n")
         );
         assert!(reads.counts > 0 && reads.docs > 0, "{reads:?}");
+        eprintln!("reader: {} counts, {} documents", reads.counts, reads.docs);
     }
     // AND the name is an alias to the new generation alone, the old index is gone
     s.assert_rebuilt_from(&old).await;
