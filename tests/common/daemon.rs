@@ -162,6 +162,7 @@ impl DaemonBuilder {
             dir: Some(dir),
             child: None,
             starts: 0,
+            env: Vec::new(),
         }
     }
 
@@ -182,6 +183,8 @@ pub struct Daemon {
     dir: Option<TempDir>,
     child: Option<Child>,
     starts: u32,
+    /// Extra environment of every later `run` (e.g. `BINLOG2ES_REBUILD_PAUSE`).
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -301,6 +304,18 @@ impl Daemon {
         }
     }
 
+    /// Sets an environment variable for every later start of `run` (the config's
+    /// `BINLOG2ES_*` overrides are otherwise removed from the daemon's environment).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Removes a variable [`Daemon::set_env`] set, for later starts.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     /// Spawns `run` without waiting for anything.
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "binlog2es is already running");
@@ -312,6 +327,7 @@ impl Daemon {
             .unwrap();
         writeln!(log, "===== binlog2es run, start #{} =====", self.starts).unwrap();
         let child = command(&["run", "--config", &self.config_path().display().to_string()])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

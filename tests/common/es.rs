@@ -124,6 +124,46 @@ impl Es {
         }
     }
 
+    /// The indices the alias `name` points to, sorted; empty when no such alias exists
+    /// (also when `name` is a concrete index).
+    pub async fn alias_targets(&self, name: &str) -> Vec<String> {
+        match self
+            .request(Method::GET, &format!("/_alias/{name}"), None)
+            .await
+        {
+            (200, body) => {
+                let mut targets: Vec<String> = body
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default();
+                targets.sort();
+                targets
+            }
+            (404, _) => Vec::new(),
+            (status, body) => panic!("GET /_alias/{name}: {status} {body}"),
+        }
+    }
+
+    /// The concrete indices (not aliases) whose names match `pattern` (wildcards allowed),
+    /// sorted; empty when none does.
+    pub async fn indices(&self, pattern: &str) -> Vec<String> {
+        let path = format!("/_resolve/index/{pattern}");
+        match self.request(Method::GET, &path, None).await {
+            (200, body) => {
+                let mut names: Vec<String> = body["indices"]
+                    .as_array()
+                    .expect("_resolve/index lists indices")
+                    .iter()
+                    .map(|i| i["name"].as_str().expect("index name").to_string())
+                    .collect();
+                names.sort();
+                names
+            }
+            (404, _) => Vec::new(),
+            (status, body) => panic!("GET {path}: {status} {body}"),
+        }
+    }
+
     /// Indexes one document as it is (no versioning), refreshing the index.
     pub async fn put(&self, index: &str, id: &str, source: Value) {
         let path = format!("/{index}/_doc/{}?refresh=true", encode_path(id));
