@@ -102,9 +102,6 @@ pub enum Error {
     /// A table cannot be copied.
     #[error(transparent)]
     Snapshot(#[from] snapshot::SnapshotError),
-    /// An index rebuild cannot go on.
-    #[error(transparent)]
-    Rebuild(#[from] rebuild::RebuildError),
     /// A server unreachable for the whole start-up window.
     #[error("cannot reach {what} at {host} within {seconds}s: {message}")]
     Unreachable {

@@ -23,7 +23,7 @@ use crate::document::store::Documents;
 use crate::es::EsClient;
 use crate::ordering::{Routed, Router};
 use crate::reader::{Reader, ReaderError, ReaderSetup, StartMode, StreamState};
-use crate::rebuild::{RebuildError, RebuildSetup};
+use crate::rebuild::RebuildSetup;
 use crate::snapshot::{ResyncRequest, SnapshotError};
 use crate::source::MysqlSource;
 use crate::telemetry::http::ReindexCall;
@@ -75,7 +75,7 @@ pub(super) struct Stages {
     reader: JoinHandle<Result<(), ReaderError>>,
     copier: JoinHandle<Result<(), SnapshotError>>,
     /// The rebuild coordinator (SPEC §10).
-    rebuilds: JoinHandle<Result<(), RebuildError>>,
+    rebuilds: JoinHandle<()>,
     /// The sink's index task (index preparation, deleting a table's documents).
     indices: JoinHandle<Result<(), WriterError>>,
 }
@@ -276,8 +276,7 @@ impl Stages {
                     rebuilds_done = true;
                     match r {
                         // Stopped: nothing more to do.
-                        Ok(Ok(())) => continue,
-                        Ok(Err(e)) => failure = Some(Error::Rebuild(e)),
+                        Ok(()) => continue,
                         Err(e) => failure = Some(Error::Internal(format!("rebuild task: {e}"))),
                     }
                     break;

@@ -66,6 +66,10 @@ pub struct Rebuild {
     pub phase: Phase,
     /// The version current when changes began to go to both indices.
     pub since: Version,
+    /// The tables were listed again after the start and every copy handed out (see
+    /// [`RebuildMark::Listed`]).
+    #[serde(default)]
+    pub listed: bool,
 }
 
 /// A step of a rebuild, carried by a ticket and applied when it commits.
@@ -77,6 +81,14 @@ pub enum RebuildMark {
         /// The rebuild (its `since`, the version at this point).
         rebuild: Rebuild,
         /// `(db, table)` of every table whose rule writes the index.
+        tables: Vec<(String, String)>,
+    },
+    /// The tables were listed again after the start: copies of those not yet copied
+    /// begin (a table created just before the start).
+    Listed {
+        /// The rebuilt index.
+        index: String,
+        /// `(db, table)` of the tables to copy besides the start's.
         tables: Vec<(String, String)>,
     },
     /// The rebuild of `index` reached `phase`.
@@ -97,25 +109,50 @@ pub enum RebuildMark {
 pub fn apply(rebuilds: &mut Vec<Rebuild>, copies: &mut Vec<TableCopy>, mark: RebuildMark) {
     match mark {
         RebuildMark::Start { rebuild, tables } => {
-            let into = Some(rebuild.target.clone());
-            copies.retain(|c| c.into != into);
-            copies.extend(tables.into_iter().map(|(db, table)| TableCopy {
-                db,
-                table,
-                after: None,
-                rows: 0,
-                since: rebuild.since,
-                into: into.clone(),
-            }));
+            copies.retain(|c| c.into.as_ref() != Some(&rebuild.target));
+            add_copies(copies, &rebuild, tables);
             rebuilds.retain(|r| r.index != rebuild.index);
             rebuilds.push(rebuild);
+        }
+        RebuildMark::Listed { index, tables } => {
+            if let Some(r) = rebuilds.iter_mut().find(|r| r.index == index) {
+                r.listed = true;
+                add_copies(copies, r, tables);
+            }
         }
         RebuildMark::Phase { index, phase } => {
             if let Some(r) = rebuilds.iter_mut().find(|r| r.index == index) {
                 r.phase = phase;
             }
         }
-        RebuildMark::End { index } => rebuilds.retain(|r| r.index != index),
+        RebuildMark::End { index } => {
+            // An abandoned rebuild's copies end with it.
+            if let Some(r) = rebuilds.iter().find(|r| r.index == index) {
+                copies.retain(|c| c.into.as_ref() != Some(&r.target));
+            }
+            rebuilds.retain(|r| r.index != index);
+        }
+    }
+}
+
+/// Adds a copy into `rebuild`'s new index of each of `tables` not already being copied.
+fn add_copies(copies: &mut Vec<TableCopy>, rebuild: &Rebuild, tables: Vec<(String, String)>) {
+    let into = Some(rebuild.target.clone());
+    for (db, table) in tables {
+        if copies
+            .iter()
+            .any(|c| c.db == db && c.table == table && c.into == into)
+        {
+            continue;
+        }
+        copies.push(TableCopy {
+            db,
+            table,
+            after: None,
+            rows: 0,
+            since: rebuild.since,
+            into: into.clone(),
+        });
     }
 }
 
@@ -130,6 +167,7 @@ mod tests {
             old: "orders-1".into(),
             phase: Phase::Copying,
             since: Version(7),
+            listed: false,
         }
     }
 
@@ -145,6 +183,17 @@ mod tests {
             (copies.len(), copies[0].into.as_deref(), copies[0].since),
             (1, Some("orders-2"), Version(7))
         );
+        // Listing again adds only the tables not yet copied.
+        let listed = RebuildMark::Listed {
+            index: "orders".into(),
+            tables: vec![
+                ("shop".into(), "orders".into()),
+                ("shop".into(), "new".into()),
+            ],
+        };
+        apply(&mut rebuilds, &mut copies, listed);
+        assert!(rebuilds[0].listed);
+        assert_eq!(copies.len(), 2);
         for phase in [Phase::CatchingUp, Phase::Switching, Phase::DeletingOld] {
             apply(
                 &mut rebuilds,
@@ -172,7 +221,8 @@ mod tests {
                 index: "orders".into(),
             },
         );
-        assert!(rebuilds.is_empty());
+        // An end (also of an abandoned rebuild) takes its unfinished copies with it.
+        assert!(rebuilds.is_empty() && copies.is_empty());
     }
 
     #[test]
@@ -180,7 +230,7 @@ mod tests {
         let text = serde_json::to_string(&rebuild()).unwrap();
         assert_eq!(
             text,
-            r#"{"index":"orders","target":"orders-2","old":"orders-1","phase":"copying","since":7}"#
+            r#"{"index":"orders","target":"orders-2","old":"orders-1","phase":"copying","since":7,"listed":false}"#
         );
         assert_eq!(serde_json::from_str::<Rebuild>(&text).unwrap(), rebuild());
         assert!(Phase::Switching.mirrors() && !Phase::DeletingOld.mirrors());

@@ -394,6 +394,7 @@ mod tests {
             old: "orders-1".into(),
             phase: Phase::Switching,
             since: Version(9),
+            listed: true,
         });
         c.copies.push(TableCopy {
             db: "shop".into(),

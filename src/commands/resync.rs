@@ -71,7 +71,7 @@ pub async fn request_reindex(config: &Config, index: &str) -> Result<String, Res
         .request(reqwest::Method::POST, "/reindex")
         .query(&[("index", index)])
         // The answer comes once the new index exists and the start is committed.
-        .timeout(Duration::from_secs(120));
+        .timeout(Duration::from_secs(600));
     endpoint.send(request).await
 }
 

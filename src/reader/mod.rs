@@ -264,7 +264,7 @@ impl Reader {
                 }
                 self.mirrors.insert(index, target);
             }
-            RebuildMark::Start { .. } => {}
+            RebuildMark::Start { .. } | RebuildMark::Listed { .. } => {}
             RebuildMark::Phase { index, phase } => {
                 if !phase.mirrors() {
                     self.mirrors.remove(index.as_str());

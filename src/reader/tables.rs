@@ -83,19 +83,12 @@ impl Reader {
             .map(Arc::new);
         let schema = Arc::new(schema);
         let at = format!("at binlog position {}", self.here());
+        // During a rebuild the index task prepares the new index the same way.
         let prepared = tokio::select! {
-            p = self.indices.prepare(Arc::clone(&schema), at.clone()) => p,
+            p = self.indices.prepare(Arc::clone(&schema), at) => p,
             _ = self.stop.cancelled() => None,
         };
         prepared.ok_or(ReaderError::IndicesGone)?;
-        // A rebuild's new index takes the same documents: it needs the same new fields.
-        if let Some(target) = self.mirror_of(&schema.index) {
-            let prepared = tokio::select! {
-                p = self.indices.prepare_generation(Arc::clone(&schema), target, at) => p,
-                _ = self.stop.cancelled() => None,
-            };
-            prepared.ok_or(ReaderError::IndicesGone)?;
-        }
         debug!(table = %schema.qualified(), index = %schema.index, "Table map.");
         self.tables.insert(id, (tme, Some((schema, shape))));
         Ok(())

@@ -15,9 +15,14 @@
 //!
 //! A restart resumes the step the committed checkpoint names: the copies resume after their
 //! last acknowledged key, mirroring resumes with the stream, a switch already made is seen
-//! and not made twice.
+//! and not made twice. A step Elasticsearch refuses (a privilege, a mapping) is logged and
+//! tried again later while streaming goes on; a rebuild whose index no rule writes any more
+//! (the configuration changed before a restart) is abandoned before its switch, and readers
+//! keep the old index.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -35,27 +40,12 @@ use crate::telemetry::http::{ReindexCall, ResyncReply};
 use crate::telemetry::metrics;
 use crate::writer::indices::{Indices, Layout, Switch};
 
+/// Longest wait before a refused step is tried again.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
 mod pause;
 
 pub use pause::{PausePoint, pause_point};
-
-/// A rebuild that cannot go on; the daemon stops with this message.
-#[derive(Debug, thiserror::Error)]
-pub enum RebuildError {
-    /// The alias does not point where the switch put it.
-    #[error(
-        "rebuild of `{index}`: after the switch `{index}` stands for {found}, not `{target}`; \
-         another process changed its aliases: fix them by hand (POST /_aliases), then restart"
-    )]
-    Switch {
-        /// The name readers use.
-        index: String,
-        /// The new index.
-        target: String,
-        /// What the name stands for.
-        found: String,
-    },
-}
 
 /// What the rebuild coordinator needs.
 pub struct RebuildSetup {
@@ -82,10 +72,7 @@ pub struct RebuildSetup {
 }
 
 /// Serves reindex calls and drives rebuilds until stopped.
-///
-/// # Errors
-/// A rebuild found the index in a state it cannot go on from.
-pub async fn run(setup: RebuildSetup) -> Result<(), RebuildError> {
+pub async fn run(setup: RebuildSetup) {
     let (resume, mut calls, stop) = (setup.resume, setup.calls, setup.stop.clone());
     let steps = Steps {
         config: setup.config,
@@ -97,7 +84,7 @@ pub async fn run(setup: RebuildSetup) -> Result<(), RebuildError> {
         persist: setup.persist,
         stop: setup.stop,
     };
-    let mut running: Option<tokio::task::JoinHandle<Result<(), RebuildError>>> = None;
+    let mut running: Option<tokio::task::JoinHandle<()>> = None;
     // Drift is reported at start-up, not only when a table's first change arrives.
     tokio::spawn({
         let steps = steps.clone();
@@ -110,18 +97,14 @@ pub async fn run(setup: RebuildSetup) -> Result<(), RebuildError> {
     }
     loop {
         let call = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.cancelled() => return,
             done = finished(&mut running), if running.is_some() => {
                 running = None;
-                match done {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(e)) => return Err(e),
-                    // A panic in a rebuild is a bug; the rebuild resumes on the next start.
-                    Err(e) => {
-                        warn!(error = %e, "The rebuild task failed; it resumes on the next start.");
-                        continue;
-                    }
+                // A panic in a rebuild is a bug; the rebuild resumes on the next start.
+                if let Err(e) = done {
+                    warn!(error = %e, "The rebuild task failed; it resumes on the next start.");
                 }
+                continue;
             }
             call = next_call(&mut calls), if calls.is_some() => {
                 match call {
@@ -133,14 +116,14 @@ pub async fn run(setup: RebuildSetup) -> Result<(), RebuildError> {
                 }
             }
         };
-        if running.is_some() {
-            let running_index = steps
-                .committed
-                .borrow()
-                .rebuilds
-                .first()
-                .map(|r| r.index.clone());
-            let text = match running_index {
+        let recorded = steps
+            .committed
+            .borrow()
+            .rebuilds
+            .first()
+            .map(|r| r.index.clone());
+        if running.is_some() || recorded.is_some() {
+            let text = match recorded {
                 Some(index) => format!(
                     "a rebuild of `{index}` is already running; wait for it to finish (binlog2es status)"
                 ),
@@ -159,12 +142,11 @@ pub async fn run(setup: RebuildSetup) -> Result<(), RebuildError> {
                         rebuild.index, rebuild.target
                     );
                     let _ = reply.send(ResyncReply::Accepted(text));
-                    steps.drive(rebuild).await
+                    steps.drive(rebuild).await;
                 }
-                Ok(None) => Ok(()),
+                Ok(None) => {}
                 Err(Refusal(text)) => {
                     let _ = reply.send(ResyncReply::Refused(text));
-                    Ok(())
                 }
             }
         }));
@@ -173,8 +155,8 @@ pub async fn run(setup: RebuildSetup) -> Result<(), RebuildError> {
 
 /// The running rebuild's end (pending forever without one).
 async fn finished(
-    running: &mut Option<tokio::task::JoinHandle<Result<(), RebuildError>>>,
-) -> Result<Result<(), RebuildError>, tokio::task::JoinError> {
+    running: &mut Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), tokio::task::JoinError> {
     match running {
         Some(task) => task.await,
         None => std::future::pending().await,
@@ -191,6 +173,31 @@ async fn next_call(calls: &mut Option<mpsc::Receiver<ReindexCall>>) -> Option<Re
 
 /// Why a reindex call is not done, in words for the operator.
 struct Refusal(String);
+
+/// Why a step of a running rebuild did not complete.
+enum StepError {
+    /// Stopped (or the index task ended, which reports why): resumed on the next start.
+    Stopped,
+    /// Refused or not as expected; tried again later.
+    Failed(String),
+}
+
+/// A request's answer as a step sees it.
+fn answered<T>(answer: Option<Result<T, String>>) -> Result<T, StepError> {
+    match answer {
+        None => Err(StepError::Stopped),
+        Some(Err(e)) => Err(StepError::Failed(e)),
+        Some(Ok(v)) => Ok(v),
+    }
+}
+
+/// Why the tables of an index are not known.
+enum TablesError {
+    /// No table a rule writes to the index exists.
+    NoRule(String),
+    /// MySQL could not be asked.
+    Unreachable(String),
+}
 
 /// The steps of a rebuild, with what they talk to.
 #[derive(Clone)]
@@ -210,9 +217,17 @@ impl Steps {
     /// `None` when stopped first.
     async fn begin(&self, index: &str) -> Result<Option<Rebuild>, Refusal> {
         let at = format!("rebuild of `{index}`");
-        let tables = self.tables_of(index).await?;
-        let Some(layout) = self.indices.describe(index.to_owned(), at.clone()).await else {
-            return Ok(None);
+        let tables = match self.tables_of(index).await {
+            Ok(tables) => tables,
+            Err(TablesError::NoRule(text) | TablesError::Unreachable(text)) => {
+                return Err(Refusal(text));
+            }
+        };
+        let unreadable = |e: String| Refusal(format!("cannot read `{index}`: {e}"));
+        let layout = match self.layout(index, &at).await {
+            Err(StepError::Stopped) => return Ok(None),
+            Err(StepError::Failed(e)) => return Err(unreadable(e)),
+            Ok(layout) => layout,
         };
         let old = match layout {
             Layout::Missing => {
@@ -235,37 +250,30 @@ impl Steps {
             }
         };
         let target = next_generation(index, &old);
-        // A new index of that name is a leftover of a start that was never recorded: it
-        // may hold documents of that attempt, so it is made again from nothing.
-        match self.indices.describe(target.clone(), at.clone()).await {
-            None => return Ok(None),
-            Some(Layout::Missing) => {}
-            Some(Layout::Concrete { ours: true }) => {
-                info!(index = %index, target = %target, "Deleting the leftover of an unrecorded rebuild start.");
-                if self
-                    .indices
-                    .delete(target.clone(), at.clone())
-                    .await
-                    .is_none()
-                {
-                    return Ok(None);
-                }
-            }
-            Some(_) => {
-                return Err(Refusal(format!(
-                    "index `{target}` exists and was not left by binlog2es; delete or rename it, then reindex again"
-                )));
+        match self.clear_leftover(&target, &at).await {
+            Err(StepError::Stopped) => return Ok(None),
+            Err(StepError::Failed(e)) => return Err(Refusal(e)),
+            Ok(()) => {}
+        }
+        let cannot = |e: String| Refusal(format!("cannot create `{target}`: {e}"));
+        for schema in self.schemas(&tables).await.map_err(cannot)? {
+            let physical = Arc::from(target.as_str());
+            let prepared = self
+                .indices
+                .prepare_generation(Arc::new(schema), physical, at.clone());
+            match answered(prepared.await) {
+                Err(StepError::Stopped) => return Ok(None),
+                Err(StepError::Failed(e)) => return Err(cannot(e)),
+                Ok(()) => {}
             }
         }
-        for schema in self.schemas(&tables).await? {
-            let prepared = self.indices.prepare_generation(
-                Arc::new(schema),
-                Arc::from(target.as_str()),
-                at.clone(),
-            );
-            if prepared.await.is_none() {
-                return Ok(None);
-            }
+        if self
+            .indices
+            .rebuilding(index.to_owned(), Some(target.clone()))
+            .await
+            .is_none()
+        {
+            return Ok(None);
         }
         let start = Rebuild {
             index: index.to_owned(),
@@ -274,135 +282,257 @@ impl Steps {
             phase: Phase::Copying,
             // The reader puts its version at the start here.
             since: Version(0),
+            listed: false,
         };
         let mark = RebuildMark::Start {
             rebuild: start.clone(),
-            tables: tables.clone(),
+            tables,
         };
         let Some(since) = self.record(mark).await else {
             return Ok(None);
         };
         let rebuild = Rebuild { since, ..start };
-        info!(index = %rebuild.index, target = %rebuild.target, old = %rebuild.old, tables = tables.len(), "Rebuild started.");
+        info!(index = %rebuild.index, target = %rebuild.target, old = %rebuild.old, "Rebuild started.");
+        Ok(Some(rebuild))
+    }
+
+    /// Deletes `target` when it is the leftover of a start that was never recorded (it may
+    /// hold documents of that attempt); refuses an index of that name that is someone
+    /// else's or that a rule writes.
+    async fn clear_leftover(&self, target: &str, at: &str) -> Result<(), StepError> {
+        match self.layout(target, at).await? {
+            Layout::Missing => Ok(()),
+            Layout::Concrete { ours: true } => {
+                match self.tables_of(target).await {
+                    Err(TablesError::NoRule(_)) => {}
+                    Ok(_) => {
+                        return Err(StepError::Failed(format!(
+                            "index `{target}` is written by a [[tables]] rule of its own; rename that rule's index, or delete `{target}`, then reindex again"
+                        )));
+                    }
+                    Err(TablesError::Unreachable(e)) => return Err(StepError::Failed(e)),
+                }
+                info!(index = %target, "Deleting the leftover of an unrecorded rebuild start.");
+                answered(self.indices.delete(target.to_owned(), at.to_owned()).await)
+            }
+            _ => Err(StepError::Failed(format!(
+                "index `{target}` exists and was not left by binlog2es; delete or rename it, then reindex again"
+            ))),
+        }
+    }
+
+    /// Walks `rebuild` from its phase to the end; a refused step is tried again later.
+    async fn drive(&self, mut rebuild: Rebuild) {
+        let mut delay = Duration::from_secs(1);
+        if rebuild.phase.mirrors()
+            && self
+                .indices
+                .rebuilding(rebuild.index.clone(), Some(rebuild.target.clone()))
+                .await
+                .is_none()
+        {
+            return;
+        }
+        loop {
+            metrics::reindex_phase(rebuild.phase.gauge());
+            info!(index = %rebuild.index, target = %rebuild.target, phase = rebuild.phase.name(), "Rebuild phase.");
+            let next = match self.step(&mut rebuild).await {
+                Ok(Some(next)) => next,
+                // Finished, or abandoned.
+                Ok(None) => return,
+                Err(StepError::Stopped) => return,
+                Err(StepError::Failed(e)) => {
+                    warn!(index = %rebuild.index, target = %rebuild.target, phase = rebuild.phase.name(), error = %e, retry_in = ?delay, "A rebuild step failed; trying it again later (streaming goes on).");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.stop.cancelled() => return,
+                    }
+                    delay = (delay * 2).min(RETRY_MAX);
+                    continue;
+                }
+            };
+            delay = Duration::from_secs(1);
+            let mark = RebuildMark::Phase {
+                index: rebuild.index.clone(),
+                phase: next,
+            };
+            if self.record(mark).await.is_none() {
+                return;
+            }
+            rebuild.phase = next;
+        }
+    }
+
+    /// Does the work of `rebuild`'s phase; the next phase, or `None` when the rebuild is
+    /// over (finished or abandoned).
+    async fn step(&self, rebuild: &mut Rebuild) -> Result<Option<Phase>, StepError> {
+        let at = format!("rebuild of `{}`", rebuild.index);
+        match rebuild.phase {
+            Phase::Copying => {
+                if !self.still_wanted(rebuild, &at).await? {
+                    return Ok(None);
+                }
+                if !rebuild.listed {
+                    self.list_copies(rebuild, &at).await?;
+                }
+                self.copies_done(&rebuild.target).await?;
+                Ok(Some(Phase::CatchingUp))
+            }
+            Phase::CatchingUp => {
+                if !self.still_wanted(rebuild, &at).await? {
+                    return Ok(None);
+                }
+                // Committed with this phase: everything routed before it is in both.
+                pause_point(PausePoint::CatchUp, &self.stop).await;
+                Ok(Some(Phase::Switching))
+            }
+            Phase::Switching => {
+                self.switch(rebuild, &at).await?;
+                Ok(Some(Phase::DeletingOld))
+            }
+            Phase::DeletingOld => {
+                // A concrete old index went with the switch's request.
+                if rebuild.old != rebuild.index {
+                    answered(self.indices.delete(rebuild.old.clone(), at.clone()).await)?;
+                }
+                self.end(rebuild).await?;
+                metrics::reindex_completed();
+                info!(index = %rebuild.index, target = %rebuild.target, old = %rebuild.old, "Rebuild finished; readers now see the new index.");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether a rule still writes the rebuilt index (the configuration may have changed
+    /// before a restart). When none does, the rebuild is abandoned before its switch:
+    /// readers keep the old index, the new one is deleted.
+    async fn still_wanted(&self, rebuild: &Rebuild, at: &str) -> Result<bool, StepError> {
+        match self.tables_of(&rebuild.index).await {
+            Ok(_) => Ok(true),
+            Err(TablesError::Unreachable(e)) => Err(StepError::Failed(e)),
+            Err(TablesError::NoRule(_)) => {
+                warn!(index = %rebuild.index, target = %rebuild.target, "No [[tables]] rule writes the index any more: the rebuild is abandoned, readers keep the old index, the new one is deleted.");
+                answered(
+                    self.indices
+                        .delete(rebuild.target.clone(), at.to_owned())
+                        .await,
+                )?;
+                self.end(rebuild).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Records the rebuild's end (the checkpoint forgets it and its copies).
+    async fn end(&self, rebuild: &Rebuild) -> Result<(), StepError> {
+        let end = RebuildMark::End {
+            index: rebuild.index.clone(),
+        };
+        self.record(end).await.ok_or(StepError::Stopped)?;
+        let _ = self.indices.rebuilding(rebuild.index.clone(), None).await;
+        metrics::reindex_phase(0);
+        Ok(())
+    }
+
+    /// Lists the tables again once the start is recorded, records a copy of each one not
+    /// yet copied (a table created or renamed just before the start, whose changes went to
+    /// the old index only), and hands the copies to the copy coordinator. After a restart
+    /// that came between the start and this step, every table is copied again: harmless.
+    async fn list_copies(&self, rebuild: &mut Rebuild, at: &str) -> Result<(), StepError> {
+        let tables = match self.tables_of(&rebuild.index).await {
+            Ok(tables) => tables,
+            Err(TablesError::NoRule(e) | TablesError::Unreachable(e)) => {
+                return Err(StepError::Failed(e));
+            }
+        };
+        let planned: HashSet<(String, String)> = self
+            .committed
+            .borrow()
+            .copies
+            .iter()
+            .filter(|c| c.into.as_deref() == Some(rebuild.target.as_str()))
+            .map(|c| (c.db.clone(), c.table.clone()))
+            .collect();
+        let extra: Vec<(String, String)> = tables
+            .iter()
+            .filter(|t| !planned.contains(*t))
+            .cloned()
+            .collect();
+        // The start's own list was just read; a table added meanwhile needs its fields.
+        let schemas = self.schemas(&extra).await.map_err(StepError::Failed)?;
+        for schema in schemas {
+            let physical = Arc::from(rebuild.target.as_str());
+            let prepared =
+                self.indices
+                    .prepare_generation(Arc::new(schema), physical, at.to_owned());
+            answered(prepared.await)?;
+        }
+        let mark = RebuildMark::Listed {
+            index: rebuild.index.clone(),
+            tables: extra,
+        };
+        self.record(mark).await.ok_or(StepError::Stopped)?;
+        rebuild.listed = true;
         for (db, table) in tables {
             let (reply, answer) = oneshot::channel();
             let request = ResyncRequest {
                 db,
                 table,
                 reply,
-                since: Some(since),
+                since: Some(rebuild.since),
                 into: Some(rebuild.target.clone()),
             };
-            if self.copies.send(request).await.is_err() {
-                return Ok(None);
-            }
+            self.copies
+                .send(request)
+                .await
+                .map_err(|_| StepError::Stopped)?;
             let _ = answer.await;
         }
-        Ok(Some(rebuild))
+        info!(index = %rebuild.index, target = %rebuild.target, "Copying every table of the index into the new one.");
+        Ok(())
     }
 
-    /// Walks `rebuild` from its phase to the end.
-    async fn drive(&self, mut rebuild: Rebuild) -> Result<(), RebuildError> {
-        let at = format!("rebuild of `{}`", rebuild.index);
-        loop {
-            metrics::reindex_phase(rebuild.phase.gauge());
-            info!(index = %rebuild.index, target = %rebuild.target, phase = rebuild.phase.name(), "Rebuild phase.");
-            let next = match rebuild.phase {
-                Phase::Copying => {
-                    if !self.copies_done(&rebuild.target).await {
-                        return Ok(());
-                    }
-                    Phase::CatchingUp
-                }
-                Phase::CatchingUp => {
-                    // Committed with this phase: everything routed before it is in both.
-                    pause_point(PausePoint::CatchUp, &self.stop).await;
-                    Phase::Switching
-                }
-                Phase::Switching => {
-                    if !self.switch(&rebuild, &at).await? {
-                        return Ok(());
-                    }
-                    Phase::DeletingOld
-                }
-                Phase::DeletingOld => {
-                    // A concrete old index went with the switch's request.
-                    if rebuild.old != rebuild.index
-                        && self
-                            .indices
-                            .delete(rebuild.old.clone(), at.clone())
-                            .await
-                            .is_none()
-                    {
-                        return Ok(());
-                    }
-                    let end = RebuildMark::End {
-                        index: rebuild.index.clone(),
-                    };
-                    if self.record(end).await.is_none() {
-                        return Ok(());
-                    }
-                    metrics::reindex_phase(0);
-                    metrics::reindex_completed();
-                    info!(index = %rebuild.index, target = %rebuild.target, old = %rebuild.old, "Rebuild finished; readers now see the new index.");
-                    return Ok(());
-                }
-            };
-            let mark = RebuildMark::Phase {
-                index: rebuild.index.clone(),
-                phase: next,
-            };
-            if self.record(mark).await.is_none() {
-                return Ok(());
-            }
-            rebuild.phase = next;
-        }
-    }
-
-    /// Moves readers to the new index unless they already see it; `false` when stopped.
-    async fn switch(&self, rebuild: &Rebuild, at: &str) -> Result<bool, RebuildError> {
+    /// Moves readers to the new index unless they already see it.
+    async fn switch(&self, rebuild: &Rebuild, at: &str) -> Result<(), StepError> {
         let only_target = |layout: &Layout| matches!(layout, Layout::Alias { physical, .. } if physical == std::slice::from_ref(&rebuild.target));
-        let Some(before) = self.layout(&rebuild.index, at).await else {
-            return Ok(false);
-        };
-        if !only_target(&before) {
-            pause_point(PausePoint::BeforeSwitch, &self.stop).await;
-            let switch = Switch {
-                index: rebuild.index.clone(),
-                old: rebuild.old.clone(),
-                target: rebuild.target.clone(),
-            };
-            if self.indices.switch(switch, at.to_owned()).await.is_none() {
-                return Ok(false);
-            }
-            let Some(after) = self.layout(&rebuild.index, at).await else {
-                return Ok(false);
-            };
-            if !only_target(&after) {
-                return Err(RebuildError::Switch {
-                    index: rebuild.index.clone(),
-                    target: rebuild.target.clone(),
-                    found: format!("{after:?}"),
-                });
-            }
-            info!(index = %rebuild.index, target = %rebuild.target, "Readers switched to the new index.");
-            pause_point(PausePoint::AfterSwitch, &self.stop).await;
+        if only_target(&self.layout(&rebuild.index, at).await?) {
+            return Ok(());
         }
-        Ok(!self.stop.is_cancelled())
+        pause_point(PausePoint::BeforeSwitch, &self.stop).await;
+        let switch = Switch {
+            index: rebuild.index.clone(),
+            old: rebuild.old.clone(),
+            target: rebuild.target.clone(),
+        };
+        answered(self.indices.switch(switch, at.to_owned()).await)?;
+        let after = self.layout(&rebuild.index, at).await?;
+        if !only_target(&after) {
+            return Err(StepError::Failed(format!(
+                "after the switch `{}` stands for {after:?}, not `{}`: another process changes its aliases; fix them by hand (POST /_aliases)",
+                rebuild.index, rebuild.target
+            )));
+        }
+        info!(index = %rebuild.index, target = %rebuild.target, "Readers switched to the new index.");
+        pause_point(PausePoint::AfterSwitch, &self.stop).await;
+        if self.stop.is_cancelled() {
+            return Err(StepError::Stopped);
+        }
+        Ok(())
     }
 
-    /// What `index` stands for; `None` when stopped first.
-    async fn layout(&self, index: &str, at: &str) -> Option<Layout> {
-        self.indices.describe(index.to_owned(), at.to_owned()).await
+    /// What `index` stands for.
+    async fn layout(&self, index: &str, at: &str) -> Result<Layout, StepError> {
+        answered(self.indices.describe(index.to_owned(), at.to_owned()).await)
     }
 
-    /// Waits until no copy into `target` is left in the committed checkpoint; `false` when
-    /// stopped first.
-    async fn copies_done(&self, target: &str) -> bool {
+    /// Waits until no copy into `target` is left in the committed checkpoint.
+    async fn copies_done(&self, target: &str) -> Result<(), StepError> {
         let mut committed = self.committed.clone();
         tokio::select! {
-            r = committed.wait_for(|c| !c.copies.iter().any(|t| t.into.as_deref() == Some(target))) => r.is_ok(),
-            _ = self.stop.cancelled() => false,
+            r = committed.wait_for(|c| !c.copies.iter().any(|t| t.into.as_deref() == Some(target))) => {
+                r.map(|_| ()).map_err(|_| StepError::Stopped)
+            }
+            _ = self.stop.cancelled() => Err(StepError::Stopped),
         }
     }
 
@@ -467,9 +597,9 @@ impl Steps {
     }
 
     /// The tables whose rule writes `index` (keyless ones skipped: they are not synced).
-    async fn tables_of(&self, index: &str) -> Result<Vec<(String, String)>, Refusal> {
+    async fn tables_of(&self, index: &str) -> Result<Vec<(String, String)>, TablesError> {
         let unreachable = |e: mysql_async::Error| {
-            Refusal(format!("cannot list the tables on MySQL ({e}); try again"))
+            TablesError::Unreachable(format!("cannot list the tables on MySQL ({e}); try again"))
         };
         let mut conn = self.source.connect().await.map_err(unreachable)?;
         let all = crate::schema::catalog::user_tables(&mut conn)
@@ -486,7 +616,7 @@ impl Steps {
             .filter(|(db, t)| !crate::schema::is_keyless(&format!("{db}.{t}")))
             .collect();
         if tables.is_empty() {
-            return Err(Refusal(format!(
+            return Err(TablesError::NoRule(format!(
                 "no [[tables]] rule writes index `{index}` (no table on the server matches a rule whose index is `{index}`)"
             )));
         }
@@ -497,8 +627,8 @@ impl Steps {
     async fn schemas(
         &self,
         tables: &[(String, String)],
-    ) -> Result<Vec<crate::schema::TableSchema>, Refusal> {
-        let failed = |what: String| Refusal(format!("cannot read the tables' columns: {what}"));
+    ) -> Result<Vec<crate::schema::TableSchema>, String> {
+        let failed = |what: String| format!("cannot read the tables' columns: {what}");
         let mut conn = self
             .source
             .connect()

@@ -477,7 +477,12 @@ impl Worker {
                 let prepared =
                     self.indices
                         .prepare_generation(Arc::clone(&schema), Arc::clone(&into), at);
-                prepared.await.ok_or(Interrupt::Stopped)?;
+                // A refusal (a privilege on the new index, say) is logged and tried again:
+                // the rebuild waits, streaming goes on.
+                prepared
+                    .await
+                    .ok_or(Interrupt::Stopped)?
+                    .map_err(Interrupt::Transient)?;
                 into
             }
         };

@@ -59,7 +59,17 @@ pub enum IndexRequest {
         physical: Arc<str>,
         /// Where the request comes from.
         at: String,
-        /// Answered once the index is ready.
+        /// Answered once the index is ready, or with why it cannot be.
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    /// Note that `index` is being rebuilt into `target` (`None`: no longer), so that what
+    /// `index` gets (new fields) its new index gets too.
+    Rebuilding {
+        /// The name readers use.
+        index: String,
+        /// The new physical index.
+        target: Option<String>,
+        /// Answered once noted.
         done: oneshot::Sender<()>,
     },
     /// Report whether the table's index still matches its rule (at start-up), creating
@@ -78,8 +88,8 @@ pub enum IndexRequest {
         index: String,
         /// Where the request comes from.
         at: String,
-        /// Answered with the layout.
-        done: oneshot::Sender<Layout>,
+        /// Answered with the layout, or why it cannot be read.
+        done: oneshot::Sender<Result<Layout, String>>,
     },
     /// Refresh `switch.target`, then move the name to it in one `_aliases` request.
     Switch {
@@ -87,8 +97,8 @@ pub enum IndexRequest {
         switch: Switch,
         /// Where the request comes from.
         at: String,
-        /// Answered once readers see the new index.
-        done: oneshot::Sender<()>,
+        /// Answered once readers see the new index, or with why not.
+        done: oneshot::Sender<Result<(), String>>,
     },
     /// Delete a physical index (answered also when it is already gone).
     Delete {
@@ -96,8 +106,8 @@ pub enum IndexRequest {
         physical: String,
         /// Where the request comes from.
         at: String,
-        /// Answered once deleted.
-        done: oneshot::Sender<()>,
+        /// Answered once deleted, or with why not.
+        done: oneshot::Sender<Result<(), String>>,
     },
     /// The `_meta.source_table` of every index matching `pattern` that binlog2es created.
     CreatedTables {
@@ -160,13 +170,14 @@ impl Indices {
             .await
     }
 
-    /// Prepares a rebuild's new index `physical` for the table; `None` when the task ended.
+    /// Prepares a rebuild's new index `physical` for the table (or why it cannot be);
+    /// `None` when the task ended.
     pub async fn prepare_generation(
         &self,
         schema: Arc<TableSchema>,
         physical: Arc<str>,
         at: String,
-    ) -> Option<()> {
+    ) -> Option<Result<(), String>> {
         self.ask(|done| IndexRequest::PrepareGeneration {
             schema,
             physical,
@@ -182,20 +193,31 @@ impl Indices {
             .await
     }
 
-    /// What `index` stands for; `None` when the task ended.
-    pub async fn describe(&self, index: String, at: String) -> Option<Layout> {
+    /// Notes that `index` is being rebuilt into `target` (`None`: no longer); `None` when
+    /// the task ended.
+    pub async fn rebuilding(&self, index: String, target: Option<String>) -> Option<()> {
+        self.ask(|done| IndexRequest::Rebuilding {
+            index,
+            target,
+            done,
+        })
+        .await
+    }
+
+    /// What `index` stands for (or why it cannot be read); `None` when the task ended.
+    pub async fn describe(&self, index: String, at: String) -> Option<Result<Layout, String>> {
         self.ask(|done| IndexRequest::Describe { index, at, done })
             .await
     }
 
-    /// Moves readers to the new index; `None` when the task ended.
-    pub async fn switch(&self, switch: Switch, at: String) -> Option<()> {
+    /// Moves readers to the new index (or says why not); `None` when the task ended.
+    pub async fn switch(&self, switch: Switch, at: String) -> Option<Result<(), String>> {
         self.ask(|done| IndexRequest::Switch { switch, at, done })
             .await
     }
 
-    /// Deletes a physical index; `None` when the task ended.
-    pub async fn delete(&self, physical: String, at: String) -> Option<()> {
+    /// Deletes a physical index (or says why not); `None` when the task ended.
+    pub async fn delete(&self, physical: String, at: String) -> Option<Result<(), String>> {
         self.ask(|done| IndexRequest::Delete { physical, at, done })
             .await
     }
@@ -259,16 +281,27 @@ pub async fn serve(
                 }
                 None => return Ok(()),
             },
+            // The rebuild's own requests: a refusal goes back to the rebuild, which reports
+            // it and tries again later, while streaming goes on.
             IndexRequest::PrepareGeneration {
                 schema,
                 physical,
-                at,
+                at: _,
                 done,
             } => {
                 let ensured = manager.ensure_generation(&schema, &physical).await;
-                if !answer_prepared(ensured, &http.stop, at, done)? {
+                let Some(answer) = for_rebuild(ensured, &http.stop) else {
                     return Ok(());
-                }
+                };
+                let _ = done.send(answer);
+            }
+            IndexRequest::Rebuilding {
+                index,
+                target,
+                done,
+            } => {
+                manager.rebuilding(&index, target);
+                let _ = done.send(());
             }
             IndexRequest::Inspect { schema, at, done } => {
                 let inspected = manager.inspect(&schema).await;
@@ -276,45 +309,45 @@ pub async fn serve(
                     return Ok(());
                 }
             }
-            IndexRequest::Describe { index, at, done } => match manager.describe(&index).await {
-                Ok(layout) => {
-                    let _ = done.send(layout);
-                }
-                Err(_) if http.stop.is_cancelled() => return Ok(()),
-                Err(source) => {
-                    return Err(WriterError::Prepare {
-                        at,
-                        source: Box::new(source),
-                    });
-                }
-            },
+            IndexRequest::Describe { index, at: _, done } => {
+                let described = manager.describe(&index).await;
+                let Some(answer) = for_rebuild(described, &http.stop) else {
+                    return Ok(());
+                };
+                let _ = done.send(answer);
+            }
             IndexRequest::Switch { switch, at, done } => {
                 let refresh = format!("/{}/_refresh", path::segment(&switch.target));
-                if http
-                    .json(Method::POST, &refresh, None, &at)
-                    .await?
-                    .is_none()
-                {
-                    return Ok(());
-                }
                 let actions = switch.actions();
-                if http
-                    .json(Method::POST, "/_aliases", Some(&actions), &at)
-                    .await?
-                    .is_none()
-                {
-                    return Ok(());
+                let switched = async {
+                    http.request(Method::POST, &refresh, None, &at, Missing::Fails)
+                        .await?;
+                    http.request(
+                        Method::POST,
+                        "/_aliases",
+                        Some(&actions),
+                        &at,
+                        Missing::Fails,
+                    )
+                    .await
                 }
+                .await;
                 // What was ensured for the name described the old index.
                 manager.forget(&switch.index);
-                let _ = done.send(());
+                let Some(answer) = for_rebuild(switched, &http.stop) else {
+                    return Ok(());
+                };
+                let _ = done.send(answer.map(|_| ()));
             }
             IndexRequest::Delete { physical, at, done } => {
                 let path = format!("/{}", path::segment(&physical));
-                if http.json(Method::DELETE, &path, None, &at).await?.is_none() {
+                let deleted = http
+                    .request(Method::DELETE, &path, None, &at, Missing::Answers)
+                    .await;
+                let Some(answer) = for_rebuild(deleted, &http.stop) else {
                     return Ok(());
-                }
-                let _ = done.send(());
+                };
+                let _ = done.send(answer.map(|_| ()));
             }
             IndexRequest::CreatedTables { pattern, at, done } => {
                 let path = format!("/{}/_mapping", path::pattern(&pattern));
@@ -349,6 +382,29 @@ fn answer_prepared(
             source: Box::new(source),
         }),
     }
+}
+
+/// The answer to a rebuild's request: its value, or the error in words; `None` when
+/// stopped meanwhile (the request then goes unanswered).
+fn for_rebuild<T>(
+    outcome: Result<T, WriterError>,
+    stop: &CancellationToken,
+) -> Option<Result<T, String>> {
+    match outcome {
+        Ok(v) if !stop.is_cancelled() => Some(Ok(v)),
+        Ok(_) => None,
+        Err(_) if stop.is_cancelled() => None,
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+/// What a 404 answer means to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Nothing to do (`{}`): deleting what is gone, listing nothing.
+    Answers,
+    /// An error: the request needed the index.
+    Fails,
 }
 
 /// Requests retried with the writer's backoff until answered or stopped.
@@ -405,6 +461,18 @@ impl Http {
         body: Option<&Value>,
         at: &str,
     ) -> Result<Option<Value>, WriterError> {
+        self.request(method, path, body, at, Missing::Answers).await
+    }
+
+    /// [`Http::json`], with `missing` saying what a 404 means.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        at: &str,
+        missing: Missing,
+    ) -> Result<Option<Value>, WriterError> {
         let retry = self.retry("Elasticsearch request failed, retrying.", path);
         let (_, outcome) = retry_until(&retry, (), |()| {
             let method = method.clone();
@@ -415,7 +483,7 @@ impl Http {
                 };
                 let attempt = match sent {
                     Ok((status, v)) if (200..300).contains(&status) => Attempt::Done(Some(v)),
-                    Ok((404, _)) => Attempt::Done(Some(json!({}))),
+                    Ok((404, _)) if missing == Missing::Answers => Attempt::Done(Some(json!({}))),
                     Ok((status, v)) => match Verdict::of_status(status) {
                         Verdict::Transient => Attempt::Again(Failure::status(status, &v)),
                         _ => Attempt::Fail(WriterError::Statement {

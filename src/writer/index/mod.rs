@@ -104,6 +104,9 @@ pub struct IndexManager {
     drift_reported: HashSet<Arc<str>>,
     /// Rules with relations: their mapping comes from the whole document plan.
     documents: Option<Arc<Documents>>,
+    /// Indices being rebuilt, each with its new physical index: what one gets, the other
+    /// gets too (a column that appears during a rebuild).
+    rebuilding: HashMap<Arc<str>, String>,
 }
 
 impl IndexManager {
@@ -117,7 +120,16 @@ impl IndexManager {
             known: HashMap::new(),
             drift_reported: HashSet::new(),
             documents: None,
+            rebuilding: HashMap::new(),
         }
+    }
+
+    /// Notes that `index` is being rebuilt into `target` (`None`: no longer).
+    pub fn rebuilding(&mut self, index: &str, target: Option<String>) {
+        match target {
+            Some(target) => self.rebuilding.insert(Arc::from(index), target),
+            None => self.rebuilding.remove(index),
+        };
     }
 
     /// Derives the mapping of rules with relations from their plans (SPEC §9 "Mapping").
@@ -143,6 +155,16 @@ impl IndexManager {
     /// Elasticsearch refuses a mapping or lacks a privilege ([`WriterError::Index`]), retries
     /// are exhausted, or `stop` fired while the server was unreachable.
     pub async fn ensure(&mut self, schema: &TableSchema) -> Result<(), WriterError> {
+        self.ensure_name(schema).await?;
+        // The rebuild's new index takes the same documents: it needs the same fields.
+        if let Some(target) = self.rebuilding.get(&schema.index).cloned() {
+            self.ensure_generation(schema, &target).await?;
+        }
+        Ok(())
+    }
+
+    /// [`IndexManager::ensure`] for the name readers use.
+    async fn ensure_name(&mut self, schema: &TableSchema) -> Result<(), WriterError> {
         let config = Arc::clone(&self.config);
         let Some(rule) = config.rule_for(&schema.db, &schema.table) else {
             return Ok(());
