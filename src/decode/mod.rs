@@ -11,6 +11,7 @@
 //! builds the `_id`.
 
 mod decimal;
+mod fast;
 pub mod field;
 pub mod geo;
 pub mod id;
@@ -199,11 +200,17 @@ impl RowDecoder {
             }
         }
         self.out.push(b'}');
+        Ok(self.finish())
+    }
+
+    /// The document of the row just written: `_id` from the kept key values, `_source`
+    /// from the buffer.
+    fn finish(&self) -> DecodedRow {
         let parts: Vec<&FieldValue> = self.keys.iter().collect();
-        Ok(DecodedRow {
+        DecodedRow {
             id: doc_id(&parts),
             source: Bytes::copy_from_slice(&self.out),
-        })
+        }
     }
 
     /// Every column's value of `row` (SPEC §6), for rules that shape documents: partial
