@@ -206,9 +206,17 @@ impl RowDecoder {
     /// The document of the row just written: `_id` from the kept key values, `_source`
     /// from the buffer.
     fn finish(&self) -> DecodedRow {
-        let parts: Vec<&FieldValue> = self.keys.iter().collect();
+        // A single key (the usual case) needs no list of parts: its text is the `_id`.
+        let id = match self.keys.as_slice() {
+            [single] => {
+                let mut id = String::new();
+                single.write_id_text(&mut id);
+                id
+            }
+            keys => doc_id(&keys.iter().collect::<Vec<_>>()),
+        };
         DecodedRow {
-            id: doc_id(&parts),
+            id,
             source: Bytes::copy_from_slice(&self.out),
         }
     }
