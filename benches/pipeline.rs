@@ -9,7 +9,10 @@
 //!   ~400 B TEXT, DECIMAL(12,2), DATETIME(6), MariaDB JSON, SET; ~660 B of JSON per row);
 //! - `decode_encode/realistic`: the same rows to [`Change`]s to `_bulk` bodies of 1000;
 //! - `encode/bulk_ndjson_1000`: documents → `_bulk` NDJSON;
-//! - `ordering/*`: coalescing in writer batches of 1000 and lane routing, at 1M changes.
+//! - `ordering/*`: coalescing in writer batches of 1000 and lane routing, at 1M changes;
+//! - last, a `SUMMARY` line: decode + encode changes/s per core (thread CPU time) of the
+//!   reader's path next to the previous path (every value through mysql_common), measured
+//!   alternately in the same run.
 //!
 //! Run: `cargo bench --bench pipeline` (a group: `cargo bench --bench pipeline -- decode`).
 //! Under `cargo test --all-targets` each bench runs once, on 1% of the inputs.
@@ -24,6 +27,7 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use binlog2es::checkpoint::AckToken;
 use binlog2es::config::TableRule;
@@ -360,35 +364,141 @@ fn bench_decode(c: &mut Criterion) {
     let index: Arc<str> = "orders".into();
     let file: Arc<str> = "binlog.000001".into();
     g.bench_function("realistic", |b| {
-        let mut dec = RowDecoder::default();
-        let mut batch: Vec<Change> = Vec::with_capacity(BATCH);
-        let mut body = Vec::with_capacity(1 << 20);
-        let (token, _rx) = AckToken::open();
-        b.iter(|| {
-            decode_all(&schema, &events, &mut dec, |id, src| {
-                batch.push(Change {
-                    key: DocKey {
-                        index: Arc::clone(&index),
-                        id,
-                    },
-                    op: Op::Index(src),
-                    routing: None,
-                    version: Version(7),
-                    origin: Origin {
-                        file: Arc::clone(&file),
-                        pos: 4,
-                    },
-                    ack: token.clone(),
-                });
-                if batch.len() == BATCH {
-                    encode(&batch, &mut body);
-                    black_box(body.len());
-                    batch.clear();
-                }
-            });
-        })
+        let mut run = DecodeEncode::new(&index, &file);
+        b.iter(|| run.once(Reader::Direct, &schema, &events))
     });
     g.finish();
+}
+
+/// Which value reader a decode + encode run uses.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// `decode_rows_event`, the reader's path (values read straight from the event bytes
+    /// where they can be).
+    Direct,
+    /// The previous path: every value through mysql_common (`read_image`), then
+    /// `RowDecoder::decode_row`.
+    Values,
+}
+
+/// Decode + build changes + encode `_bulk` bodies of [`BATCH`]: the reader's and a lane's
+/// CPU work per change, without the network.
+struct DecodeEncode {
+    dec: RowDecoder,
+    batch: Vec<Change>,
+    body: Vec<u8>,
+    token: AckToken,
+    index: Arc<str>,
+    file: Arc<str>,
+}
+
+impl DecodeEncode {
+    fn new(index: &Arc<str>, file: &Arc<str>) -> Self {
+        DecodeEncode {
+            dec: RowDecoder::default(),
+            batch: Vec::with_capacity(BATCH),
+            body: Vec::with_capacity(1 << 20),
+            token: AckToken::open().0,
+            index: Arc::clone(index),
+            file: Arc::clone(file),
+        }
+    }
+
+    /// One pass over `events` (WRITE_ROWS events of `schema`); returns the changes made.
+    fn once(&mut self, reader: Reader, schema: &TableSchema, events: &[Event]) -> usize {
+        let mut n = 0;
+        let Self {
+            dec,
+            batch,
+            body,
+            token,
+            index,
+            file,
+        } = self;
+        let mut each = |id: String, src: Bytes| {
+            n += 1;
+            batch.push(Change {
+                key: DocKey {
+                    index: Arc::clone(index),
+                    id,
+                },
+                op: Op::Index(src),
+                routing: None,
+                version: Version(7),
+                origin: Origin {
+                    file: Arc::clone(file),
+                    pos: 4,
+                },
+                ack: token.clone(),
+            });
+            if batch.len() == BATCH {
+                encode(batch, body);
+                black_box(body.len());
+                batch.clear();
+            }
+        };
+        match reader {
+            Reader::Direct => decode_all(schema, events, dec, each),
+            Reader::Values => {
+                for event in events {
+                    let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
+                        panic!("not a rows event");
+                    };
+                    let present = rows.columns_after_image().expect("an after image");
+                    let mut buf = ParseBuf(rows.rows_data());
+                    while !buf.is_empty() {
+                        let values =
+                            read_image(&mut buf, &schema.columns, present, false).expect("split");
+                        let doc = dec.decode_row(schema, &values, None).expect("decode");
+                        each(doc.id, doc.source);
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+/// CPU time of the calling thread: what one core spent, whatever else the machine runs.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The SUMMARY line: decode + encode changes per second of one core's CPU time, the
+/// direct reader next to the previous path (mysql_common's values), measured alternately
+/// in the same run, best of several passes each.
+fn summary(_: &mut Criterion) {
+    let schema = realistic_schema();
+    let n_rows = rows_per_iter();
+    let events = realistic_events(&schema, n_rows);
+    let (index, file): (Arc<str>, Arc<str>) = ("orders".into(), "binlog.000001".into());
+    let mut run = DecodeEncode::new(&index, &file);
+    let rounds = if measuring() { 7 } else { 1 };
+    let mut best = [Duration::MAX; 2];
+    for _ in 0..rounds {
+        for (slot, reader) in [Reader::Values, Reader::Direct].into_iter().enumerate() {
+            let start = thread_cpu();
+            assert_eq!(run.once(reader, &schema, &events), n_rows);
+            best[slot] = best[slot].min(thread_cpu() - start);
+        }
+    }
+    let rate = |d: Duration| n_rows as f64 / d.as_secs_f64();
+    let (values, direct) = (rate(best[0]), rate(best[1]));
+    println!(
+        "SUMMARY decode+encode, {n_rows} realistic rows, changes/s per core (thread CPU, \
+         best of {rounds}): direct reader {:.2}M, previous path (mysql_common values) \
+         {:.2}M, x{:.2}",
+        direct / 1e6,
+        values / 1e6,
+        direct / values
+    );
 }
 
 fn changes(n: usize, distinct: usize) -> Vec<Change> {
@@ -487,5 +597,5 @@ fn bench_ordering(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_encode, bench_ordering);
+criterion_group!(benches, bench_decode, bench_encode, bench_ordering, summary);
 criterion_main!(benches);

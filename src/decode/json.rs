@@ -254,8 +254,12 @@ pub fn text_to_json(text: &str) -> Result<String, JsonError> {
 /// Text that is not one JSON value.
 pub fn write_text_json(text: &str, out: &mut Vec<u8>) -> Result<(), JsonError> {
     // serde_json skips numbers without converting them, so 1e400 or 30-digit integers pass.
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map_err(|e| JsonError::Text(e.to_string()))?;
+    // Plain text (the usual case) is checked by `plainly_valid`, which accepts only what
+    // serde_json accepts; serde_json judges the rest and words the error.
+    if !plainly_valid(text.as_bytes()) {
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| JsonError::Text(e.to_string()))?;
+    }
     let bytes = text.as_bytes();
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     // Compact text (the usual case) is copied as it is.
@@ -574,6 +578,107 @@ pub fn apply_diffs(before: &jsonb::Value<'_>, diffs: &[JsonDiff<'_>]) -> Result<
     let mut out = Vec::with_capacity(64);
     write_node(&mut out, &root);
     String::from_utf8(out).map_err(|e| binary(e.to_string()))
+}
+
+/// Whether `b` is one JSON value (RFC 8259) of a plain kind: strings without escapes,
+/// nesting below 100 (serde_json stops at 128). `false` says nothing: the caller asks
+/// serde_json.
+fn plainly_valid(b: &[u8]) -> bool {
+    let start = skip_ws(b, 0);
+    plain_value(b, start, 0).is_some_and(|end| skip_ws(b, end) == b.len())
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the plain value starting at `i`.
+fn plain_value(b: &[u8], i: usize, depth: usize) -> Option<usize> {
+    match *b.get(i)? {
+        open @ (b'{' | b'[') => {
+            if depth >= 100 {
+                return None;
+            }
+            let close = if open == b'{' { b'}' } else { b']' };
+            let mut i = skip_ws(b, i + 1);
+            if b.get(i) == Some(&close) {
+                return Some(i + 1);
+            }
+            loop {
+                if open == b'{' {
+                    i = skip_ws(b, plain_string(b, i)?);
+                    if b.get(i) != Some(&b':') {
+                        return None;
+                    }
+                    i = skip_ws(b, i + 1);
+                }
+                i = skip_ws(b, plain_value(b, i, depth + 1)?);
+                match *b.get(i)? {
+                    b',' => i = skip_ws(b, i + 1),
+                    c if c == close => return Some(i + 1),
+                    _ => return None,
+                }
+            }
+        }
+        b'"' => plain_string(b, i),
+        b't' => b[i..].starts_with(b"true").then_some(i + 4),
+        b'f' => b[i..].starts_with(b"false").then_some(i + 5),
+        b'n' => b[i..].starts_with(b"null").then_some(i + 4),
+        b'-' | b'0'..=b'9' => plain_number(b, i),
+        _ => None,
+    }
+}
+
+/// The end of a string without escapes or control characters starting at `i`.
+fn plain_string(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let rest = b.get(i + 1..)?;
+    let end = rest
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    (rest[end] == b'"').then_some(i + 1 + end + 1)
+}
+
+/// The end of a number (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`) starting at `i`.
+fn plain_number(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |b: &[u8], mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    i = match *b.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(b, i + 1),
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        let end = digits(b, i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        i = end;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let end = digits(b, i);
+        if end == i {
+            return None;
+        }
+        i = end;
+    }
+    Some(i)
 }
 
 #[cfg(test)]

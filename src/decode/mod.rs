@@ -11,6 +11,7 @@
 //! builds the `_id`.
 
 mod decimal;
+mod fast;
 pub mod field;
 pub mod geo;
 pub mod id;
@@ -199,11 +200,25 @@ impl RowDecoder {
             }
         }
         self.out.push(b'}');
-        let parts: Vec<&FieldValue> = self.keys.iter().collect();
-        Ok(DecodedRow {
-            id: doc_id(&parts),
+        Ok(self.finish())
+    }
+
+    /// The document of the row just written: `_id` from the kept key values, `_source`
+    /// from the buffer.
+    fn finish(&self) -> DecodedRow {
+        // A single key (the usual case) needs no list of parts: its text is the `_id`.
+        let id = match self.keys.as_slice() {
+            [single] => {
+                let mut id = String::new();
+                single.write_id_text(&mut id);
+                id
+            }
+            keys => doc_id(&keys.iter().collect::<Vec<_>>()),
+        };
+        DecodedRow {
+            id,
             source: Bytes::copy_from_slice(&self.out),
-        })
+        }
     }
 
     /// Every column's value of `row` (SPEC §6), for rules that shape documents: partial

@@ -56,7 +56,7 @@ pub enum RowError {
 }
 
 /// Metadata bytes a type needs before `mysql_common` may index into them.
-fn meta_len(t: ColumnType) -> usize {
+pub(super) fn meta_len(t: ColumnType) -> usize {
     use ColumnType::*;
     match t {
         MYSQL_TYPE_STRING
@@ -144,34 +144,46 @@ pub fn read_image<'a>(
             out.push(None);
             continue;
         }
-        // mysql_common computes `precision - scale` for NEWDECIMAL: a scale above the
-        // precision would underflow (a panic), so such metadata is refused here.
-        let bad_decimal = col.column_type == ColumnType::MYSQL_TYPE_NEWDECIMAL
-            && matches!(col.meta.as_slice(), [precision, scale, ..] if scale > precision);
-        if col.meta.len() < meta_len(col.column_type) || bad_decimal {
-            return Err(RowError::Metadata {
-                column: col.name.clone(),
-                meta: col.meta.clone(),
-            });
-        }
-        if let Some(message) = precheck(col, buf.0) {
-            return Err(RowError::Value {
-                column: col.name.clone(),
-                message,
-            });
-        }
-        let value = if col.column_type == ColumnType::MYSQL_TYPE_TIME2 {
-            read_time2(buf, col.meta[0]).ok_or(RowError::Truncated)?
-        } else {
-            buf.parse::<BinlogValue<'a>>((col.column_type, &col.meta[..], col.unsigned, is_partial))
-                .map_err(|e| RowError::Value {
-                    column: col.name.clone(),
-                    message: e.to_string(),
-                })?
-        };
-        out.push(Some(value));
+        out.push(Some(read_value(buf, col, is_partial)?));
     }
     Ok(out)
+}
+
+/// Reads one non-NULL value of `col` (metadata checked, bytes mysql_common would mishandle
+/// refused first).
+///
+/// # Errors
+/// Short metadata, a refused or truncated value.
+pub(super) fn read_value<'a>(
+    buf: &mut ParseBuf<'a>,
+    col: &'a ColumnSpec,
+    is_partial: bool,
+) -> Result<BinlogValue<'a>, RowError> {
+    // mysql_common computes `precision - scale` for NEWDECIMAL: a scale above the
+    // precision would underflow (a panic), so such metadata is refused here.
+    let bad_decimal = col.column_type == ColumnType::MYSQL_TYPE_NEWDECIMAL
+        && matches!(col.meta.as_slice(), [precision, scale, ..] if scale > precision);
+    if col.meta.len() < meta_len(col.column_type) || bad_decimal {
+        return Err(RowError::Metadata {
+            column: col.name.clone(),
+            meta: col.meta.clone(),
+        });
+    }
+    if let Some(message) = precheck(col, buf.0) {
+        return Err(RowError::Value {
+            column: col.name.clone(),
+            message,
+        });
+    }
+    if col.column_type == ColumnType::MYSQL_TYPE_TIME2 {
+        read_time2(buf, col.meta[0]).ok_or(RowError::Truncated)
+    } else {
+        buf.parse::<BinlogValue<'a>>((col.column_type, &col.meta[..], col.unsigned, is_partial))
+            .map_err(|e| RowError::Value {
+                column: col.name.clone(),
+                message: e.to_string(),
+            })
+    }
 }
 
 /// Rejects value bytes that `mysql_common`'s parser would mishandle (found by

@@ -79,9 +79,24 @@ pub fn decode_rows_event(
             }
             None => None,
         };
+        // The plain path's after image is read straight from the bytes when it can be
+        // (`fast`); otherwise, and for what that reader gives up on, value by value.
+        let mut fast = None;
         let after = match rows.columns_after_image() {
             Some(cols) => {
-                Some(read_image(&mut buf, &schema.columns, cols, partial).map_err(row_err)?)
+                if shape.is_none() && !is_delete && !partial {
+                    let start = buf.0;
+                    fast = decoder.decode_image(schema, &mut buf, cols);
+                    if fast.is_none() {
+                        buf = ParseBuf(start);
+                    }
+                }
+                match fast {
+                    Some(_) => None,
+                    None => Some(
+                        read_image(&mut buf, &schema.columns, cols, partial).map_err(row_err)?,
+                    ),
+                }
             }
             None => None,
         };
@@ -112,8 +127,13 @@ pub fn decode_rows_event(
             });
             continue;
         }
-        let after = after.ok_or_else(|| missing("row change without after image"))?;
-        let doc = decoder.decode_row(schema, &after, before.as_deref())?;
+        let doc = match fast {
+            Some(doc) => doc,
+            None => {
+                let after = after.ok_or_else(|| missing("row change without after image"))?;
+                decoder.decode_row(schema, &after, before.as_deref())?
+            }
+        };
         if !is_insert && let Some(before) = before {
             let old = decoder.decode_id(schema, &before)?;
             if old != doc.id {

@@ -166,19 +166,19 @@ pub fn write_direct(
 /// collation decide resolved up front, so metadata problems show regardless of the row's
 /// values.
 #[derive(Debug, Clone, Copy)]
-struct Resolved {
-    family: ColumnFamily,
+pub(super) struct Resolved {
+    pub(super) family: ColumnFamily,
     /// Fractional-second digits of DATETIME2, TIMESTAMP2 and TIME2; 0 for the others.
-    fsp: u8,
+    pub(super) fsp: u8,
     /// The codec of character data and MySQL's name of its character set (for error
     /// messages); the binary codec for every other family.
-    text: (TextCodec, &'static str),
+    pub(super) text: (TextCodec, &'static str),
     /// BINARY(n): the byte length to restore trailing 0x00 up to.
-    pad_to: Option<usize>,
+    pub(super) pad_to: Option<usize>,
 }
 
 /// Resolves `col`'s family, refusing columns no value of which can be decoded.
-fn resolve(col: &ColumnSpec) -> Result<Resolved, ValueError> {
+pub(super) fn resolve(col: &ColumnSpec) -> Result<Resolved, ValueError> {
     let ty = col.column_type;
     let mut r = Resolved {
         family: col.family(),

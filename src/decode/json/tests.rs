@@ -367,3 +367,71 @@ fn diffs_apply_to_the_before_image() {
         );
     }
 }
+
+#[test]
+fn plain_json_check_accepts_only_what_serde_json_accepts() {
+    let plain = [
+        r#"{"color":"red","size":3,"dims":{"w":1.5,"h":2},"labels":["a","b"]}"#,
+        " [1, -0, 0.5, 1e400, 2E-3, -12.5e+7, true, false, null, \"é 😀\", {}, []] ",
+        r#""just a string""#,
+        "0",
+        "-7",
+    ];
+    for text in plain {
+        assert!(plainly_valid(text.as_bytes()), "{text}");
+    }
+    let deep = format!("{}{}", "[".repeat(99), "]".repeat(99));
+    assert!(plainly_valid(deep.as_bytes()));
+    let not_plain = [
+        "",
+        " ",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "1e+",
+        "+1",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{1:2}",
+        "[1 2]",
+        "tru",
+        "nul",
+        "truex",
+        "\"a\\nb\"",
+        "\"a\u{1}b\"",
+        "\"open",
+        "[1]]",
+        "{}{}",
+        "\u{feff}{}",
+        "NaN",
+        "[1,,2]",
+        "{\"a\":}",
+        "1 2",
+    ];
+    let deeper = format!("{}{}", "[".repeat(101), "]".repeat(101));
+    let too_deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for text in not_plain
+        .iter()
+        .copied()
+        .chain([deeper.as_str(), too_deep.as_str()])
+    {
+        assert!(!plainly_valid(text.as_bytes()), "{text}");
+    }
+    // Whatever the quick check accepts, serde_json accepts too.
+    for text in plain
+        .iter()
+        .copied()
+        .chain(not_plain)
+        .chain([deep.as_str()])
+    {
+        if plainly_valid(text.as_bytes()) {
+            assert!(
+                serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok(),
+                "{text}"
+            );
+        }
+    }
+}
