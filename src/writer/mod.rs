@@ -30,6 +30,7 @@ mod in_flight;
 pub mod index;
 pub mod indices;
 mod lane;
+mod lane_time;
 mod refresh;
 mod request;
 #[cfg(test)]
