@@ -44,9 +44,13 @@ impl Lane {
             config.max_bytes,
             Duration::from_millis(config.max_delay_ms),
         );
-        let mut in_flight = InFlight::new(config.pipeline_depth);
-        let abort = self.ctx.abort.clone();
         let times = Arc::new(LaneTime::default());
+        let mut in_flight = InFlight::new(
+            config.pipeline_depth,
+            config.adaptive_concurrency,
+            Arc::clone(&times),
+        );
+        let abort = self.ctx.abort.clone();
         let started = Instant::now();
         let mut reported = started;
         let result = async {
@@ -58,6 +62,9 @@ impl Lane {
                 // A free slot first: while every slot is busy the queue fills up, so the
                 // next batch is a full one.
                 let at = Instant::now();
+                if in_flight.is_full() && batcher.has_queued() {
+                    in_flight.saturated();
+                }
                 while in_flight.is_full() {
                     in_flight.settle_one().await?;
                 }

@@ -37,6 +37,9 @@ pub(crate) struct LaneTime {
     requests: AtomicU64,
     /// Documents in those requests.
     docs: AtomicU64,
+    /// Attempts the sink pushed back on (429, 5xx, failed items, connection errors) since
+    /// the concurrency limit last looked.
+    pushed_back: AtomicU64,
 }
 
 /// What a lane was doing.
@@ -74,6 +77,16 @@ impl LaneTime {
     pub fn request(&self, docs: usize) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.docs.fetch_add(docs as u64, Ordering::Relaxed);
+    }
+
+    /// The sink pushed back on an attempt.
+    pub fn pushed_back(&self) {
+        self.pushed_back.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the sink pushed back since the last call.
+    pub fn take_pushed_back(&self) -> bool {
+        self.pushed_back.swap(0, Ordering::Relaxed) > 0
     }
 
     fn ms(&self, activity: Activity) -> u64 {

@@ -25,6 +25,7 @@
 
 mod batch;
 pub mod bulk;
+mod concurrency;
 pub mod dead_letter;
 mod in_flight;
 pub mod index;

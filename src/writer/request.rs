@@ -187,6 +187,9 @@ pub(super) async fn write_part(
                 Attempt::Again(Failure::new(e.to_string()))
             }
         };
+        if matches!(attempt, Attempt::Again(_)) {
+            times.pushed_back();
+        }
         ((part, size), attempt)
     })
     .await;

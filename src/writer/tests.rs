@@ -295,13 +295,13 @@ async fn batches_are_capped_by_docs_bytes_and_delay() {
 async fn in_flight_requests_hold_their_documents_until_settled() {
     let (a, _) = change("a");
     let (b, _) = change("b");
-    let mut one = InFlight::new(1);
+    let mut one = InFlight::new(1, false, Default::default());
     assert!(
         one.keys_of(&[a]).is_empty(),
         "one request at a time needs no keys"
     );
 
-    let mut two = InFlight::new(2);
+    let mut two = InFlight::new(2, false, Default::default());
     let held = two.keys_of(std::slice::from_ref(&b));
     let (release, released) = oneshot::channel::<()>();
     two.spawn(
@@ -325,4 +325,39 @@ async fn in_flight_requests_hold_their_documents_until_settled() {
     );
     assert!(one.is_full());
     assert!(one.drain().await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_in_flight_grows_while_saturated_and_backs_off_on_push_back() {
+    let times = std::sync::Arc::new(LaneTime::default());
+    let mut lane = InFlight::new(4, true, std::sync::Arc::clone(&times));
+    let settle_round = |lane: &mut InFlight| {
+        let mut n = 0;
+        while !lane.is_full() {
+            lane.spawn(
+                async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    (Ok(()), 0)
+                },
+                Default::default(),
+            );
+            n += 1;
+        }
+        lane.saturated();
+        n
+    };
+    // Flat round trips while batches wait: one more request per round, up to the depth.
+    let mut sizes = Vec::new();
+    for _ in 0..6 {
+        sizes.push(settle_round(&mut lane));
+        lane.drain().await.unwrap();
+    }
+    assert_eq!(sizes, [1, 2, 3, 4, 4, 4]);
+    // The sink pushes back: down to half at once.
+    settle_round(&mut lane);
+    times.pushed_back();
+    lane.settle_one().await.unwrap();
+    lane.drain().await.unwrap();
+    assert_eq!(settle_round(&mut lane), 2);
+    lane.drain().await.unwrap();
 }
