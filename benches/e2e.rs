@@ -800,6 +800,10 @@ const INSERT_HEAVY_ROWS: f64 = 200_000.0;
 /// in the same run: (label, TOML lines).
 const VARIANTS: &[(&str, &str)] = &[
     ("pipeline_depth 2", "pipeline_depth = 2"),
+    (
+        "adaptive up to 4",
+        "pipeline_depth = 4;adaptive_concurrency = true",
+    ),
     ("1 lane", "lanes = 1"),
 ];
 
@@ -826,7 +830,14 @@ fn lane_times(daemon: &Daemon) -> Vec<String> {
         .last_run_log()
         .lines()
         .filter(|l| l.contains("Lane time."))
-        .map(|l| match l.find("wall_ms") {
+        .chain(
+            // The last concurrency change of the run, when the limit adapts.
+            daemon
+                .last_run_log()
+                .lines()
+                .rfind(|l| l.contains("Request concurrency changed.")),
+        )
+        .map(|l| match l.find("wall_ms").or_else(|| l.find("from=")) {
             Some(at) => l[at..].to_string(),
             None => l.to_string(),
         })
@@ -847,7 +858,21 @@ fn replay_daemon(
         .es_url(url)
         .table(&format!("{db}.t"), index)
         .extra_toml(&format!("[writer]\n{}", lines.replace(';', "\n")))
-        .extra_toml("[logging]\nlevel = \"info,binlog2es::writer::lane_time=debug\"")
+        .extra_toml(
+            "[logging]\nlevel = \"info,binlog2es::writer::lane_time=debug,\
+             binlog2es::writer::in_flight=debug\"",
+        )
+}
+
+/// Stops a daemon once it streams: its signal handlers are in place by then (a SIGTERM
+/// during start-up can find none and kill it).
+async fn stop_when_streaming(daemon: &mut Daemon) {
+    let streaming = common::wait_until(Duration::from_secs(60), async || {
+        daemon.log().contains("Streaming binlog.")
+    })
+    .await;
+    assert!(streaming, "the daemon does not stream");
+    assert_eq!(daemon.terminate().await, 0);
 }
 
 /// Replays from the daemon's checkpoint to `end`; returns the wall time and CPU seconds.
@@ -929,7 +954,7 @@ async fn insert_heavy(env: &TestEnv, lanes: usize) -> InsertHeavy {
         let mut daemon = replay_daemon(env, &sink.url, &db, &index, writer)
             .start()
             .await;
-        assert_eq!(daemon.terminate().await, 0);
+        stop_when_streaming(&mut daemon).await;
         runs.push((label, sink, index, daemon));
     }
     // The instant sink forwards its start-up requests to a server of its own.
@@ -940,7 +965,7 @@ async fn insert_heavy(env: &TestEnv, lanes: usize) -> InsertHeavy {
     let mut instant_daemon = replay_daemon(env, &instant_sink.url, &db, &instant_index, "")
         .start()
         .await;
-    assert_eq!(instant_daemon.terminate().await, 0);
+    stop_when_streaming(&mut instant_daemon).await;
     let from = instant_daemon.checkpoint_position();
     let load_time = load(&mut conn, w, None).await;
     let end = env.binlog_position().await;
