@@ -1,7 +1,7 @@
 //! End-to-end bench against the real servers the integration tests use (a private
 //! `mariadbd` and `osmem-server`, or `BINLOG2ES_TEST_MYSQL_URL` / `BINLOG2ES_TEST_ES_URL`).
 //!
-//! Run: `cargo bench --bench e2e` (about 3 minutes on 2 cores). Under `cargo test` (no
+//! Run: `cargo bench --bench e2e` (about 8 minutes on 2 cores, twice that under load). Under `cargo test` (no
 //! `--bench` argument) it prints one line and exits.
 //!
 //! Workload, in one database table of ~660-byte documents (ints, varchar, ~400 B text,
