@@ -419,6 +419,10 @@ pub struct WriterConfig {
     /// `_bulk` requests in flight per lane (see [`DEFAULT_PIPELINE_DEPTH`]).
     #[serde(default = "d_pipeline_depth")]
     pub pipeline_depth: usize,
+    /// Adapt the requests in flight per lane to the sink, between 1 and `pipeline_depth`:
+    /// more while its round trips stay flat, fewer on 429/5xx or rising round trips.
+    #[serde(default)]
+    pub adaptive_concurrency: bool,
     /// Gzip `_bulk` bodies (`Content-Encoding: gzip`): for slow links to the sink; on a
     /// fast network it costs more CPU than it saves. Default off.
     #[serde(default)]
@@ -438,6 +442,7 @@ impl Default for WriterConfig {
             retry_max_ms: DEFAULT_RETRY_MAX_MS,
             max_retries: 0,
             pipeline_depth: DEFAULT_PIPELINE_DEPTH,
+            adaptive_concurrency: false,
             gzip: false,
         }
     }

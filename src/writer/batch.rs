@@ -94,6 +94,11 @@ impl Batcher {
         Batch { changes, held }
     }
 
+    /// Whether a change is waiting for the next batch.
+    pub fn has_queued(&self) -> bool {
+        self.carry.is_some() || !self.rx.is_empty()
+    }
+
     /// Whether the queue is closed and every change was handed out in a batch.
     pub fn finished(&self) -> bool {
         self.closed && self.carry.is_none()

@@ -12,32 +12,50 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::task::{Id, JoinSet};
+use tracing::debug;
 
 use super::WriterError;
+use super::concurrency::Concurrency;
+use super::lane_time::LaneTime;
 use crate::ordering::{Change, key_hash};
 
 /// An in-flight request's outcome and the size of its body.
 pub(super) type Flushed = (Result<(), WriterError>, usize);
 
-/// Up to `depth` requests in flight, with the key hashes each holds (tracked only when
-/// `depth` > 1: one request at a time needs no check).
+/// Up to `depth` requests in flight (fewer while the adaptive limit is lower), with the
+/// key hashes each holds (tracked only when `depth` > 1: one request at a time needs no
+/// check).
 pub(super) struct InFlight {
-    tasks: JoinSet<Flushed>,
+    tasks: JoinSet<(Flushed, Duration)>,
     busy: HashMap<Id, HashSet<u64>>,
     depth: usize,
+    /// The limit in force (fixed at `depth` unless adaptive).
+    concurrency: Concurrency,
+    /// Where the sink's push-backs are counted.
+    times: Arc<LaneTime>,
     /// Size of the last request body, so the next one starts at about its size.
     body_capacity: usize,
 }
 
 impl InFlight {
-    /// Room for `depth` requests (at least one).
-    pub fn new(depth: usize) -> Self {
+    /// Room for `depth` requests (at least one); with `adaptive`, as many as the sink
+    /// takes without slowing down, up to `depth` ([`Concurrency`]).
+    pub fn new(depth: usize, adaptive: bool, times: Arc<LaneTime>) -> Self {
+        let depth = depth.max(1);
         Self {
             tasks: JoinSet::new(),
             busy: HashMap::new(),
-            depth: depth.max(1),
+            depth,
+            concurrency: if adaptive {
+                Concurrency::new(depth)
+            } else {
+                Concurrency::fixed(depth)
+            },
+            times,
             body_capacity: 64 * 1024,
         }
     }
@@ -49,7 +67,12 @@ impl InFlight {
 
     /// Every slot is taken.
     pub fn is_full(&self) -> bool {
-        self.tasks.len() >= self.depth
+        self.tasks.len() >= self.concurrency.limit()
+    }
+
+    /// A batch is ready while every slot is taken: more concurrency would be used.
+    pub fn saturated(&mut self) {
+        self.concurrency.saturated();
     }
 
     /// The size of the last settled request's body.
@@ -77,7 +100,11 @@ impl InFlight {
         request: impl Future<Output = Flushed> + Send + 'static,
         keys: HashSet<u64>,
     ) {
-        let task = self.tasks.spawn(request);
+        let task = self.tasks.spawn(async move {
+            let started = Instant::now();
+            let flushed = request.await;
+            (flushed, started.elapsed())
+        });
         if self.depth > 1 {
             self.busy.insert(task.id(), keys);
         }
@@ -91,9 +118,19 @@ impl InFlight {
     pub async fn settle_one(&mut self) -> Result<(), WriterError> {
         match self.tasks.join_next_with_id().await {
             None => Ok(()),
-            Some(Ok((id, (result, capacity)))) => {
+            Some(Ok((id, ((result, capacity), rtt)))) => {
                 self.busy.remove(&id);
                 self.body_capacity = capacity;
+                let before = self.concurrency.limit();
+                self.concurrency.settled(rtt, self.times.take_pushed_back());
+                if self.concurrency.limit() != before {
+                    debug!(
+                        from = before,
+                        to = self.concurrency.limit(),
+                        rtt_ms = rtt.as_millis() as u64,
+                        "Request concurrency changed."
+                    );
+                }
                 result
             }
             Some(Err(e)) => {

@@ -2,13 +2,14 @@
 //! flight, never two holding the same document (see [`super::in_flight`]).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::batch::Batcher;
 use super::in_flight::InFlight;
+use super::lane_time::{Activity, LaneTime, REPORT_EVERY};
 use super::request::flush;
 use super::{LaneContext, WriterError};
 use crate::ordering::{Routed, coalesce};
@@ -43,44 +44,78 @@ impl Lane {
             config.max_bytes,
             Duration::from_millis(config.max_delay_ms),
         );
-        let mut in_flight = InFlight::new(config.pipeline_depth);
+        let times = Arc::new(LaneTime::default());
+        let mut in_flight = InFlight::new(
+            config.pipeline_depth,
+            config.adaptive_concurrency,
+            Arc::clone(&times),
+        );
         let abort = self.ctx.abort.clone();
-        loop {
-            // A free slot first: while every slot is busy the queue fills up, so the
-            // next batch is a full one.
-            while in_flight.is_full() {
-                in_flight.settle_one().await?;
-            }
-            let first = loop {
-                tokio::select! {
-                    c = batcher.first() => break c,
-                    settled = in_flight.settle_one(), if !in_flight.is_empty() => settled?,
-                    _ = abort.cancelled() => return Ok(()),
+        let started = Instant::now();
+        let mut reported = started;
+        let result = async {
+            loop {
+                if reported.elapsed() >= REPORT_EVERY {
+                    times.report(started.elapsed());
+                    reported = Instant::now();
                 }
-            };
-            let Some(first) = first else {
-                return in_flight.drain().await;
-            };
-            let batch = batcher.fill(first).await;
-            let (pending, superseded) = coalesce(batch.changes);
-            let keys = in_flight.keys_of(&pending);
-            // Per-document order: wait until no in-flight batch holds one of these documents.
-            while in_flight.holds_any(&keys) {
-                in_flight.settle_one().await?;
-            }
-            let request = flush(
-                Arc::clone(&self.ctx),
-                pending,
-                superseded,
-                in_flight.body_capacity(),
-                batch.held,
-            )
-            .instrument(tracing::Span::current());
-            in_flight.spawn(request, keys);
-            if batcher.finished() {
-                // The queue is closed and was drained into this last batch.
-                return in_flight.drain().await;
+                // A free slot first: while every slot is busy the queue fills up, so the
+                // next batch is a full one.
+                let at = Instant::now();
+                if in_flight.is_full() && batcher.has_queued() {
+                    in_flight.saturated();
+                }
+                while in_flight.is_full() {
+                    in_flight.settle_one().await?;
+                }
+                times.add(Activity::Slot, at);
+                let at = Instant::now();
+                let waiting = if in_flight.is_empty() {
+                    Activity::Idle
+                } else {
+                    Activity::Input
+                };
+                let first = loop {
+                    tokio::select! {
+                        c = batcher.first() => break c,
+                        settled = in_flight.settle_one(), if !in_flight.is_empty() => settled?,
+                        _ = abort.cancelled() => return Ok(()),
+                    }
+                };
+                times.add(waiting, at);
+                let Some(first) = first else {
+                    return in_flight.drain().await;
+                };
+                let at = Instant::now();
+                let batch = batcher.fill(first).await;
+                times.add(Activity::Fill, at);
+                let (pending, superseded) = coalesce(batch.changes);
+                let keys = in_flight.keys_of(&pending);
+                // Per-document order: wait until no in-flight batch holds one of these
+                // documents.
+                let at = Instant::now();
+                while in_flight.holds_any(&keys) {
+                    in_flight.settle_one().await?;
+                }
+                times.add(Activity::Order, at);
+                let request = flush(
+                    Arc::clone(&self.ctx),
+                    Arc::clone(&times),
+                    pending,
+                    superseded,
+                    in_flight.body_capacity(),
+                    batch.held,
+                )
+                .instrument(tracing::Span::current());
+                in_flight.spawn(request, keys);
+                if batcher.finished() {
+                    // The queue is closed and was drained into this last batch.
+                    return in_flight.drain().await;
+                }
             }
         }
+        .await;
+        times.report(started.elapsed());
+        result
     }
 }

@@ -25,11 +25,13 @@
 
 mod batch;
 pub mod bulk;
+mod concurrency;
 pub mod dead_letter;
 mod in_flight;
 pub mod index;
 pub mod indices;
 mod lane;
+mod lane_time;
 mod refresh;
 mod request;
 #[cfg(test)]

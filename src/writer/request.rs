@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use super::dead_letter::Rejection;
 use super::in_flight::Flushed;
+use super::lane_time::{Activity, LaneTime};
 use super::{LaneContext, WriterError, bulk};
 use crate::checkpoint::{AckToken, TxnStatus};
 use crate::config::OnRejected;
@@ -48,6 +49,7 @@ impl BulkSink for EsClient {
 /// Returns the outcome and the size of the last request body.
 pub(super) async fn flush(
     ctx: Arc<LaneContext>,
+    times: Arc<LaneTime>,
     pending: Vec<Change>,
     mut superseded: Vec<AckToken>,
     capacity: usize,
@@ -55,7 +57,10 @@ pub(super) async fn flush(
 ) -> Flushed {
     let _held = held;
     let mut capacity = capacity;
-    let pending = match super::refresh::build_refreshes(&ctx, pending, &mut superseded).await {
+    let at = Instant::now();
+    let built = super::refresh::build_refreshes(&ctx, pending, &mut superseded).await;
+    times.add(Activity::Build, at);
+    let pending = match built {
         Ok(Some(pending)) => pending,
         Ok(None) => return (Ok(()), capacity),
         Err(e) => return (Err(e), capacity),
@@ -70,7 +75,7 @@ pub(super) async fn flush(
     // it as too large; each refused part is replaced by its two halves, in order.
     let mut parts = vec![pending];
     while let Some(mut part) = parts.pop() {
-        match write_part(&ctx, sink, &mut part, &mut capacity).await {
+        match write_part(&ctx, sink, &mut part, &mut capacity, &times).await {
             Ok(Written::Done) => {}
             Ok(Written::Abandoned) => return (Ok(()), capacity),
             Err(e) => return (Err(e), capacity),
@@ -126,6 +131,7 @@ pub(super) async fn write_part(
     sink: &impl BulkSink,
     part: &mut Vec<Change>,
     capacity: &mut usize,
+    times: &LaneTime,
 ) -> Result<Written, WriterError> {
     let retry = Retry::new(
         ctx.config.retry_initial_ms,
@@ -138,11 +144,14 @@ pub(super) async fn write_part(
     .on_retry(metrics::retry);
     let state = (std::mem::take(part), *capacity);
     let ((rest, size), written) = retry_until(&retry, state, |(mut part, size)| async move {
+        let at = Instant::now();
         let mut body = Vec::with_capacity(size);
         bulk::encode(&part, &mut body);
         let size = body.len();
         // The buffer is handed over, not copied.
         let body = Bytes::from(body);
+        times.add(Activity::Build, at);
+        times.request(part.len());
         let started = Instant::now();
         let sent = tokio::select! {
             r = sink.bulk(body, ctx.config.gzip) => r,
@@ -150,11 +159,15 @@ pub(super) async fn write_part(
         };
         metrics::bulk_duration(started.elapsed());
         let attempt = match sent {
-            Ok(resp) => match applied(ctx, &mut part, &resp).await {
-                Ok(None) => Attempt::Done(Written::Done),
-                Ok(Some(failure)) => Attempt::Again(failure),
-                Err(e) => Attempt::Fail(e),
-            },
+            Ok(resp) => {
+                let answer = applied(ctx, &mut part, &resp).await;
+                times.add(Activity::Sink, started);
+                match answer {
+                    Ok(None) => Attempt::Done(Written::Done),
+                    Ok(Some(failure)) => Attempt::Again(failure),
+                    Err(e) => Attempt::Fail(e),
+                }
+            }
             Err(SendError::Status { status: 413, body }) => {
                 Attempt::Done(Written::TooLarge { body })
             }
@@ -174,6 +187,9 @@ pub(super) async fn write_part(
                 Attempt::Again(Failure::new(e.to_string()))
             }
         };
+        if matches!(attempt, Attempt::Again(_)) {
+            times.pushed_back();
+        }
         ((part, size), attempt)
     })
     .await;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::Batcher;
 use super::dead_letter::DeadLetter;
 use super::in_flight::InFlight;
+use super::lane_time::LaneTime;
 use super::request::{BulkSink, Written, write_part};
 use super::{LaneContext, WriterError};
 use crate::checkpoint::{AckToken, TxnStatus};
@@ -127,7 +128,7 @@ async fn partial_failures_retry_only_the_failed_items_and_dead_letter_rejections
     let (c, c_status) = change("c");
     let mut part = vec![a, b, c];
     let mut capacity = 0;
-    let written = write_part(&ctx, &sink, &mut part, &mut capacity)
+    let written = write_part(&ctx, &sink, &mut part, &mut capacity, &LaneTime::default())
         .await
         .unwrap();
     assert_eq!(written, Written::Done);
@@ -157,12 +158,12 @@ async fn refusals_too_large_and_exhausted_retries_end_the_part() {
     let mut capacity = 0;
 
     let sink = FakeSink::answering(vec![Err(status(413))]);
-    let written = write_part(&ctx, &sink, &mut part, &mut capacity).await;
+    let written = write_part(&ctx, &sink, &mut part, &mut capacity, &LaneTime::default()).await;
     assert!(matches!(written, Ok(Written::TooLarge { .. })));
     assert_eq!(part.len(), 1, "a refused part is handed back whole");
 
     let sink = FakeSink::answering(vec![Err(status(400))]);
-    let written = write_part(&ctx, &sink, &mut part, &mut capacity).await;
+    let written = write_part(&ctx, &sink, &mut part, &mut capacity, &LaneTime::default()).await;
     assert!(matches!(
         written,
         Err(WriterError::Refused { status: 400, .. })
@@ -170,7 +171,7 @@ async fn refusals_too_large_and_exhausted_retries_end_the_part() {
 
     // 401 is retried like a 5xx (crate::retry), up to writer.max_retries attempts.
     let sink = FakeSink::answering(vec![Err(status(401)), Err(status(502)), Err(status(503))]);
-    let written = write_part(&ctx, &sink, &mut part, &mut capacity).await;
+    let written = write_part(&ctx, &sink, &mut part, &mut capacity, &LaneTime::default()).await;
     assert!(
         matches!(
             &written,
@@ -189,7 +190,7 @@ async fn a_rejection_stops_the_lane_with_on_rejected_fail() {
     )]);
     let (a, a_status) = change("a");
     let mut part = vec![a];
-    let written = write_part(&ctx, &sink, &mut part, &mut 0).await;
+    let written = write_part(&ctx, &sink, &mut part, &mut 0, &LaneTime::default()).await;
     assert!(matches!(
         written,
         Err(WriterError::Rejected { status: 400, .. })
@@ -209,7 +210,7 @@ async fn shutdown_abandons_a_part_waiting_to_retry() {
         tokio::time::sleep(Duration::from_millis(1)).await;
         abort.cancel();
     });
-    let written = write_part(&ctx, &sink, &mut part, &mut 0).await;
+    let written = write_part(&ctx, &sink, &mut part, &mut 0, &LaneTime::default()).await;
     stopper.await.unwrap();
     assert!(matches!(written, Ok(Written::Abandoned)));
     assert_eq!(part.len(), 1);
@@ -294,13 +295,13 @@ async fn batches_are_capped_by_docs_bytes_and_delay() {
 async fn in_flight_requests_hold_their_documents_until_settled() {
     let (a, _) = change("a");
     let (b, _) = change("b");
-    let mut one = InFlight::new(1);
+    let mut one = InFlight::new(1, false, Default::default());
     assert!(
         one.keys_of(&[a]).is_empty(),
         "one request at a time needs no keys"
     );
 
-    let mut two = InFlight::new(2);
+    let mut two = InFlight::new(2, false, Default::default());
     let held = two.keys_of(std::slice::from_ref(&b));
     let (release, released) = oneshot::channel::<()>();
     two.spawn(
@@ -324,4 +325,39 @@ async fn in_flight_requests_hold_their_documents_until_settled() {
     );
     assert!(one.is_full());
     assert!(one.drain().await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn adaptive_in_flight_grows_while_saturated_and_backs_off_on_push_back() {
+    let times = std::sync::Arc::new(LaneTime::default());
+    let mut lane = InFlight::new(4, true, std::sync::Arc::clone(&times));
+    let settle_round = |lane: &mut InFlight| {
+        let mut n = 0;
+        while !lane.is_full() {
+            lane.spawn(
+                async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    (Ok(()), 0)
+                },
+                Default::default(),
+            );
+            n += 1;
+        }
+        lane.saturated();
+        n
+    };
+    // Flat round trips while batches wait: one more request per round, up to the depth.
+    let mut sizes = Vec::new();
+    for _ in 0..6 {
+        sizes.push(settle_round(&mut lane));
+        lane.drain().await.unwrap();
+    }
+    assert_eq!(sizes, [1, 2, 3, 4, 4, 4]);
+    // The sink pushes back: down to half at once.
+    settle_round(&mut lane);
+    times.pushed_back();
+    lane.settle_one().await.unwrap();
+    lane.drain().await.unwrap();
+    assert_eq!(settle_round(&mut lane), 2);
+    lane.drain().await.unwrap();
 }

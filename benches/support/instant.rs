@@ -1,0 +1,129 @@
+//! An "instant sink": answers every `_bulk` request at once with `errors: false` and one
+//! item per action, without indexing anything, and forwards every other request (`GET /`,
+//! index creation and mappings) to a real server. With it the daemon's own ceiling shows:
+//! what it reaches when the sink costs nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::{Body, Bytes, to_bytes};
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+
+/// A running instant sink; stops when dropped.
+pub struct InstantSink {
+    pub url: String,
+    /// `_bulk` requests answered.
+    pub requests: Arc<AtomicU64>,
+    /// Actions (documents) answered.
+    pub items: Arc<AtomicU64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for InstantSink {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+    }
+}
+
+/// Actions in an NDJSON `_bulk` body: a `delete` is one line, every other action two.
+pub fn actions(body: &[u8]) -> usize {
+    let mut n = 0;
+    let mut lines = body.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    while let Some(action) = lines.next() {
+        n += 1;
+        if !action.starts_with(b"{\"delete\"") {
+            lines.next();
+        }
+    }
+    n
+}
+
+/// Starts an instant sink in front of `upstream` (`http://host:port`).
+pub async fn start(upstream: &str) -> InstantSink {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicU64::new(0));
+    let items = Arc::new(AtomicU64::new(0));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let upstream = upstream.trim_end_matches('/').to_string();
+    let http = reqwest::Client::new();
+    let (r, i) = (Arc::clone(&requests), Arc::clone(&items));
+    let app = axum::Router::new().fallback(move |req: Request<Body>| {
+        let (http, upstream, requests, items) = (
+            http.clone(),
+            upstream.clone(),
+            Arc::clone(&r),
+            Arc::clone(&i),
+        );
+        async move { answer(req, &http, &upstream, &requests, &items).await }
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                stopped.await.ok();
+            })
+            .await
+            .ok();
+    });
+    InstantSink {
+        url,
+        requests,
+        items,
+        stop: Some(stop),
+    }
+}
+
+async fn answer(
+    req: Request<Body>,
+    http: &reqwest::Client,
+    upstream: &str,
+    requests: &AtomicU64,
+    items: &AtomicU64,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body: Bytes = to_bytes(body, 1 << 30).await.unwrap();
+    let path = parts.uri.path();
+    if path.ends_with("/_bulk") {
+        let n = actions(&body);
+        requests.fetch_add(1, Ordering::Relaxed);
+        items.fetch_add(n as u64, Ordering::Relaxed);
+        let mut text = String::with_capacity(30 + n * 26);
+        text.push_str(r#"{"took":0,"errors":false,"items":["#);
+        for k in 0..n {
+            if k > 0 {
+                text.push(',');
+            }
+            text.push_str(r#"{"index":{"status":201}}"#);
+        }
+        text.push_str("]}");
+        let mut resp = Response::new(Body::from(text));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return resp;
+    }
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or(path.to_string(), |p| p.to_string());
+    let mut forwarded = http.request(parts.method.clone(), format!("{upstream}{target}"));
+    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        forwarded = forwarded.header(header::CONTENT_TYPE, ct.as_bytes());
+    }
+    let got = forwarded.body(body).send().await.unwrap();
+    let status = StatusCode::from_u16(got.status().as_u16()).unwrap();
+    let ct = got.headers().get(header::CONTENT_TYPE).cloned();
+    let bytes = got.bytes().await.unwrap();
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    if let Some(ct) = ct {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_bytes(ct.as_bytes()).unwrap(),
+        );
+    }
+    resp
+}
