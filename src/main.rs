@@ -63,7 +63,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(_) => {
             logging::init(config.logging.format, &config.logging.level);
-            match runtime.block_on(binlog2es::run(config, binlog2es::shutdown::signal())) {
+            // Handlers first: a SIGTERM during start-up then drains instead of killing.
+            let shutdown = {
+                let _inside = runtime.enter();
+                binlog2es::shutdown::signal()
+            };
+            match runtime.block_on(binlog2es::run(config, shutdown)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     // `run` logged it when it got that far; this one plain line is for

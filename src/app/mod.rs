@@ -63,19 +63,32 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     store.ensure_writable()?;
     let saved = store.load()?;
 
-    let client = startup::open_es(&config).await?;
-    let mut mysql = startup::open_mysql(&config).await?;
-    let start = startup::choose_start(&config, &store, saved, &mut mysql).await?;
-    let startup::Mysql {
-        source, host, conn, ..
-    } = mysql;
-    drop(conn);
-    let documents = startup::load_documents(
-        &config,
-        &source,
-        (start.0.server.flavor, start.0.position.clone()),
-    )
-    .await?;
+    let reach = async {
+        let client = startup::open_es(&config).await?;
+        let mut mysql = startup::open_mysql(&config).await?;
+        let start = startup::choose_start(&config, &store, saved, &mut mysql).await?;
+        let startup::Mysql {
+            source, host, conn, ..
+        } = mysql;
+        drop(conn);
+        let documents = startup::load_documents(
+            &config,
+            &source,
+            (start.0.server.flavor, start.0.position.clone()),
+        )
+        .await?;
+        Ok::<_, Error>((client, source, host, start, documents))
+    };
+    tokio::pin!(shutdown);
+    // A signal while the servers are still being reached (up to connect_timeout) stops at
+    // once: nothing was read yet, so there is nothing to drain.
+    let (client, source, host, start, documents) = tokio::select! {
+        reached = reach => reached?,
+        () = &mut shutdown => {
+            info!("Stopped during start-up.");
+            return Ok(());
+        }
+    };
 
     let mut stages = wiring::Stages::spawn(
         &config,
