@@ -26,19 +26,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, TestEnv};
-use mysql_async::prelude::Queryable;
 use serde_json::json;
 use support::{cpu_seconds, fresh_sink, ingest, mib};
-
-const DDL: &str = "CREATE TABLE t (
-    id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
-    customer_id INT NOT NULL,
-    sku VARCHAR(32) NOT NULL,
-    title VARCHAR(200) NOT NULL,
-    body TEXT NOT NULL,
-    price DECIMAL(12,2) NOT NULL,
-    created_at DATETIME(6) NOT NULL
-)";
 
 fn main() {
     support::main_with("snapshot", bench);
@@ -55,27 +44,9 @@ async fn bench() {
         .unwrap_or(1_000_000);
     let lanes = binlog2es::config::default_lanes();
     let env = TestEnv::get();
-    let (db, mut conn) = env.create_database_with(DDL).await;
+    let (db, mut conn) = env.create_database_with(support::GENERATED_DDL).await;
     let loaded = Instant::now();
-    // Digits cross-joined: portable, and MySQL writes it as one statement.
-    let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
-                  UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
-                  UNION ALL SELECT 8 UNION ALL SELECT 9)";
-    let places = (1..=8).find(|p| 10u64.pow(*p) >= rows).unwrap_or(8);
-    let from: Vec<String> = (0..places).map(|p| format!("{digits} p{p}")).collect();
-    let sum: Vec<String> = (0..places)
-        .map(|p| format!("p{p}.d * {}", 10u64.pow(p)))
-        .collect();
-    conn.query_drop(format!(
-        "INSERT INTO t SELECT s.i, s.i % 9973, CONCAT('SKU-', s.i % 100000), \
-         CONCAT('Item ', s.i, ' cobalt harbor meadow'), REPEAT(CONCAT('lorem ', s.i % 97, ' '), 20), \
-         (s.i % 100000) / 100, TIMESTAMP('2024-01-01') + INTERVAL s.i SECOND + INTERVAL 123456 MICROSECOND \
-         FROM (SELECT {} + 1 AS i FROM {}) s WHERE s.i <= {rows}",
-        sum.join(" + "),
-        from.join(" CROSS JOIN ")
-    ))
-    .await
-    .unwrap();
+    support::fill_generated(&mut conn, rows).await;
     println!(
         "snapshot: {rows} rows loaded in {:.1?}, {lanes} lanes",
         loaded.elapsed()

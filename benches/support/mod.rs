@@ -130,3 +130,40 @@ pub fn main_with<F: std::future::Future<Output = ()>>(name: &str, bench: impl Fn
         .unwrap()
         .block_on(bench());
 }
+
+/// The generated table of the copy benches (snapshot, reindex): ~700-byte rows.
+#[allow(dead_code)] // the other benches include this module too
+pub const GENERATED_DDL: &str = "CREATE TABLE t (
+    id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+    customer_id INT NOT NULL,
+    sku VARCHAR(32) NOT NULL,
+    title VARCHAR(200) NOT NULL,
+    body TEXT NOT NULL,
+    price DECIMAL(12,2) NOT NULL,
+    created_at DATETIME(6) NOT NULL
+)";
+
+/// Fills [`GENERATED_DDL`]'s table `t` with rows `1..=rows` in one statement.
+#[allow(dead_code)] // the other benches include this module too
+pub async fn fill_generated(conn: &mut mysql_async::Conn, rows: u64) {
+    use mysql_async::prelude::Queryable;
+    // Digits cross-joined: portable, and MySQL writes it as one statement.
+    let digits = "(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
+                  UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
+                  UNION ALL SELECT 8 UNION ALL SELECT 9)";
+    let places = (1..=8).find(|p| 10u64.pow(*p) >= rows).unwrap_or(8);
+    let from: Vec<String> = (0..places).map(|p| format!("{digits} p{p}")).collect();
+    let sum: Vec<String> = (0..places)
+        .map(|p| format!("p{p}.d * {}", 10u64.pow(p)))
+        .collect();
+    conn.query_drop(format!(
+        "INSERT INTO t SELECT s.i, s.i % 9973, CONCAT('SKU-', s.i % 100000), \
+         CONCAT('Item ', s.i, ' cobalt harbor meadow'), REPEAT(CONCAT('lorem ', s.i % 97, ' '), 20), \
+         (s.i % 100000) / 100, TIMESTAMP('2024-01-01') + INTERVAL s.i SECOND + INTERVAL 123456 MICROSECOND \
+         FROM (SELECT {} + 1 AS i FROM {}) s WHERE s.i <= {rows}",
+        sum.join(" + "),
+        from.join(" CROSS JOIN ")
+    ))
+    .await
+    .unwrap();
+}

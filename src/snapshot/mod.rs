@@ -15,6 +15,11 @@
 //! rows no longer exist (deleted while binlog2es was away, e.g. behind a purged binlog).
 
 pub mod merge;
+mod rows;
+mod stale;
+
+use rows::decode_rows;
+use stale::StalePages;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Value;
 use mysql_async::prelude::Queryable;
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -33,14 +37,12 @@ use crate::checkpoint::{Checkpoint, CopyMark, Flavor, KeyValue, TableCopy};
 use crate::config::Config;
 use crate::decode::RowDecoder;
 use crate::document::RowShape;
-use crate::document::shape::root_key;
-use crate::es::{EsClient, Scroll, ScrollError};
+use crate::es::EsClient;
 use crate::ordering::{DocChange, Op};
 use crate::position::{BinlogPosition, Version};
 use crate::read_view as consistent;
 use crate::retry::{Attempt, Failure, Retry, RetryError, retry_until};
 use crate::scan;
-use crate::schema::TableSchema;
 use crate::snapshot::merge::{ChunkOutcome, CopyChunk, CopyRequest, Opened};
 use crate::source::MysqlSource;
 use crate::telemetry::metrics;
@@ -717,88 +719,4 @@ impl Drop for Window {
             }
         }
     }
-}
-
-/// Pages of the ids of documents whose version is below a copy's start, read with a scroll
-/// (a fixed view of the index: deleting meanwhile does not move the pages).
-struct StalePages<'a> {
-    scroll: Scroll<'a>,
-    since: Version,
-}
-
-impl<'a> StalePages<'a> {
-    /// Refreshes `index` and opens a scroll over it; a missing index has no pages.
-    async fn open(
-        es: &'a EsClient,
-        index: &'a str,
-        since: Version,
-        page: usize,
-    ) -> Result<StalePages<'a>, ScrollError> {
-        let query = json!({ "_source": false, "version": true, "sort": ["_doc"], "size": page });
-        let scroll = Scroll::open(es, index, &query).await?;
-        Ok(StalePages { scroll, since })
-    }
-
-    /// The stale ids of the next page (possibly none), or `None` at the end.
-    async fn next_page(&mut self) -> Result<Option<Vec<(String, Option<Arc<str>>)>>, ScrollError> {
-        let Some(hits) = self.scroll.next_page().await? else {
-            return Ok(None);
-        };
-        let since = self.since.0;
-        Ok(Some(
-            hits.iter()
-                .filter(|hit| hit["_version"].as_u64().is_some_and(|v| v < since))
-                .filter_map(|hit| {
-                    let id = hit["_id"].as_str()?.to_owned();
-                    Some((id, hit["_routing"].as_str().map(Arc::from)))
-                })
-                .collect(),
-        ))
-    }
-
-    /// Frees the scroll on the server (it would expire after a minute anyway).
-    async fn close(self) {
-        self.scroll.close().await;
-    }
-}
-
-/// Decodes SQL rows into documents with the stream's value mapping; with `shape` (a rule
-/// with SPEC §9 keys) rows that are not documents are skipped, the rest shaped and routed,
-/// and a rule with relations asks for each root document by the key values as read.
-fn decode_rows(
-    decoder: &mut RowDecoder,
-    schema: &TableSchema,
-    shape: Option<&RowShape>,
-    rows: Vec<Vec<Value>>,
-) -> Result<Vec<DocChange>, RowError> {
-    let mut docs = Vec::with_capacity(rows.len());
-    for row in rows {
-        if let Some(shape) = shape {
-            let image = scan::row_image(schema, row)?;
-            let values = RowDecoder::decode_values(schema, &image, None)?;
-            // The key as the stream gives it (decoded, then as parameters): the values as
-            // read would not compare equal for temporal or BIT keys.
-            docs.extend(shape.write(schema, &values, || root_key(schema, &values)));
-            continue;
-        }
-        let image = scan::row_image(schema, row)?;
-        let doc = decoder.decode_row(schema, &image, None)?;
-        docs.push(DocChange {
-            id: doc.id,
-            op: Op::Index(doc.source),
-            routing: None,
-        });
-    }
-    Ok(docs)
-}
-
-/// A copied row that cannot become a document.
-#[derive(Debug, thiserror::Error)]
-enum RowError {
-    /// A value the table's columns do not allow.
-    #[error(transparent)]
-    Image(#[from] scan::RowImageError),
-    /// A value the stream's decoder refuses as well.
-    #[error(transparent)]
-    Decode(#[from] crate::decode::DecodeError),
 }
