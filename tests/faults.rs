@@ -95,17 +95,7 @@ impl Setup {
 
     /// The value of metric `name` (summed over its series) from `/metrics`.
     async fn metric(&self, name: &str) -> Option<f64> {
-        let url = format!(
-            "{}/metrics",
-            self.http.as_ref().expect("started without metrics")
-        );
-        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
-        let values: Vec<f64> = text
-            .lines()
-            .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum())
+        metric(self.http.as_ref().expect("started without metrics"), name).await
     }
 
     async fn sql(&mut self, sql: &str) {

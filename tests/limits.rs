@@ -32,7 +32,7 @@ struct Setup {
     index: String,
     daemon: Daemon,
     proxy: EsProxy,
-    metrics_url: String,
+    base_url: String,
 }
 
 impl Setup {
@@ -74,20 +74,13 @@ impl Setup {
             index,
             daemon,
             proxy,
-            metrics_url: format!("http://{listen}/metrics"),
+            base_url: format!("http://{listen}"),
         }
     }
 
     /// The value of metric `name` (summed over its series), 0 when it is not there yet.
     async fn metric(&self, name: &str) -> f64 {
-        let Ok(resp) = reqwest::get(&self.metrics_url).await else {
-            return 0.0;
-        };
-        let text = resp.text().await.unwrap_or_default();
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric(&self.base_url, name).await.unwrap_or(0.0)
     }
 
     async fn sql(&mut self, sql: &str) {

@@ -350,3 +350,71 @@ async fn a_failover_that_lost_transactions_never_writes_below_a_version_already_
     assert_eq!(f.doc("1").await.unwrap()["name"], "new");
     assert!(f.daemon.last_run_log().to_lowercase().contains("by gtid"));
 }
+
+#[tokio::test]
+async fn a_backlog_replayed_after_downtime_collapses_changes_to_one_document() {
+    // GIVEN a synced table, its writes through a counting proxy, batches of 10 documents
+    let env = TestEnv::get();
+    let proxy = common::proxy::EsProxy::start(&env.es_url);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{listen}");
+    let mut f = Fixture::start_with("backlog", TABLE, None, |b| {
+        b.es_url(proxy.url())
+            .http_listen(&listen)
+            .extra_toml("[writer]\nmax_docs = 10\n")
+    })
+    .await;
+    f.sql(&insert_rows(1..=60)).await;
+    f.converge().await;
+
+    // Every transaction changes each of the 60 rows once: a batch of 10 consecutive changes
+    // of one lane never holds a document twice, so only the backlog can collapse anything.
+    let mut round = 0;
+    let mut replay = async |f: &mut Fixture, window: Option<&str>| {
+        assert_eq!(f.daemon.terminate().await, 0);
+        for _ in 0..50 {
+            round += 1;
+            f.sql(&format!("UPDATE t SET n = n + 1, note = 'round {round}'"))
+                .await;
+        }
+        f.sql("DELETE FROM t WHERE id % 7 = 0; UPDATE t SET name = 'last' WHERE id % 5 = 0")
+            .await;
+        f.sql(&insert_rows(1000 + round..=1000 + round)).await;
+        match window {
+            Some(w) => f.daemon.set_env("BINLOG2ES__WRITER__BACKLOG_WINDOW", w),
+            None => f.daemon.remove_env("BINLOG2ES__WRITER__BACKLOG_WINDOW"),
+        }
+        let (requests, collapsed) = (
+            proxy.bulk_passed(),
+            metric(&base, "binlog2es_coalesced_changes_total").await,
+        );
+        assert_eq!(collapsed, None, "the daemon is down");
+        f.daemon.restart().await;
+        // THEN the index equals the table either way
+        f.converge().await;
+        let collapsed = metric(&base, "binlog2es_coalesced_changes_total")
+            .await
+            .expect("binlog2es_coalesced_changes_total");
+        (proxy.bulk_passed() - requests, collapsed)
+    };
+
+    // WHEN it replays ~3,000 changes with the backlog off, then ~3,000 more with the default
+    let (requests_off, collapsed_off) = replay(&mut f, Some("0")).await;
+    let (requests_on, collapsed_on) = replay(&mut f, None).await;
+
+    println!(
+        "backlog off: {requests_off} requests; on: {requests_on} requests, {collapsed_on} collapsed"
+    );
+    // AND with the backlog, changes to a document collapse across transactions into fewer
+    // writes; without it nothing collapses
+    assert_eq!(collapsed_off, 0.0);
+    assert!(
+        requests_off >= 300,
+        "{requests_off} requests without the backlog"
+    );
+    assert!(
+        collapsed_on > 0.0 && requests_on < requests_off,
+        "backlog: {collapsed_on} collapsed, {requests_on} requests, against {requests_off}"
+    );
+    assert_eq!(f.daemon.terminate().await, 0);
+}

@@ -66,6 +66,10 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_MAX_DELAY_MS: u64 = 50;
 /// Changes queued per lane before the reader blocks (backpressure, SPEC §2.3).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
+/// Changes a lane gathers from its queue while all its requests are in flight, collapsing
+/// changes to one document into its latest: a replay of a backlog writes each document
+/// once per window instead of once per change. Bounded in bytes by the shared budget too.
+pub const DEFAULT_BACKLOG_WINDOW: usize = 65_536;
 /// `_bulk` requests a lane keeps in flight. 1 (one at a time) is the plain, safest
 /// order; more overlaps batch assembly and the sink's work on the next request, at the
 /// cost of more connections (lanes × depth). Batches sharing a document never overlap.
@@ -407,6 +411,10 @@ pub struct WriterConfig {
     /// [`DEFAULT_MAX_BUFFERED_BYTES`]); at least `max_bytes`.
     #[serde(default = "d_max_buffered_bytes")]
     pub max_buffered_bytes: usize,
+    /// Most changes a lane gathers while waiting for the sink (see
+    /// [`DEFAULT_BACKLOG_WINDOW`]); 0 collapses only within a batch.
+    #[serde(default = "d_backlog_window")]
+    pub backlog_window: usize,
     /// First retry delay, in ms.
     #[serde(default = "d_retry_initial")]
     pub retry_initial_ms: u64,
@@ -438,6 +446,7 @@ impl Default for WriterConfig {
             max_delay_ms: DEFAULT_MAX_DELAY_MS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            backlog_window: DEFAULT_BACKLOG_WINDOW,
             retry_initial_ms: DEFAULT_RETRY_INITIAL_MS,
             retry_max_ms: DEFAULT_RETRY_MAX_MS,
             max_retries: 0,
@@ -650,6 +659,9 @@ fn d_max_bytes() -> usize {
 }
 fn d_max_delay() -> u64 {
     DEFAULT_MAX_DELAY_MS
+}
+fn d_backlog_window() -> usize {
+    DEFAULT_BACKLOG_WINDOW
 }
 fn d_queue() -> usize {
     DEFAULT_QUEUE_CAPACITY

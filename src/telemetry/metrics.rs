@@ -48,6 +48,10 @@ pub const REINDEX_ROWS_COPIED_TOTAL: &str = "binlog2es_reindex_rows_copied_total
 /// Rebuilds finished (readers switched, old index deleted).
 pub const REINDEX_COMPLETED_TOTAL: &str = "binlog2es_reindex_completed_total";
 
+/// Changes never written because a later change to the same document took their place
+/// (in one batch, or while waiting in a lane's backlog).
+pub const COALESCED_CHANGES_TOTAL: &str = "binlog2es_coalesced_changes_total";
+
 /// Values of `op` on [`CHANGES_TOTAL`].
 pub const OPS: [&str; 3] = ["insert", "update", "delete"];
 /// Values of `outcome` on [`BULK_REQUESTS_TOTAL`].
@@ -74,6 +78,7 @@ pub fn register_all() {
     let _ = metrics::histogram!(BULK_DURATION_SECONDS);
     metrics::counter!(REJECTED_DOCUMENTS_TOTAL).increment(0);
     metrics::counter!(BULK_RETRIES_TOTAL).increment(0);
+    metrics::counter!(COALESCED_CHANGES_TOTAL).increment(0);
     metrics::counter!(SNAPSHOT_ROWS_TOTAL).increment(0);
     metrics::gauge!(REINDEX_RUNNING).set(0.0);
     metrics::gauge!(REINDEX_PHASE).set(0.0);
@@ -123,6 +128,10 @@ pub fn describe() {
         "Documents rejected and dead-lettered."
     );
     metrics::describe_counter!(BULK_RETRIES_TOTAL, "Bulk retries after transient failures.");
+    metrics::describe_counter!(
+        COALESCED_CHANGES_TOTAL,
+        "Changes not written because a later change to the same document replaced them."
+    );
     metrics::describe_gauge!(
         LAG_SECONDS,
         metrics::Unit::Seconds,
@@ -188,6 +197,13 @@ pub fn documents_built(n: usize) {
 /// Counts `n` root documents a relation table's change affects.
 pub fn fanout_documents(n: usize) {
     metrics::counter!(FANOUT_DOCUMENTS_TOTAL).increment(n as u64);
+}
+
+/// Counts `n` changes replaced by a later change to their document before being written.
+pub fn coalesced(n: usize) {
+    if n > 0 {
+        metrics::counter!(COALESCED_CHANGES_TOTAL).increment(n as u64);
+    }
 }
 
 /// Counts one retry.

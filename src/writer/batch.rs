@@ -1,16 +1,22 @@
 //! Batching: a lane's queue cut into batches capped by `writer.max_docs`, by
-//! `writer.max_bytes` of body and by `writer.max_delay_ms` of waiting.
+//! `writer.max_bytes` of body and by `writer.max_delay_ms` of waiting, through the lane's
+//! [`Backlog`], where changes to one document collapse while they wait.
 
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
+use super::backlog::Backlog;
+use crate::checkpoint::AckToken;
 use crate::ordering::{Change, Routed};
 
-/// One batch: its changes in queue order and their share of the byte budget.
+/// One batch: its changes, the acknowledgements of changes they superseded in the
+/// backlog, and their share of the byte budget.
 pub(super) struct Batch {
-    /// The changes.
+    /// The changes, in order per document.
     pub changes: Vec<Change>,
+    /// Acknowledgements of changes collapsed into `changes` before the batch was cut.
+    pub superseded: Vec<AckToken>,
     /// Budget bytes held for them, given back when the batch is done with.
     pub held: OwnedSemaphorePermit,
 }
@@ -18,89 +24,126 @@ pub(super) struct Batch {
 /// Cuts a lane's queue into batches.
 pub(super) struct Batcher {
     rx: mpsc::Receiver<Routed>,
-    /// A change that did not fit in the last batch's bytes: the next batch starts with it.
-    carry: Option<Routed>,
-    /// The queue was found closed while filling a batch.
+    /// Changes taken off the queue and not yet in a batch.
+    backlog: Backlog,
+    /// The queue was found closed.
     closed: bool,
     max_docs: usize,
     max_bytes: usize,
     max_delay: Duration,
+    /// Most changes [`Self::absorb`] gathers in the backlog (`writer.backlog_window`).
+    window: usize,
 }
 
 impl Batcher {
-    /// Batches `rx` within these caps.
+    /// Batches `rx` within these caps, gathering up to `window` changes while the lane
+    /// waits for the sink.
     pub fn new(
         rx: mpsc::Receiver<Routed>,
         max_docs: usize,
         max_bytes: usize,
         max_delay: Duration,
+        window: usize,
     ) -> Self {
         Self {
             rx,
-            carry: None,
+            backlog: Backlog::default(),
             closed: false,
-            max_docs,
+            max_docs: max_docs.max(1),
             max_bytes,
             max_delay,
+            window,
         }
     }
 
-    /// The first change of the next batch; `None` when the queue is closed and drained.
-    /// Cancel-safe: nothing is taken unless this returns.
-    pub async fn first(&mut self) -> Option<Routed> {
-        match self.carry.take() {
-            Some(c) => Some(c),
-            None => self.rx.recv().await,
+    /// Waits until a change is pending; `false` when the queue is closed and drained.
+    /// Cancel-safe: nothing is lost if this is dropped.
+    pub async fn first(&mut self) -> bool {
+        if !self.backlog.is_empty() {
+            return true;
+        }
+        match self.rx.recv().await {
+            Some(c) => {
+                self.backlog.push(c);
+                true
+            }
+            None => {
+                self.closed = true;
+                false
+            }
         }
     }
 
-    /// A batch starting with `first`: whatever else is queued or arrives within
-    /// `max_delay`, up to `max_docs` changes and `max_bytes` (a change that would overflow
-    /// the bytes starts the next batch; a single larger change goes alone).
-    pub async fn fill(&mut self, first: Routed) -> Batch {
-        let deadline = tokio::time::Instant::now() + self.max_delay;
-        let mut bytes = first.change.weight();
-        let mut held = first.held;
-        let mut changes = vec![first.change];
-        while changes.len() < self.max_docs && bytes < self.max_bytes {
-            let next = match self.rx.try_recv() {
-                Ok(c) => Some(c),
+    /// Whether [`Self::absorb`] may take more (the window is not full, the queue is open).
+    pub fn has_room(&self) -> bool {
+        !self.closed && self.backlog.changes() < self.window
+    }
+
+    /// Waits for the next queued change and moves it, with whatever else is queued, into
+    /// the backlog (up to the window). Cancel-safe.
+    pub async fn absorb(&mut self) {
+        match self.rx.recv().await {
+            Some(c) => self.backlog.push(c),
+            None => {
+                self.closed = true;
+                return;
+            }
+        }
+        while self.backlog.changes() < self.window {
+            match self.rx.try_recv() {
+                Ok(c) => self.backlog.push(c),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     self.closed = true;
-                    None
+                    break;
                 }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+            }
+        }
+    }
+
+    /// The next batch, once a change is pending ([`Self::first`]): the oldest pending
+    /// documents, with whatever else is queued or arrives within `max_delay`, up to
+    /// `max_docs` changes and `max_bytes` (a change that would overflow the bytes starts the
+    /// next batch; a single larger change goes alone). `None` when nothing was pending.
+    pub async fn fill(&mut self) -> Option<Batch> {
+        let deadline = tokio::time::Instant::now() + self.max_delay;
+        while !self.closed
+            && self.backlog.changes() < self.max_docs
+            && self.backlog.weight() < self.max_bytes
+        {
+            let next = match self.rx.try_recv() {
+                Ok(c) => Some(c),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
                 Err(mpsc::error::TryRecvError::Empty) => tokio::select! {
-                    c = self.rx.recv() => {
-                        self.closed = c.is_none();
-                        c
-                    }
-                    _ = tokio::time::sleep_until(deadline) => None,
+                    c = self.rx.recv() => c,
+                    _ = tokio::time::sleep_until(deadline) => break,
                 },
             };
             match next {
-                Some(c) if bytes + c.change.weight() > self.max_bytes => {
-                    self.carry = Some(c);
-                    break;
-                }
-                Some(c) => {
-                    bytes += c.change.weight();
-                    // One router, one semaphore: merging permits of it cannot fail.
-                    held.merge(c.held);
-                    changes.push(c.change);
-                }
-                None => break,
+                Some(c) => self.backlog.push(c),
+                None => self.closed = true,
             }
         }
-        Batch { changes, held }
+        let taken = self.backlog.take(self.max_docs, self.max_bytes);
+        Some(Batch {
+            held: taken.held?,
+            changes: taken.changes,
+            superseded: taken.superseded,
+        })
     }
 
     /// Whether a change is waiting for the next batch.
     pub fn has_queued(&self) -> bool {
-        self.carry.is_some() || !self.rx.is_empty()
+        !self.backlog.is_empty() || !self.rx.is_empty()
     }
 
     /// Whether the queue is closed and every change was handed out in a batch.
     pub fn finished(&self) -> bool {
-        self.closed && self.carry.is_none()
+        self.closed && self.backlog.is_empty()
+    }
+
+    /// Changes collapsed into a later change to the same document while pending.
+    pub fn collapsed(&self) -> u64 {
+        self.backlog.collapsed()
     }
 }

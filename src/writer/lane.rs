@@ -43,6 +43,7 @@ impl Lane {
             config.max_docs,
             config.max_bytes,
             Duration::from_millis(config.max_delay_ms),
+            config.backlog_window,
         );
         let times = Arc::new(LaneTime::default());
         let mut in_flight = InFlight::new(
@@ -59,14 +60,19 @@ impl Lane {
                     times.report(started.elapsed());
                     reported = Instant::now();
                 }
-                // A free slot first: while every slot is busy the queue fills up, so the
-                // next batch is a full one.
+                // A free slot first. While every slot is busy the queue moves into the
+                // backlog, where changes to one document collapse: the sink is the
+                // bottleneck then, and every collapsed change is a write saved.
                 let at = Instant::now();
                 if in_flight.is_full() && batcher.has_queued() {
                     in_flight.saturated();
                 }
                 while in_flight.is_full() {
-                    in_flight.settle_one().await?;
+                    tokio::select! {
+                        settled = in_flight.settle_one() => settled?,
+                        () = batcher.absorb(), if batcher.has_room() => {}
+                        () = abort.cancelled() => return Ok(()),
+                    }
                 }
                 times.add(Activity::Slot, at);
                 let at = Instant::now();
@@ -75,27 +81,34 @@ impl Lane {
                 } else {
                     Activity::Input
                 };
-                let first = loop {
+                let pending = loop {
                     tokio::select! {
                         c = batcher.first() => break c,
                         settled = in_flight.settle_one(), if !in_flight.is_empty() => settled?,
-                        _ = abort.cancelled() => return Ok(()),
+                        () = abort.cancelled() => return Ok(()),
                     }
                 };
                 times.add(waiting, at);
-                let Some(first) = first else {
+                if !pending {
                     return in_flight.drain().await;
-                };
+                }
                 let at = Instant::now();
-                let batch = batcher.fill(first).await;
+                let Some(batch) = batcher.fill().await else {
+                    continue;
+                };
                 times.add(Activity::Fill, at);
-                let (pending, superseded) = coalesce(batch.changes);
+                let (pending, mut superseded) = coalesce(batch.changes);
+                superseded.extend(batch.superseded);
+                crate::telemetry::metrics::coalesced(superseded.len());
                 let keys = in_flight.keys_of(&pending);
                 // Per-document order: wait until no in-flight batch holds one of these
                 // documents.
                 let at = Instant::now();
                 while in_flight.holds_any(&keys) {
-                    in_flight.settle_one().await?;
+                    tokio::select! {
+                        settled = in_flight.settle_one() => settled?,
+                        () = batcher.absorb(), if batcher.has_room() => {}
+                    }
                 }
                 times.add(Activity::Order, at);
                 let request = flush(
@@ -116,6 +129,7 @@ impl Lane {
         }
         .await;
         times.report(started.elapsed());
+        tracing::debug!(collapsed = batcher.collapsed(), "Lane stopped.");
         result
     }
 }

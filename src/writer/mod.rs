@@ -23,6 +23,7 @@
 //! builds its body, [`dead_letter`] keeps what was rejected, [`index`] prepares target
 //! indices. The HTTP client itself is [`crate::es`].
 
+mod backlog;
 mod batch;
 pub mod bulk;
 mod concurrency;

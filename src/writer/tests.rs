@@ -234,12 +234,12 @@ async fn batches_are_capped_by_docs_bytes_and_delay() {
     let (tx, rx) = mpsc::channel(16);
     let weight = change("a").0.weight();
     // Room for two documents' bytes, three documents' count.
-    let mut batcher = Batcher::new(rx, 3, 2 * weight, Duration::from_millis(50));
+    let mut batcher = Batcher::new(rx, 3, 2 * weight, Duration::from_millis(50), 0);
     for id in ["a", "b", "c", "d"] {
         tx.send(routed(&budget, id)).await.unwrap();
     }
-    let first = batcher.first().await.unwrap();
-    let batch = batcher.fill(first).await;
+    assert!(batcher.first().await);
+    let batch = batcher.fill().await.unwrap();
     assert_eq!(ids(&batch.changes), ["a", "b"], "capped by bytes");
     assert_eq!(batch.held.num_permits(), 2);
     drop(batch);
@@ -251,8 +251,8 @@ async fn batches_are_capped_by_docs_bytes_and_delay() {
 
     // `c` was carried over and `d` fills the bytes: no waiting.
     let started = tokio::time::Instant::now();
-    let first = batcher.first().await.unwrap();
-    let batch = batcher.fill(first).await;
+    assert!(batcher.first().await);
+    let batch = batcher.fill().await.unwrap();
     assert_eq!(ids(&batch.changes), ["c", "d"]);
     assert_eq!(started.elapsed(), Duration::ZERO);
 
@@ -265,9 +265,9 @@ async fn batches_are_capped_by_docs_bytes_and_delay() {
             tx.send(routed(&budget, "e")).await.unwrap();
         })
     };
-    let first = batcher.first().await.unwrap();
+    assert!(batcher.first().await);
     assert_eq!(started.elapsed(), Duration::from_millis(80));
-    let batch = batcher.fill(first).await;
+    let batch = batcher.fill().await.unwrap();
     assert_eq!(ids(&batch.changes), ["e"]);
     assert_eq!(started.elapsed(), Duration::from_millis(130));
     late.await.unwrap();
@@ -276,19 +276,58 @@ async fn batches_are_capped_by_docs_bytes_and_delay() {
     // The queue closes: the last batch drains it and the batcher is finished.
     tx.send(routed(&budget, "f")).await.unwrap();
     drop(tx);
-    let first = batcher.first().await.unwrap();
-    let batch = batcher.fill(first).await;
+    assert!(batcher.first().await);
+    let batch = batcher.fill().await.unwrap();
     assert_eq!(ids(&batch.changes), ["f"]);
     assert!(batcher.finished());
-    assert!(batcher.first().await.is_none());
+    assert!(!batcher.first().await);
 
     let (tx, rx) = mpsc::channel(16);
-    let mut by_count = Batcher::new(rx, 3, usize::MAX, Duration::from_secs(1));
+    let mut by_count = Batcher::new(rx, 3, usize::MAX, Duration::from_secs(1), 0);
     for id in ["a", "b", "c", "d"] {
         tx.send(routed(&budget, id)).await.unwrap();
     }
-    let first = by_count.first().await.unwrap();
-    assert_eq!(ids(&by_count.fill(first).await.changes), ["a", "b", "c"]);
+    assert!(by_count.first().await);
+    assert_eq!(
+        ids(&by_count.fill().await.unwrap().changes),
+        ["a", "b", "c"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_lane_gathers_its_queue_and_collapses_it_up_to_the_window() {
+    let budget = Arc::new(Semaphore::new(100));
+    let (tx, rx) = mpsc::channel(16);
+    let mut batcher = Batcher::new(rx, 2, usize::MAX, Duration::from_millis(50), 4);
+    for id in ["a", "b", "a", "c", "a", "b", "d", "e", "a"] {
+        tx.send(routed(&budget, id)).await.unwrap();
+    }
+    assert!(batcher.has_room());
+    batcher.absorb().await;
+    // Up to the window of 4 pending changes: a, b, a, c, a, b, d collapse into a b c d;
+    // e and the last a wait in the queue.
+    assert!(!batcher.has_room());
+    assert_eq!(batcher.collapsed(), 3);
+    assert_eq!(
+        budget.available_permits(),
+        100 - 4 - 2,
+        "collapsed changes hold no budget"
+    );
+    assert!(batcher.first().await);
+    let batch = batcher.fill().await.unwrap();
+    assert_eq!(ids(&batch.changes), ["a", "b"]);
+    assert_eq!(batch.superseded.len(), 3);
+    let batch = batcher.fill().await.unwrap();
+    assert_eq!(ids(&batch.changes), ["c", "d"]);
+    drop(tx);
+    let batch = batcher.fill().await.unwrap();
+    assert_eq!(ids(&batch.changes), ["e", "a"]);
+    assert!(batch.superseded.is_empty());
+    assert!(!batcher.first().await && batcher.finished());
+
+    // A window of 0 gathers nothing beyond the batch being filled.
+    let (_tx, rx) = mpsc::channel(1);
+    assert!(!Batcher::new(rx, 2, usize::MAX, Duration::ZERO, 0).has_room());
 }
 
 #[tokio::test(start_paused = true)]

@@ -225,6 +225,23 @@ pub async fn wait_until(timeout: Duration, mut cond: impl AsyncFnMut() -> bool) 
     }
 }
 
+/// The value of metric `name`, summed over its series, from the daemon's `/metrics` at
+/// `base` (`http://host:port`); `None` when it cannot be read or has no series.
+pub async fn metric(base: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
