@@ -517,7 +517,11 @@ async fn bench() {
     let (db, mut conn) = env.create_database_with(DDL).await;
     let index = env.unique_index("e2e-replay");
     sink.es.create_index(&index, index_body()).await;
-    let mut daemon = daemon_builder(env, &sink, &db, &index).start().await;
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    let mut daemon = daemon_builder(env, &sink, &db, &index)
+        .http_listen(&listen)
+        .start()
+        .await;
     assert_eq!(daemon.terminate().await, 0);
     let load_time = load(&mut conn, w, None).await;
     let end = env.binlog_position().await;
@@ -529,11 +533,19 @@ async fn bench() {
     let replay = done - started;
     let replay_cpu = cpu_seconds(pid);
     let replay_rss = mib(daemon.peak_rss_kib());
+    // Changes never written: a later change to the document replaced them.
+    let coalesced = common::metric(
+        &format!("http://{listen}"),
+        "binlog2es_coalesced_changes_total",
+    )
+    .await
+    .unwrap_or(f64::NAN);
     assert_eq!(daemon.terminate().await, 0);
     verify(env, &sink.es, &db, &index).await;
     drop(sink);
     println!(
-        "replay: {:.2} s ({:.0} changes/s), CPU {:.2} s ({:.2} s per 100k changes), peak RSS {:.1} MiB",
+        "replay: {:.2} s ({:.0} changes/s), CPU {:.2} s ({:.2} s per 100k changes), peak RSS {:.1} MiB, \
+         {coalesced:.0} changes coalesced",
         replay.as_secs_f64(),
         w.changes() as f64 / replay.as_secs_f64(),
         replay_cpu,
@@ -683,7 +695,7 @@ async fn bench() {
     };
     println!(
         "SUMMARY mix replay {:.2}s = {:.2}x the raw change-stream rate ({:.2}s, {lanes} conn; 1 conn {:.2}s), \
-         {:.2}x the final-documents rate ({:.2}s) | CPU {:.2}s per 100k changes | peak RSS {:.1} MiB \
+         {:.2}x the final-documents rate ({:.2}s), {coalesced:.0} changes coalesced | CPU {:.2}s per 100k changes | peak RSS {:.1} MiB \
          (paced {paced_rss:.1}) | streaming lag {:.2}s (raw implies {:.2}s), p99 {:.0} ms | \
          paced {rate:.0}/s p50 {:.0} ms p99 {:.0} ms (sink alone: p99 {:.0} ms; sink refresh \
          interval {SINK_REFRESH}) | {}{big}",
