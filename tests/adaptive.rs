@@ -1,8 +1,10 @@
 //! `writer.adaptive_concurrency` against the real servers (issue 16): one lane with
-//! `pipeline_depth = 4` streams a steady workload through the fault proxy; its level, read
-//! from the gauge `binlog2es_writer_concurrency` on `/metrics`, climbs to the depth while
-//! the sink keeps up, falls to one during a 429 storm while the daemon keeps retrying, and
-//! climbs again after it; at the end every document equals its row.
+//! `pipeline_depth = 4` streams through the fault proxy, its level read from the gauge
+//! `binlog2es_writer_concurrency` on `/metrics`. When the sink moves far away the slower
+//! round trips drop the level to one, where the lane learns the new pace and climbs to the
+//! depth while a steady workload keeps it busy; a 429 storm brings it down to one, where it
+//! stays while the daemon retries; after the storm it climbs to the depth again; at the end
+//! every document equals its row.
 //!
 //! The proxy holds each `_bulk` request 200 ms ([`FAR`]): a sink far away, whose round trip
 //! does not grow with the requests in flight, so more of them pay and the right level is
@@ -79,7 +81,7 @@ async fn wait_for_level(
     url: &str,
     timeout: Duration,
     seen: &mut Vec<f64>,
-    want: impl Fn(f64) -> bool,
+    mut want: impl FnMut(f64) -> bool,
 ) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -150,7 +152,7 @@ impl Workload {
 
 #[tokio::test]
 async fn the_level_climbs_falls_to_one_under_a_429_storm_and_climbs_again() {
-    // GIVEN one adaptive lane of depth 4, idle, writing through the proxy to a far sink
+    // GIVEN one adaptive lane of depth 4 writing through the proxy, at one while idle
     let env = TestEnv::get();
     let (db, mut conn) = env.create_database_with(TABLE).await;
     let index = env.unique_index("adaptive");
@@ -169,22 +171,31 @@ async fn the_level_climbs_falls_to_one_under_a_429_storm_and_climbs_again() {
         wait_for_level(&mut daemon, &url, secs(30), &mut start, |l| l == 1.0).await,
         "the lane does not start at one request in flight: {start:?}"
     );
-    proxy.set(FAR);
-
-    // WHEN a workload keeps the lane busy
+    // AND the table's first rows written straight to the local server, whose round trip
+    // (a few ms) the lane learns
     let rows: Vec<String> = (1..=ROWS)
         .map(|i| format!("({i}, 'row {i}', {i}, NULL)"))
         .collect();
     conn.query_drop(format!("INSERT INTO t VALUES {}", rows.join(", ")))
         .await
         .unwrap();
+    wait_until_index_equals_table(env, &mut daemon, &db, "t", &index, secs(60)).await;
+
+    // WHEN the sink moves far away and a workload keeps the lane busy
+    proxy.set(FAR);
     let workload = Workload::spawn(env.mysql_db(&db).await);
 
-    // THEN the level climbs from one to the depth
+    // THEN the level is at one (the slower round trips are a rise) and climbs to the depth
+    // once the lane has learned the new pace
     let mut healthy = Vec::new();
+    let mut was_one = false;
     assert!(
-        wait_for_level(&mut daemon, &url, secs(30), &mut healthy, |l| l == DEPTH).await,
-        "the level did not reach {DEPTH} on a healthy sink: {}; proxy: {}",
+        wait_for_level(&mut daemon, &url, secs(30), &mut healthy, |l| {
+            was_one |= l == 1.0;
+            was_one && l == DEPTH
+        })
+        .await,
+        "the level did not go from one to {DEPTH} on a healthy sink: {}; proxy: {}",
         runs(&healthy),
         proxy.stats()
     );

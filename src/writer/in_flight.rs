@@ -50,7 +50,8 @@ pub(super) struct InFlight {
     /// Where the sink's push-backs are counted.
     times: Arc<LaneTime>,
     /// Push-backs seen so far: a request that settles with a later count than it started
-    /// with was retried, and its round trip is not the sink's.
+    /// with was in flight while the sink pushed back, so it may have been retried, and its
+    /// round trip is not counted as the sink's.
     push_backs: u64,
     /// Size of the last request body, so the next one starts at about its size.
     body_capacity: usize,

@@ -51,7 +51,9 @@ pub enum Fault {
     /// forwarding them (counted per refused request).
     MaxBody(usize),
     /// Hold each `_bulk` request this long, then forward it: a sink far away, whose round
-    /// trip does not grow with the requests in flight (counted per request).
+    /// trip does not grow with the requests in flight (counted per request). A request
+    /// held when the fault switches to `Status` gets that answer instead, as requests queued
+    /// at a sink that starts to refuse.
     Delay(Duration),
 }
 
@@ -306,7 +308,17 @@ async fn serve(shared: &Shared, client: Arc<TcpStream>, fault_rx: watch::Receive
                 }
                 return;
             }
-            Fault::Delay(pause) if bulk => tokio::time::sleep(pause).await,
+            Fault::Delay(pause) if bulk => {
+                tokio::time::sleep(pause).await;
+                let now = *fault_rx.borrow();
+                if let Fault::Status(status) = now {
+                    shared.hit(now);
+                    if write_all(&client, &status_response(status)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
             _ => {}
         }
         let Some(response) = forward(shared, &mut upstream, &request).await else {
