@@ -211,6 +211,29 @@ mod tests {
     use super::*;
     use tokio::sync::watch;
 
+    #[test]
+    fn the_gauge_sums_the_limits_of_the_lanes_alive() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let level = || {
+            handle.render().lines().find_map(|l| {
+                l.strip_prefix(metrics::WRITER_CONCURRENCY)?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+        };
+        ::metrics::with_local_recorder(&recorder, || {
+            let fixed = InFlight::new(3, false, Default::default());
+            let adaptive = InFlight::new(4, true, Default::default());
+            assert_eq!(level(), Some(4.0), "3 fixed + 1 adaptive, at its start");
+            drop(fixed);
+            assert_eq!(level(), Some(1.0));
+            drop(adaptive);
+            assert_eq!(level(), Some(0.0));
+        });
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_storm_lowers_the_limit_while_no_request_settles() {
         let times = Arc::new(LaneTime::default());
