@@ -29,6 +29,9 @@ pub const READY: &str = "binlog2es_ready";
 pub const BUILD_INFO: &str = "binlog2es_build_info";
 /// Binlog bytes between the committed checkpoint and the server's current position.
 pub const BEHIND_BYTES: &str = "binlog2es_behind_bytes";
+/// Requests the writer may have in flight now, summed over lanes: `writer.pipeline_depth`
+/// each, or with `writer.adaptive_concurrency` the level each lane found (1 to the depth).
+pub const WRITER_CONCURRENCY: &str = "binlog2es_writer_concurrency";
 /// Rows copied by the snapshot.
 pub const SNAPSHOT_ROWS_TOTAL: &str = "binlog2es_snapshot_rows_total";
 /// Tables a rule matches that are not synced (no primary key, `on_keyless = "skip"`), by
@@ -85,6 +88,8 @@ pub fn register_all() {
     metrics::counter!(REINDEX_ROWS_COPIED_TOTAL).increment(0);
     metrics::counter!(REINDEX_COMPLETED_TOTAL).increment(0);
     metrics::gauge!(LAG_SECONDS).set(0.0);
+    // Moved by the lanes, not set: they may start before this.
+    metrics::gauge!(WRITER_CONCURRENCY).increment(0.0);
     metrics::gauge!(BEHIND_BYTES).set(0.0);
     metrics::gauge!(READY).set(0.0);
     metrics::gauge!(CHECKPOINT_TIMESTAMP_SECONDS).set(0.0);
@@ -146,6 +151,10 @@ pub fn describe() {
     metrics::describe_gauge!(
         BUILD_INFO,
         "Always 1; labels say the version and git revision."
+    );
+    metrics::describe_gauge!(
+        WRITER_CONCURRENCY,
+        "Requests the writer may have in flight now, summed over lanes."
     );
     metrics::describe_counter!(SNAPSHOT_ROWS_TOTAL, "Rows copied by the snapshot.");
     metrics::describe_gauge!(REINDEX_RUNNING, "1 while an index rebuild runs, else 0.");
@@ -219,6 +228,16 @@ pub fn behind_bytes(bytes: u64) {
 /// Counts `n` rows copied by a snapshot or re-sync.
 pub fn snapshot_rows(n: u64) {
     metrics::counter!(SNAPSHOT_ROWS_TOTAL).increment(n);
+}
+
+/// Moves a lane's share of [`WRITER_CONCURRENCY`] from `from` to `to` requests.
+pub fn writer_concurrency(from: usize, to: usize) {
+    let gauge = metrics::gauge!(WRITER_CONCURRENCY);
+    if to >= from {
+        gauge.increment((to - from) as f64);
+    } else {
+        gauge.decrement((from - to) as f64);
+    }
 }
 
 /// Sets the current lag.

@@ -3,11 +3,12 @@
 //! time stays flat, multiplicative decrease when the sink pushes back (HTTP 429 / 5xx) or
 //! its round-trip time rises. The ceiling is `writer.pipeline_depth`; the floor is one.
 //!
-//! Pure logic, no clock: the lane reports each settled request's round trip and whether the
-//! sink pushed back while it was in flight. Decisions are taken once per window of `limit`
-//! settled requests (about one round trip of the whole lane), so one slow answer does not
-//! move the limit. Per-document order is not this module's business: the in-flight set
-//! still never lets two requests holding one document travel together.
+//! Pure logic, no clock: the lane reports each push-back as it sees it (also while the
+//! request is still retrying: in a storm none settles, yet the limit must fall) and each
+//! settled request's round trip. Increases and round-trip rises are judged once per window
+//! of `limit` settled requests (about one round trip of the whole lane), so one slow answer
+//! does not move the limit. Per-document order is not this module's business: the in-flight
+//! set still never lets two requests holding one document travel together.
 
 use std::time::Duration;
 
@@ -35,7 +36,6 @@ pub(super) struct Concurrency {
 struct Window {
     settled: usize,
     rtt_sum: f64,
-    pushed_back: bool,
     /// Some request waited for a slot: more concurrency was wanted.
     saturated: bool,
 }
@@ -69,43 +69,54 @@ impl Concurrency {
         self.limit
     }
 
+    /// The limit can move (adaptive, with room above one).
+    pub fn is_adaptive(&self) -> bool {
+        self.adaptive && self.max > 1
+    }
+
+    /// The sink pushed back (429/5xx, failed items, connection error): halve the limit now,
+    /// not when the request settles, which in a storm takes as long as the storm.
+    pub fn pushed_back(&mut self) {
+        if self.is_adaptive() {
+            self.decrease();
+        }
+    }
+
     /// A batch waited for a free slot (every allowed request was in flight).
     pub fn saturated(&mut self) {
         self.window.saturated = true;
     }
 
-    /// A request settled after `rtt`; `pushed_back` when the sink answered 429/5xx to it
-    /// (whole request or items) at least once.
-    pub fn settled(&mut self, rtt: Duration, pushed_back: bool) {
-        if !self.adaptive || self.max == 1 {
+    /// A request settled after `rtt`; `disturbed` when the sink pushed back while it was in
+    /// flight: then its round trip holds retries and backoff, not the sink's pace, and only
+    /// [`Concurrency::pushed_back`] counts.
+    pub fn settled(&mut self, rtt: Duration, disturbed: bool) {
+        if !self.is_adaptive() || disturbed {
             return;
         }
         let w = &mut self.window;
         w.settled += 1;
         w.rtt_sum += rtt.as_secs_f64();
-        w.pushed_back |= pushed_back;
-        if pushed_back {
-            // Back off at once: waiting for the window's end would keep hammering.
-            self.decrease();
-            return;
-        }
         if w.settled < self.limit {
             return;
         }
         let mean = w.rtt_sum / w.settled as f64;
         let saturated = w.saturated;
         self.window = Window::default();
-        match self.past_rtt {
-            Some(past) if mean > past * RTT_RISE => self.decrease(),
-            _ => {
-                self.past_rtt = Some(match self.past_rtt {
-                    Some(past) => past * (1.0 - EWMA_WEIGHT) + mean * EWMA_WEIGHT,
-                    None => mean,
-                });
-                if saturated {
-                    self.limit = (self.limit + 1).min(self.max);
-                }
-            }
+        let rise = matches!(self.past_rtt, Some(past) if mean > past * RTT_RISE);
+        if rise && self.limit > 1 {
+            // Our own requests queue at the sink: fewer, and the rise is not learned.
+            self.decrease();
+            return;
+        }
+        // Calm, or a rise at one request in flight, which cannot be ours: the sink's own
+        // round trip changed (without learning it the limit would stay at one for good).
+        self.past_rtt = Some(match self.past_rtt {
+            Some(past) => past * (1.0 - EWMA_WEIGHT) + mean * EWMA_WEIGHT,
+            None => mean,
+        });
+        if saturated && !rise {
+            self.limit = (self.limit + 1).min(self.max);
         }
     }
 
@@ -133,7 +144,11 @@ mod tests {
             let limit = c.limit();
             for _ in 0..limit {
                 c.saturated();
-                c.settled(Duration::from_secs_f64(rtt(limit)), push_back(step));
+                let pushed_back = push_back(step);
+                if pushed_back {
+                    c.pushed_back();
+                }
+                c.settled(Duration::from_secs_f64(rtt(limit)), pushed_back);
             }
             out.push(c.limit());
         }
@@ -181,6 +196,40 @@ mod tests {
         assert_eq!(*storm.last().unwrap(), 1, "{storm:?}");
         let after = drive(&mut c, 20, |_| 0.1, |_| false);
         assert_eq!(*after.last().unwrap(), 8, "{after:?}");
+    }
+
+    #[test]
+    fn push_backs_of_requests_still_retrying_halve_the_limit_down_to_one() {
+        let mut c = Concurrency::new(8);
+        drive(&mut c, 20, |_| 0.1, |_| false);
+        assert_eq!(c.limit(), 8);
+        let mut limits = Vec::new();
+        for _ in 0..5 {
+            c.pushed_back();
+            limits.push(c.limit());
+        }
+        assert_eq!(limits, [4, 2, 1, 1, 1]);
+        // The retried requests settle late: their round trips are not the sink's pace.
+        c.saturated();
+        c.settled(Duration::from_secs(3), true);
+        assert_eq!(c.limit(), 1);
+        assert!((c.past_rtt.unwrap() - 0.1).abs() < 1e-9, "{:?}", c.past_rtt);
+        let after = drive(&mut c, 20, |_| 0.1, |_| false);
+        assert_eq!(*after.last().unwrap(), 8, "{after:?}");
+        let mut fixed = Concurrency::fixed(4);
+        fixed.pushed_back();
+        assert_eq!(fixed.limit(), 4);
+    }
+
+    #[test]
+    fn a_lasting_rise_of_the_sinks_own_round_trip_is_learned_at_one() {
+        // A sink 4 ms away moves to 200 ms away, whatever is in flight.
+        let mut c = Concurrency::new(4);
+        drive(&mut c, 10, |_| 0.004, |_| false);
+        assert_eq!(c.limit(), 4);
+        let limits = drive(&mut c, 20, |_| 0.2, |_| false);
+        assert!(limits.contains(&1), "{limits:?}");
+        assert_eq!(*limits.last().unwrap(), 4, "{limits:?}");
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! chunked). [`EsProxy::set`] switches the [`Fault`] at run time; [`EsProxy::hits`] counts
 //! what each fault was applied to, so a test can assert that the fault was actually hit.
 //!
-//! The HTTP-level faults (`Status`, `Stall`, `Cut`, `MaxBody`) apply to `_bulk` requests only: other
-//! requests (`GET /`, index management) pass through, so a fault hits the data path and
-//! nothing else. The connection-level faults (`Down`, `Refuse`) apply to everything and also
-//! close the connections already open (a pooled keep-alive connection would dodge them).
+//! The HTTP-level faults (`Status`, `Stall`, `Cut`, `MaxBody`, `Delay`) apply to `_bulk`
+//! requests only: other requests (`GET /`, index management) pass through, so a fault hits
+//! the data path and nothing else. The connection-level faults (`Down`, `Refuse`) apply to
+//! everything and also close the connections already open (a pooled keep-alive connection
+//! would dodge them).
 //!
 //! The proxy runs on a thread and runtime of its own: it keeps serving while a test blocks its
 //! own runtime, and it survives each `#[tokio::test]` runtime. Dropping the proxy stops it and
@@ -49,6 +50,11 @@ pub enum Fault {
     /// with HTTP 413, as Elasticsearch does above `http.max_content_length`, without
     /// forwarding them (counted per refused request).
     MaxBody(usize),
+    /// Hold each `_bulk` request this long, then forward it: a sink far away, whose round
+    /// trip does not grow with the requests in flight (counted per request). A request
+    /// held when the fault switches to `Status` gets that answer instead, as requests queued
+    /// at a sink that starts to refuse.
+    Delay(Duration),
 }
 
 struct Shared {
@@ -302,6 +308,17 @@ async fn serve(shared: &Shared, client: Arc<TcpStream>, fault_rx: watch::Receive
                 }
                 return;
             }
+            Fault::Delay(pause) if bulk => {
+                tokio::time::sleep(pause).await;
+                let now = *fault_rx.borrow();
+                if let Fault::Status(status) = now {
+                    shared.hit(now);
+                    if write_all(&client, &status_response(status)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
             _ => {}
         }
         let Some(response) = forward(shared, &mut upstream, &request).await else {
@@ -317,7 +334,10 @@ async fn serve(shared: &Shared, client: Arc<TcpStream>, fault_rx: watch::Receive
         }
         // Counted before the answer goes out: a client that reads the counters right after
         // its response must see this request.
-        shared.hit(Fault::PassThrough);
+        shared.hit(match fault {
+            Fault::Delay(_) if bulk => fault,
+            _ => Fault::PassThrough,
+        });
         if bulk {
             shared.bulk_passed.fetch_add(1, Ordering::Relaxed);
         }
