@@ -70,7 +70,9 @@ impl Lane {
                 while in_flight.is_full() {
                     tokio::select! {
                         settled = in_flight.settle_one() => settled?,
-                        () = batcher.absorb(), if batcher.has_room() => {}
+                        () = batcher.absorb(), if batcher.has_room() => {
+                            in_flight.look_for_push_back();
+                        }
                         () = abort.cancelled() => return Ok(()),
                     }
                 }
@@ -107,7 +109,9 @@ impl Lane {
                 while in_flight.holds_any(&keys) {
                     tokio::select! {
                         settled = in_flight.settle_one() => settled?,
-                        () = batcher.absorb(), if batcher.has_room() => {}
+                        () = batcher.absorb(), if batcher.has_room() => {
+                            in_flight.look_for_push_back();
+                        }
                     }
                 }
                 times.add(Activity::Order, at);
