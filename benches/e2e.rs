@@ -481,17 +481,91 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn daemon_builder(env: &TestEnv, sink: &Sink, db: &str, index: &str) -> common::DaemonBuilder {
-    let mut b = Daemon::builder(env)
+    daemon_builder_with(env, sink, db, index, "")
+}
+
+/// As [`daemon_builder`], with `writer` lines added to the `[writer]` section.
+fn daemon_builder_with(
+    env: &TestEnv,
+    sink: &Sink,
+    db: &str,
+    index: &str,
+    writer: &str,
+) -> common::DaemonBuilder {
+    let b = Daemon::builder(env)
         .es_url(&sink.url)
         .table(&format!("{db}.t"), index);
-    if let Ok(lines) = std::env::var("BINLOG2ES_E2E_WRITER") {
-        b = b.extra_toml(&format!("[writer]\n{}", lines.replace(';', "\n")));
-    }
-    b
+    let lines = std::env::var("BINLOG2ES_E2E_WRITER").unwrap_or_default() + ";" + writer;
+    b.extra_toml(&format!("[writer]\n{}", lines.replace(';', "\n")))
 }
 
 fn main() {
     support::main_with("e2e", bench);
+}
+
+/// The `[writer]` line of the wide-window replay: a byte budget that holds the whole
+/// workload, so every update finds its insert still waiting.
+const WIDE_WINDOW: &str = "max_buffered_bytes = 268435456";
+
+/// One replay of the mix.
+struct Replay {
+    time: Duration,
+    cpu: f64,
+    rss: f64,
+    /// Changes never written (`binlog2es_coalesced_changes_total`).
+    coalesced: f64,
+}
+
+/// Replays the mix: checkpoint before the workload, load it, start binlog2es there with
+/// `writer` added to its `[writer]` section; timed until the checkpoint reaches the end.
+async fn replay_mix(env: &TestEnv, w: Workload, writer: &str) -> Replay {
+    let sink = fresh_sink(env).await;
+    let (db, mut conn) = env.create_database_with(DDL).await;
+    let index = env.unique_index("e2e-replay");
+    sink.es.create_index(&index, index_body()).await;
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    let mut daemon = daemon_builder_with(env, &sink, &db, &index, writer)
+        .http_listen(&listen)
+        .start()
+        .await;
+    assert_eq!(daemon.terminate().await, 0);
+    let load_time = load(&mut conn, w, None).await;
+    let end = env.binlog_position().await;
+    println!("load: {:.2} s into MariaDB", load_time.as_secs_f64());
+    let started = Instant::now();
+    daemon.spawn();
+    let pid = daemon.pid().unwrap();
+    let done = wait_checkpoint(&mut daemon, &end, Duration::from_secs(600)).await;
+    let time = done - started;
+    let cpu = cpu_seconds(pid);
+    let rss = mib(daemon.peak_rss_kib());
+    let coalesced = common::metric(
+        &format!("http://{listen}"),
+        "binlog2es_coalesced_changes_total",
+    )
+    .await
+    .unwrap_or(f64::NAN);
+    assert_eq!(daemon.terminate().await, 0);
+    verify(env, &sink.es, &db, &index).await;
+    println!(
+        "replay{}: {:.2} s ({:.0} changes/s), CPU {:.2} s ({:.2} s per 100k changes), \
+         peak RSS {rss:.1} MiB, {coalesced:.0} changes coalesced",
+        if writer.is_empty() {
+            String::new()
+        } else {
+            format!(" with `{writer}`")
+        },
+        time.as_secs_f64(),
+        w.changes() as f64 / time.as_secs_f64(),
+        cpu,
+        cpu * 100_000.0 / w.changes() as f64,
+    );
+    Replay {
+        time,
+        cpu,
+        rss,
+        coalesced,
+    }
 }
 
 async fn bench() {
@@ -512,46 +586,11 @@ async fn bench() {
         w.final_docs()
     );
 
-    // (a) replay: checkpoint before the workload, load it, start binlog2es there.
-    let sink = fresh_sink(env).await;
-    let (db, mut conn) = env.create_database_with(DDL).await;
-    let index = env.unique_index("e2e-replay");
-    sink.es.create_index(&index, index_body()).await;
-    let listen = format!("127.0.0.1:{}", common::free_port());
-    let mut daemon = daemon_builder(env, &sink, &db, &index)
-        .http_listen(&listen)
-        .start()
-        .await;
-    assert_eq!(daemon.terminate().await, 0);
-    let load_time = load(&mut conn, w, None).await;
-    let end = env.binlog_position().await;
-    println!("load: {:.2} s into MariaDB", load_time.as_secs_f64());
-    let started = Instant::now();
-    daemon.spawn();
-    let pid = daemon.pid().unwrap();
-    let done = wait_checkpoint(&mut daemon, &end, Duration::from_secs(600)).await;
-    let replay = done - started;
-    let replay_cpu = cpu_seconds(pid);
-    let replay_rss = mib(daemon.peak_rss_kib());
-    // Changes never written: a later change to the document replaced them.
-    let coalesced = common::metric(
-        &format!("http://{listen}"),
-        "binlog2es_coalesced_changes_total",
-    )
-    .await
-    .unwrap_or(f64::NAN);
-    assert_eq!(daemon.terminate().await, 0);
-    verify(env, &sink.es, &db, &index).await;
-    drop(sink);
-    println!(
-        "replay: {:.2} s ({:.0} changes/s), CPU {:.2} s ({:.2} s per 100k changes), peak RSS {:.1} MiB, \
-         {coalesced:.0} changes coalesced",
-        replay.as_secs_f64(),
-        w.changes() as f64 / replay.as_secs_f64(),
-        replay_cpu,
-        replay_cpu * 100_000.0 / w.changes() as f64,
-        replay_rss
-    );
+    // (a) replay with defaults, then with a window of coalescing wide enough for the
+    // workload's reuse distance (every row updated 100k changes after its insert).
+    let mix = replay_mix(env, w, "").await;
+    let wide = replay_mix(env, w, WIDE_WINDOW).await;
+    let (replay, replay_cpu, replay_rss, coalesced) = (mix.time, mix.cpu, mix.rss, mix.coalesced);
 
     // (c) the sink's raw rate for the same stream over the same connections, over one, and
     // for the final documents alone; each on a fresh sink.
@@ -695,7 +734,8 @@ async fn bench() {
     };
     println!(
         "SUMMARY mix replay {:.2}s = {:.2}x the raw change-stream rate ({:.2}s, {lanes} conn; 1 conn {:.2}s), \
-         {:.2}x the final-documents rate ({:.2}s), {coalesced:.0} changes coalesced | CPU {:.2}s per 100k changes | peak RSS {:.1} MiB \
+         {:.2}x the final-documents rate ({:.2}s), {coalesced:.0} changes coalesced; \
+         with `{WIDE_WINDOW}` {:.2}s = {:.2}x raw, {:.2}x final, {:.0} coalesced, peak RSS {:.1} MiB | CPU {:.2}s per 100k changes | peak RSS {:.1} MiB \
          (paced {paced_rss:.1}) | streaming lag {:.2}s (raw implies {:.2}s), p99 {:.0} ms | \
          paced {rate:.0}/s p50 {:.0} ms p99 {:.0} ms (sink alone: p99 {:.0} ms; sink refresh \
          interval {SINK_REFRESH}) | {}{big}",
@@ -705,6 +745,11 @@ async fn bench() {
         secs(raw_stream_1),
         secs(raw_final) / secs(replay),
         secs(raw_final),
+        secs(wide.time),
+        secs(raw_stream) / secs(wide.time),
+        secs(raw_final) / secs(wide.time),
+        wide.coalesced,
+        wide.rss,
         replay_cpu * 100_000.0 / w.changes() as f64,
         replay_rss,
         secs(lag),

@@ -25,10 +25,47 @@ use crate::ordering::{Change, DocKey, Op, Routed, coalesce, key_hash};
 /// A chain longer than this is collapsed when a change joins it.
 const CHAIN_COLLAPSE: usize = 8;
 
+/// A slot's changes in stream order: one, without a heap allocation of its own (the usual
+/// case, and the only one for plain rules), or several.
+enum Chain {
+    One(Change),
+    /// Two or more.
+    Many(Vec<Change>),
+}
+
+impl Chain {
+    fn len(&self) -> usize {
+        match self {
+            Chain::One(_) => 1,
+            Chain::Many(v) => v.len(),
+        }
+    }
+
+    fn first(&self) -> Option<&Change> {
+        match self {
+            Chain::One(c) => Some(c),
+            Chain::Many(v) => v.first(),
+        }
+    }
+
+    fn into_vec(self) -> Vec<Change> {
+        match self {
+            Chain::One(c) => vec![c],
+            Chain::Many(v) => v,
+        }
+    }
+
+    fn extend_into(self, out: &mut Vec<Change>) {
+        match self {
+            Chain::One(c) => out.push(c),
+            Chain::Many(v) => out.extend(v),
+        }
+    }
+}
+
 /// One document's pending changes.
 struct Slot {
-    /// Its changes in stream order; one when plain.
-    chain: Vec<Change>,
+    chain: Chain,
     /// Budget bytes held for the chain.
     held: OwnedSemaphorePermit,
     /// Acknowledgements of changes collapsed away.
@@ -42,36 +79,43 @@ struct Slot {
 }
 
 impl Slot {
-    fn key(&self) -> &DocKey {
-        &self.chain[0].key
-    }
-
-    fn is_plain(&self) -> bool {
-        self.chain.len() == 1 && is_plain(&self.chain[0])
+    fn is(&self, key: &DocKey) -> bool {
+        self.chain.first().is_some_and(|c| &c.key == key)
     }
 
     /// Adds `routed`, a later change to the same document.
     fn join(&mut self, routed: Routed) {
         let Routed { change, held } = routed;
-        if self.is_plain() && is_plain(&change) {
+        if let Chain::One(only) = &mut self.chain
+            && is_plain(only)
+            && is_plain(&change)
+        {
             // The later plain change stands for the earlier one whatever either is.
-            let old = std::mem::replace(&mut self.chain[0], change);
+            self.weight = change.weight();
+            let old = std::mem::replace(only, change);
             self.superseded.push(old.ack);
             // Gives the earlier change's bytes back to the budget.
             drop(std::mem::replace(&mut self.held, held));
-            self.weight = self.chain[0].weight();
             return;
         }
         self.weight += change.weight();
         self.held.merge(held);
-        self.chain.push(change);
-        if self.chain.len() > CHAIN_COLLAPSE.max(2 * self.collapsed_at) {
-            let (chain, superseded) = coalesce(std::mem::take(&mut self.chain));
+        let mut chain = std::mem::replace(&mut self.chain, Chain::Many(Vec::new())).into_vec();
+        chain.push(change);
+        if chain.len() > CHAIN_COLLAPSE.max(2 * self.collapsed_at) {
+            let (kept, superseded) = coalesce(chain);
             self.superseded.extend(superseded);
-            self.weight = chain.iter().map(Change::weight).sum();
-            self.collapsed_at = chain.len();
-            self.chain = chain;
+            self.weight = kept.iter().map(Change::weight).sum();
+            self.collapsed_at = kept.len();
+            chain = kept;
         }
+        self.chain = match chain.len() {
+            1 => chain
+                .into_iter()
+                .next()
+                .map_or(Chain::Many(Vec::new()), Chain::One),
+            _ => Chain::Many(chain),
+        };
     }
 }
 
@@ -114,7 +158,7 @@ impl Backlog {
         let first = self.first_seq;
         let slots = &self.slots;
         let found = self.by_key.find(hash, |&seq| {
-            slots[(seq - first) as usize].key() == &routed.change.key
+            slots[(seq - first) as usize].is(&routed.change.key)
         });
         if let Some(&seq) = found {
             let slot = &mut self.slots[(seq - first) as usize];
@@ -129,7 +173,7 @@ impl Backlog {
         let Routed { change, held } = routed;
         let weight = change.weight();
         self.slots.push_back(Slot {
-            chain: vec![change],
+            chain: Chain::One(change),
             held,
             superseded: Vec::new(),
             weight,
@@ -169,7 +213,7 @@ impl Backlog {
             bytes += slot.weight;
             self.weight -= slot.weight;
             self.changes -= slot.chain.len();
-            taken.changes.extend(slot.chain);
+            slot.chain.extend_into(&mut taken.changes);
             taken.superseded.extend(slot.superseded);
             match &mut taken.held {
                 Some(held) => held.merge(slot.held),
