@@ -31,7 +31,7 @@ pub(super) struct Batcher {
     max_docs: usize,
     max_bytes: usize,
     max_delay: Duration,
-    /// Most changes [`Self::absorb`] gathers in the backlog (`writer.backlog_window`).
+    /// Most changes [`Self::absorb_queued`] gathers in the backlog (`writer.backlog_window`).
     window: usize,
 }
 
@@ -74,21 +74,16 @@ impl Batcher {
         }
     }
 
-    /// Whether [`Self::absorb`] may take more (the window is not full, the queue is open).
+    /// Whether [`Self::absorb_queued`] may take more (the window is not full, the queue is
+    /// open).
     pub fn has_room(&self) -> bool {
         !self.closed && self.backlog.changes() < self.window
     }
 
-    /// Waits for the next queued change and moves it, with whatever else is queued, into
-    /// the backlog (up to the window). Cancel-safe.
-    pub async fn absorb(&mut self) {
-        match self.rx.recv().await {
-            Some(c) => self.backlog.push(c),
-            None => {
-                self.closed = true;
-                return;
-            }
-        }
+    /// Moves whatever is queued into the backlog, up to the window. Called on a tick rather
+    /// than per arriving change: a lane woken for each change the reader sends would cost
+    /// both tasks a wake-up per change.
+    pub fn absorb_queued(&mut self) {
         while self.backlog.changes() < self.window {
             match self.rx.try_recv() {
                 Ok(c) => self.backlog.push(c),

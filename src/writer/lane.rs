@@ -14,6 +14,10 @@ use super::request::flush;
 use super::{LaneContext, WriterError};
 use crate::ordering::{Routed, coalesce};
 
+/// How often a lane whose requests are all in flight moves its queue into the backlog:
+/// often enough that a full queue (`writer.queue_capacity`) rarely holds the reader up.
+const ABSORB_EVERY: Duration = Duration::from_millis(5);
+
 /// One lane: batches its queue and writes each batch until acknowledged, with up to
 /// `writer.pipeline_depth` requests in flight.
 pub struct Lane {
@@ -70,7 +74,8 @@ impl Lane {
                 while in_flight.is_full() {
                     tokio::select! {
                         settled = in_flight.settle_one() => settled?,
-                        () = batcher.absorb(), if batcher.has_room() => {
+                        () = tokio::time::sleep(ABSORB_EVERY), if batcher.has_room() => {
+                            batcher.absorb_queued();
                             in_flight.look_for_push_back();
                         }
                         () = abort.cancelled() => return Ok(()),
@@ -109,7 +114,8 @@ impl Lane {
                 while in_flight.holds_any(&keys) {
                     tokio::select! {
                         settled = in_flight.settle_one() => settled?,
-                        () = batcher.absorb(), if batcher.has_room() => {
+                        () = tokio::time::sleep(ABSORB_EVERY), if batcher.has_room() => {
+                            batcher.absorb_queued();
                             in_flight.look_for_push_back();
                         }
                     }
