@@ -87,6 +87,9 @@ impl RowDecoder {
 /// DATE, DATETIME2, TIMESTAMP2, TIME2), consuming its bytes. `Some(false)`:
 /// another kind, nothing consumed; `None`: give up. A key column's value is also stored
 /// in `key` (integers and text only; other key kinds take the long way).
+// Inlined: it runs for nearly every column, and out of line (where the compiler once put
+// it) its calls cost more than they save.
+#[inline(always)]
 fn write_borrowed(
     col: &ColumnSpec,
     r: &Resolved,

@@ -318,11 +318,13 @@ fn digit<T: Into<u64>>(d: T) -> u8 {
 
 /// `value` in decimal, zero-padded on the left to `width` digits.
 fn push_padded(out: &mut Vec<u8>, value: u64, width: usize) {
+    const ZEROS: [u8; 9] = [b'0'; 9];
     let mut buffer = itoa::Buffer::new();
-    let digits = buffer.format(value);
-    out.extend(std::iter::repeat_n(
-        b'0',
-        width.saturating_sub(digits.len()),
-    ));
-    out.extend_from_slice(digits.as_bytes());
+    let digits = buffer.format(value).as_bytes();
+    let pad = width.saturating_sub(digits.len());
+    match ZEROS.get(..pad) {
+        Some(zeros) => out.extend_from_slice(zeros),
+        None => out.extend(std::iter::repeat_n(b'0', pad)),
+    }
+    out.extend_from_slice(digits);
 }

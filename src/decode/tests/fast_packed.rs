@@ -262,9 +262,12 @@ fn dates_match_the_long_path() {
     }
 }
 
+/// fsp, date and clock parts, microseconds, the JSON expected.
+type DateTimeCase = (u8, (u64, u64, u64, u64, u64, u64), i64, &'static str);
+
 #[test]
 fn datetimes_match_the_long_path() {
-    let cases: &[(u8, (u64, u64, u64, u64, u64, u64), i64, &str)] = &[
+    let cases: &[DateTimeCase] = &[
         (0, (2024, 2, 29, 13, 45, 1), 0, r#""2024-02-29T13:45:01""#),
         (
             6,
@@ -388,9 +391,12 @@ fn timestamps_match_the_long_path() {
     }
 }
 
+type TimeCase = (u8, bool, (i64, i64, i64), i64, &'static str);
+
 #[test]
 fn times_match_the_long_path() {
-    let cases: &[(u8, bool, (i64, i64, i64), i64, &str)] = &[
+    // fsp, negative, hours/minutes/seconds, microseconds, the JSON expected.
+    let cases: &[TimeCase] = &[
         (0, false, (0, 0, 0), 0, r#""00:00:00""#),
         (0, false, (13, 45, 1), 0, r#""13:45:01""#),
         (0, true, (13, 45, 1), 0, r#""-13:45:01""#),
