@@ -13,13 +13,17 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::Path;
 
+use binlog2es::config::TableRule;
 use binlog2es::decode::RowDecoder;
 use binlog2es::decode::row::read_image;
 use binlog2es::decode::rows::{DocChange, Op, decode_rows_event};
-use binlog2es::schema::TableSchema;
+use binlog2es::schema::{ColumnSpec, MapInfo, TableSchema};
 use mysql_common::binlog::EventStreamReader;
 use mysql_common::binlog::consts::{BinlogVersion, EventType};
-use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
+use mysql_common::binlog::events::{
+    Event, EventData, FormatDescriptionEvent, RowsEventData, TableMapEvent,
+};
+use mysql_common::constants::ColumnType;
 use mysql_common::io::ParseBuf;
 
 /// The plain path (no shaping rule) of `decode_rows_event` with every image read by
@@ -181,4 +185,247 @@ fn direct_reader_equals_mysql_common_values_on_the_samples() {
     }
     eprintln!("{events} rows events ({decoded} decode), {changed} changed copies");
     assert!(decoded > 100, "too few rows events decoded: {decoded}");
+}
+
+/// A WRITE_ROWS event (v2) of `schema`'s table with every column present, carrying `rows`
+/// (row images concatenated as in a rows event body).
+fn write_rows_event(schema: &TableSchema, rows: &[u8]) -> Event {
+    let columns = schema.columns.len();
+    let mut raw = vec![0u8; 19];
+    raw.extend_from_slice(&1u64.to_le_bytes()[..6]); // table id
+    raw.extend_from_slice(&0u16.to_le_bytes()); // flags
+    raw.extend_from_slice(&2u16.to_le_bytes()); // extra data length, itself included
+    raw.push(u8::try_from(columns).unwrap());
+    raw.extend(std::iter::repeat_n(0xff, columns.div_ceil(8)));
+    raw.extend_from_slice(rows);
+    raw[4] = EventType::WRITE_ROWS_EVENT as u8;
+    let size = u32::try_from(raw.len()).unwrap();
+    raw[9..13].copy_from_slice(&size.to_le_bytes());
+    let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+    Event::read(&fde, &raw[..]).unwrap()
+}
+
+/// A table of DECIMAL, DATE, DATETIME2, TIMESTAMP2 and TIME2 columns keyed by column
+/// `key` (0: the BIGINT id; 1: the DECIMAL(10,0), which the direct reader leaves to the
+/// long path).
+fn packed_schema(key: usize) -> TableSchema {
+    use ColumnType::*;
+    let col = |name: &str, column_type, meta: &[u8]| ColumnSpec {
+        name: name.into(),
+        column_type,
+        meta: meta.to_vec(),
+        ..ColumnSpec::default()
+    };
+    let columns = vec![
+        col("id", MYSQL_TYPE_LONGLONG, &[]),
+        col("whole", MYSQL_TYPE_NEWDECIMAL, &[10, 0]),
+        col("price", MYSQL_TYPE_NEWDECIMAL, &[12, 2]),
+        col("wide", MYSQL_TYPE_NEWDECIMAL, &[65, 30]),
+        col("day", MYSQL_TYPE_NEWDATE, &[]),
+        col("dt0", MYSQL_TYPE_DATETIME2, &[0]),
+        col("dt6", MYSQL_TYPE_DATETIME2, &[6]),
+        col("ts0", MYSQL_TYPE_TIMESTAMP2, &[0]),
+        col("ts3", MYSQL_TYPE_TIMESTAMP2, &[3]),
+        col("t0", MYSQL_TYPE_TIME2, &[0]),
+        col("t2", MYSQL_TYPE_TIME2, &[2]),
+        col("t6", MYSQL_TYPE_TIME2, &[6]),
+    ];
+    let rule = TableRule {
+        pattern: "shop.packed".into(),
+        index: "packed".into(),
+        ..TableRule::default()
+    };
+    let map = MapInfo {
+        columns,
+        has_names: true,
+        key: vec![key],
+    };
+    binlog2es::schema::build("shop", "packed", &rule, map).unwrap()
+}
+
+/// Binary DECIMAL(precision, scale) of `int.frac` (digit strings that fit the column).
+fn decimal_bytes(precision: usize, scale: usize, negative: bool, int: &str, frac: &str) -> Vec<u8> {
+    const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
+    let intg = precision - scale;
+    let digits = format!("{int:0>intg$}{frac:0<scale$}");
+    let lead = intg % 9;
+    let (int, frac) = digits.split_at(intg);
+    let groups = std::iter::once(&int[..lead])
+        .filter(|g| !g.is_empty())
+        .chain(
+            int.as_bytes()[lead..]
+                .chunks(9)
+                .map(|c| std::str::from_utf8(c).unwrap()),
+        )
+        .chain(
+            frac.as_bytes()
+                .chunks(9)
+                .map(|c| std::str::from_utf8(c).unwrap()),
+        );
+    let mut out = Vec::new();
+    for g in groups {
+        let v: u32 = g.parse().unwrap();
+        out.extend_from_slice(&v.to_be_bytes()[4 - DIG2BYTES[g.len()]..]);
+    }
+    if negative {
+        out.iter_mut().for_each(|b| *b = !*b);
+    }
+    out[0] ^= 0x80;
+    out
+}
+
+/// One row image of [`packed_schema`]: variant `k` of each column's edge values, the
+/// columns whose bit is set in `nulls` NULL.
+fn packed_row(id: u64, k: usize, nulls: u16) -> Vec<u8> {
+    let mut out = nulls.to_le_bytes().to_vec();
+    let mut put = |column: usize, bytes: &[u8]| {
+        if nulls >> column & 1 == 0 {
+            out.extend_from_slice(bytes);
+        }
+    };
+    put(0, &id.to_le_bytes());
+    let whole = [
+        (false, "0"),
+        (true, "0"),
+        (true, "42"),
+        (false, "9999999999"),
+    ];
+    let (neg, int) = whole[k % whole.len()];
+    put(1, &decimal_bytes(10, 0, neg, int, ""));
+    let price = [
+        (false, "1", "50"),
+        (true, "0", "05"),
+        (true, "0", "00"),
+        (false, "0", ""),
+    ];
+    let (neg, int, frac) = price[k % price.len()];
+    put(2, &decimal_bytes(12, 2, neg, int, frac));
+    let wide = [
+        (
+            true,
+            "12345678901234567890123456789012345",
+            "123456789012345678901234567890",
+        ),
+        (false, "", "000000000000000000000000000001"),
+        (false, "1000000000", "5"),
+    ];
+    let (neg, int, frac) = wide[k % wide.len()];
+    put(3, &decimal_bytes(65, 30, neg, int, frac));
+    let days = [
+        (2024, 2, 29),
+        (0, 0, 0),
+        (2023, 2, 29),
+        (9999, 12, 31),
+        (1000, 1, 1),
+    ];
+    let (y, m, d) = days[k % days.len()];
+    put(4, &(((y << 9) | (m << 5) | d) as u32).to_le_bytes()[..3]);
+    let datetime = |y: u64, mo: u64, d: u64, hms: (u64, u64, u64)| -> u64 {
+        let (h, mi, s) = hms;
+        (((((y * 13 + mo) << 5) | d) << 17) | (h << 12) | (mi << 6) | s) + 0x80_0000_0000
+    };
+    let stamps = [
+        datetime(2024, 2, 29, (13, 45, 1)),
+        datetime(0, 0, 0, (0, 0, 0)),
+        datetime(9999, 12, 31, (23, 59, 59)),
+        datetime(2023, 4, 31, (1, 2, 3)),
+    ];
+    let stamp = stamps[k % stamps.len()];
+    put(5, &stamp.to_be_bytes()[3..]);
+    let micros = [0u32, 123_456, 999_999][k % 3];
+    put(
+        6,
+        &[&stamp.to_be_bytes()[3..], &micros.to_be_bytes()[1..]].concat(),
+    );
+    let seconds = [0u32, 1, 1_709_214_301, u32::MAX, 2_147_483_648][k % 5];
+    put(7, &seconds.to_be_bytes());
+    let millis = [0u16, 999, 5, 120][k % 4];
+    put(
+        8,
+        &[&seconds.to_be_bytes()[..], &(millis * 10).to_be_bytes()].concat(),
+    );
+    // TIME2 as MySQL packs it: the packed value, negative for a negative time, biased.
+    let times: [(bool, i64, i64); 5] = [
+        (false, 13 * 4096 + 45 * 64 + 1, 0),
+        (true, 838 * 4096 + 59 * 64 + 59, 0),
+        (true, 0, 500_000),
+        (false, 100 * 4096, 250_000),
+        (true, 25 * 4096 + 1, 10_000),
+    ];
+    let (neg, hms, us) = times[k % times.len()];
+    let packed = ((hms << 24) + us) * if neg { -1 } else { 1 };
+    let (int, frac) = (packed >> 24, packed % (1 << 24));
+    put(9, &((int + 0x80_0000) as u32).to_be_bytes()[1..]);
+    put(
+        10,
+        &[
+            &((int + 0x80_0000) as u32).to_be_bytes()[1..],
+            &[((frac / 10_000) & 0xff) as u8][..],
+        ]
+        .concat(),
+    );
+    put(11, &((packed + 0x8000_0000_0000) as u64).to_be_bytes()[2..]);
+    out
+}
+
+#[test]
+fn direct_reader_equals_mysql_common_values_on_packed_edge_values() {
+    let mut rng = Lcg(65);
+    for key in [0, 1] {
+        let schema = packed_schema(key);
+        let mut dec = RowDecoder::default();
+        let mut docs = String::new();
+        for event_no in 0..40u64 {
+            let rows: Vec<u8> = (0..7)
+                .flat_map(|r| {
+                    let k = (event_no * 7 + r) as usize;
+                    // Every fifth row has one NULL column (not the key).
+                    let nulls = if k % 5 == 4 { 1u16 << (2 + k % 10) } else { 0 };
+                    packed_row(event_no * 7 + r, k, nulls)
+                })
+                .collect();
+            let event = write_rows_event(&schema, &rows);
+            let what = format!("key {key}, event {event_no}");
+            assert!(compare(&event, &schema, &mut dec, &what), "{what}");
+            let Ok(Some(EventData::RowsEvent(ev))) = event.read_data() else {
+                unreachable!()
+            };
+            for change in decode_rows_event(&ev, &schema, &mut dec, None).unwrap() {
+                if let Op::Index(source) = change.op {
+                    docs.push_str(std::str::from_utf8(&source).unwrap());
+                    docs.push('\n');
+                }
+            }
+            for k in 0..8 {
+                if let Some(bad) = mutated(&event, &mut rng) {
+                    compare(&bad, &schema, &mut dec, &format!("{what}, change {k}"));
+                }
+            }
+        }
+        for expected in [
+            r#""whole":-42,"#,
+            r#""whole":0,"#,
+            r#""price":-0.05,"#,
+            r#""price":0.00,"#,
+            r#""wide":-12345678901234567890123456789012345.123456789012345678901234567890,"#,
+            r#""wide":0.000000000000000000000000000001,"#,
+            r#""day":"2024-02-29","#,
+            r#""day":null,"#,
+            r#""dt0":"9999-12-31T23:59:59","#,
+            r#""dt0":null,"#,
+            r#""dt6":"2024-02-29T13:45:01.123456","#,
+            r#""ts0":null,"#,
+            r#""ts0":"2106-02-07T06:28:15Z","#,
+            r#""ts3":"2024-02-29T13:45:01.999Z","#,
+            r#""t0":"-838:59:59","#,
+            r#""t2":"-00:00:00.50","#,
+            r#""t6":"-25:00:01.010000"}"#,
+            r#""t6":"100:00:00.250000"}"#,
+        ] {
+            assert!(
+                docs.contains(expected),
+                "key {key}: no {expected} in\n{docs}"
+            );
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! `mysql_common`'s value parser copies every string into its own `Vec` and every row into
 //! a `Vec` of values; for the common columns (integers, UTF-8 text and MariaDB JSON text,
-//! SET) this reader borrows the bytes from the event buffer and writes the JSON at once.
+//! SET, DECIMAL and the packed dates and times) this reader borrows the bytes from the event buffer and writes the JSON at once.
 //! Any other column goes through the same value parser and decoder as
 //! [`super::RowDecoder::decode_row`]. It never reports an error itself: on anything
 //! surprising it gives up, and the caller decodes the row again through `read_image` and
@@ -14,6 +14,7 @@ use mysql_common::constants::ColumnType;
 use mysql_common::io::ParseBuf;
 use mysql_common::value::Value;
 
+use super::fast_packed::write_packed;
 use super::field::FieldValue;
 use super::row::{meta_len, read_value};
 use super::text::{TextCodec, utf8};
@@ -82,9 +83,13 @@ impl RowDecoder {
 }
 
 /// Writes the JSON of one non-NULL value of the kinds read here without mysql_common
-/// (integers, UTF-8 text, MariaDB JSON text, SET), consuming its bytes. `Some(false)`:
+/// (integers, UTF-8 text, MariaDB JSON text, SET, and through [`write_packed`] DECIMAL,
+/// DATE, DATETIME2, TIMESTAMP2, TIME2), consuming its bytes. `Some(false)`:
 /// another kind, nothing consumed; `None`: give up. A key column's value is also stored
 /// in `key` (integers and text only; other key kinds take the long way).
+// Inlined: it runs for nearly every column, and out of line (where the compiler once put
+// it) its calls cost more than they save.
+#[inline(always)]
 fn write_borrowed(
     col: &ColumnSpec,
     r: &Resolved,
@@ -157,6 +162,22 @@ fn write_borrowed(
             }
             out.push(b']');
             Some(true)
+        }
+        // Not for key columns: their `FieldValue` is the long path's to build.
+        ColumnFamily::Decimal
+        | ColumnFamily::Date
+        | ColumnFamily::DateTime { .. }
+        | ColumnFamily::Timestamp { .. }
+        | ColumnFamily::Time
+            if key.is_none() =>
+        {
+            match write_packed(col, r, buf.0, out) {
+                Some(n) => {
+                    buf.checked_eat(n)?;
+                    Some(true)
+                }
+                None => Some(false),
+            }
         }
         _ => Some(false),
     }

@@ -12,6 +12,7 @@
 
 mod decimal;
 mod fast;
+mod fast_packed;
 pub mod field;
 pub mod geo;
 pub mod id;

@@ -263,33 +263,8 @@ fn decimal_groups_ok(bytes: &[u8], precision: u8, scale: u8) -> bool {
 
 /// TIME2 (MySQL 5.6.4+ packed time) with `fsp` fractional digits.
 fn read_time2(buf: &mut ParseBuf<'_>, fsp: u8) -> Option<BinlogValue<'static>> {
-    fn be(bytes: &[u8]) -> i64 {
-        bytes.iter().fold(0i64, |acc, &b| (acc << 8) | i64::from(b))
-    }
-    const INT_OFS: i64 = 0x80_0000;
-    let packed = match fsp {
-        0 => (be(buf.checked_eat(3)?) - INT_OFS) << 24,
-        1 | 2 => {
-            let mut int = be(buf.checked_eat(3)?) - INT_OFS;
-            let mut frac = be(buf.checked_eat(1)?);
-            // A negative time stores its fraction as a borrow from the integer part.
-            if int < 0 && frac > 0 {
-                int += 1;
-                frac -= 0x100;
-            }
-            (int << 24) + frac * 10_000
-        }
-        3 | 4 => {
-            let mut int = be(buf.checked_eat(3)?) - INT_OFS;
-            let mut frac = be(buf.checked_eat(2)?);
-            if int < 0 && frac > 0 {
-                int += 1;
-                frac -= 0x1_0000;
-            }
-            (int << 24) + frac * 100
-        }
-        _ => be(buf.checked_eat(6)?) - 0x8000_0000_0000,
-    };
+    let (packed, size) = time2_packed(buf.0, fsp)?;
+    buf.checked_eat(size)?;
     let neg = packed < 0;
     let abs = packed.unsigned_abs();
     let hms = abs >> 24;
@@ -302,6 +277,39 @@ fn read_time2(buf: &mut ParseBuf<'_>, fsp: u8) -> Option<BinlogValue<'static>> {
         (hms % (1 << 6)) as u8,
         (abs % (1 << 24)) as u32,
     )))
+}
+
+/// The packed TIME2 value (`hms << 24 + micros`, negative for a negative time) at the
+/// front of `bytes`, and the bytes it takes.
+pub(super) fn time2_packed(bytes: &[u8], fsp: u8) -> Option<(i64, usize)> {
+    fn be(bytes: &[u8]) -> i64 {
+        bytes.iter().fold(0i64, |acc, &b| (acc << 8) | i64::from(b))
+    }
+    const INT_OFS: i64 = 0x80_0000;
+    let int = |bytes: &[u8]| Some(be(bytes.get(..3)?) - INT_OFS);
+    Some(match fsp {
+        0 => (int(bytes)? << 24, 3),
+        1 | 2 => {
+            let mut int = int(bytes)?;
+            let mut frac = be(bytes.get(3..4)?);
+            // A negative time stores its fraction as a borrow from the integer part.
+            if int < 0 && frac > 0 {
+                int += 1;
+                frac -= 0x100;
+            }
+            ((int << 24) + frac * 10_000, 4)
+        }
+        3 | 4 => {
+            let mut int = int(bytes)?;
+            let mut frac = be(bytes.get(3..5)?);
+            if int < 0 && frac > 0 {
+                int += 1;
+                frac -= 0x1_0000;
+            }
+            ((int << 24) + frac * 100, 5)
+        }
+        _ => (be(bytes.get(..6)?) - 0x8000_0000_0000, 6),
+    })
 }
 
 #[cfg(test)]

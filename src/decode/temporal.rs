@@ -149,7 +149,7 @@ fn check_date(ty: ColumnType, year: u16, month: u8, day: u8) -> Result<(), Value
 /// Whether the parts name a day of the proleptic Gregorian calendar (SPEC §6). Not: the zero
 /// date, a zero month or day, or a day past the month's end (`2023-02-30`, `2023-04-31`),
 /// which MySQL stores under `ALLOW_INVALID_DATES` and which no JSON consumer reads as a date.
-fn is_calendar_date(year: u16, month: u8, day: u8) -> bool {
+pub(super) fn is_calendar_date(year: u16, month: u8, day: u8) -> bool {
     let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
     let last = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,

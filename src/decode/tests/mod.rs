@@ -1,5 +1,6 @@
 //! Unit tests of the value decoders, one file per type family, sharing the helpers here.
 
+mod fast_packed;
 mod numeric;
 mod temporal;
 mod text;
