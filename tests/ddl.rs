@@ -466,18 +466,6 @@ async fn truncate_with_default_indices_empties_only_that_tables_index() {
     assert_eq!(daemon.terminate().await, 0);
 }
 
-/// The value of the series `series` (name and labels, as `/metrics` prints them).
-async fn metric(base: &str, series: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-}
-
 #[tokio::test]
 async fn keyless_table_under_a_wildcard_is_skipped_and_restarts_work() {
     // GIVEN a wildcard rule streaming a keyed table, the operations endpoint on a known port

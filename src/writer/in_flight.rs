@@ -163,10 +163,8 @@ impl InFlight {
         }
     }
 
-    /// Halves the limit if the sink pushed back since the last look (the lane calls it too
-    /// when it stops waiting in [`Self::settle_one`] for other work, which restarts its
-    /// timer).
-    pub fn look_for_push_back(&mut self) {
+    /// Halves the limit if the sink pushed back since the last look.
+    fn look_for_push_back(&mut self) {
         if self.times.take_pushed_back() {
             self.push_backs += 1;
             self.adjust(None, Concurrency::pushed_back);

@@ -14,10 +14,6 @@ use super::request::flush;
 use super::{LaneContext, WriterError};
 use crate::ordering::{Routed, coalesce};
 
-/// How often a lane whose requests are all in flight moves its queue into the backlog:
-/// often enough that a full queue (`writer.queue_capacity`) rarely holds the reader up.
-const ABSORB_EVERY: Duration = Duration::from_millis(5);
-
 /// One lane: batches its queue and writes each batch until acknowledged, with up to
 /// `writer.pipeline_depth` requests in flight.
 pub struct Lane {
@@ -64,9 +60,7 @@ impl Lane {
                     times.report(started.elapsed());
                     reported = Instant::now();
                 }
-                // A free slot first. While every slot is busy the queue moves into the
-                // backlog, where changes to one document collapse: the sink is the
-                // bottleneck then, and every collapsed change is a write saved.
+                // A free slot first: while every slot is busy the queue fills up.
                 let at = Instant::now();
                 if in_flight.is_full() && batcher.has_queued() {
                     in_flight.saturated();
@@ -74,12 +68,14 @@ impl Lane {
                 while in_flight.is_full() {
                     tokio::select! {
                         settled = in_flight.settle_one() => settled?,
-                        () = tokio::time::sleep(ABSORB_EVERY), if batcher.has_room() => {
-                            batcher.absorb_queued();
-                            in_flight.look_for_push_back();
-                        }
                         () = abort.cancelled() => return Ok(()),
                     }
+                }
+                // What queued meanwhile moves into the backlog, where changes to one
+                // document collapse: when the sink is the bottleneck, the backlog grows by
+                // up to a queue per request, and every collapsed change is a write saved.
+                if batcher.has_room() {
+                    batcher.absorb_queued();
                 }
                 times.add(Activity::Slot, at);
                 let at = Instant::now();
@@ -112,13 +108,7 @@ impl Lane {
                 // documents.
                 let at = Instant::now();
                 while in_flight.holds_any(&keys) {
-                    tokio::select! {
-                        settled = in_flight.settle_one() => settled?,
-                        () = tokio::time::sleep(ABSORB_EVERY), if batcher.has_room() => {
-                            batcher.absorb_queued();
-                            in_flight.look_for_push_back();
-                        }
-                    }
+                    in_flight.settle_one().await?;
                 }
                 times.add(Activity::Order, at);
                 let request = flush(
