@@ -2,6 +2,9 @@
 //! (`read_value` + `decode_value`): the same JSON and the same bytes taken whenever it
 //! answers, and an answer for every ordinary value.
 
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+
 use super::*;
 use crate::decode::fast_packed::write_packed;
 use crate::decode::row::read_value;
@@ -55,32 +58,18 @@ fn expect(col: &ColumnSpec, bytes: &[u8], expected: &str) {
     );
 }
 
-/// A deterministic generator for the random cases.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Random bytes and one-byte changes of `good`: wherever the direct writer answers, the
 /// long path agrees.
-fn fuzz_around(col: &ColumnSpec, good: &[u8], rng: &mut Lcg) {
+fn fuzz_around(col: &ColumnSpec, good: &[u8], rng: &mut StdRng) {
     let mut bad = good.to_vec();
-    let at = rng.below(bad.len() as u64) as usize;
-    bad[at] = rng.next() as u8;
+    let at = rng.random_range(0..bad.len() as u64) as usize;
+    bad[at] = rng.next_u64() as u8;
     same(col, &bad);
-    same(col, &good[..rng.below(good.len() as u64) as usize]);
-    let noise: Vec<u8> = (0..good.len()).map(|_| rng.next() as u8).collect();
+    same(
+        col,
+        &good[..rng.random_range(0..good.len() as u64) as usize],
+    );
+    let noise: Vec<u8> = (0..good.len()).map(|_| rng.next_u64() as u8).collect();
     same(col, &noise);
 }
 
@@ -163,21 +152,24 @@ fn decimals_match_the_long_path() {
         bytes.push(0x5a); // the next column's byte: not taken
         expect(&col, &bytes, expected);
     }
-    let mut rng = Lcg(65);
+    let mut rng = StdRng::seed_from_u64(65);
     for _ in 0..20_000 {
-        let p = 1 + rng.below(65) as usize;
-        let s = rng.below(p.min(30) as u64 + 1) as usize;
-        let digits = |n: usize, rng: &mut Lcg| -> String {
+        let p = 1 + rng.random_range(0..65) as usize;
+        let s = rng.random_range(0..p.min(30) as u64 + 1) as usize;
+        let digits = |n: usize, rng: &mut StdRng| -> String {
             (0..n)
-                .map(|_| (b'0' + rng.below(10) as u8) as char)
+                .map(|_| (b'0' + rng.random_range(0..10) as u8) as char)
                 .collect()
         };
         let (int, frac) = (
-            digits(rng.below(p as u64 - s as u64 + 1) as usize, &mut rng),
+            digits(
+                rng.random_range(0..p as u64 - s as u64 + 1) as usize,
+                &mut rng,
+            ),
             digits(s, &mut rng),
         );
         let col = col(MYSQL_TYPE_NEWDECIMAL, &[p as u8, s as u8], false, 0);
-        let bytes = decimal_bytes(p, s, rng.below(2) == 0, &int, &frac);
+        let bytes = decimal_bytes(p, s, rng.random_range(0..2) == 0, &int, &frac);
         assert!(same(&col, &bytes).is_some(), "{p},{s} {int}.{frac}");
         fuzz_around(&col, &bytes, &mut rng);
     }
@@ -255,9 +247,9 @@ fn dates_match_the_long_path() {
     // MYSQL_TYPE_DATE has no parser in mysql_common: the long path says so.
     let old = col(MYSQL_TYPE_DATE, &[], false, 0);
     assert_eq!(fast_path(&old, &newdate_bytes(2024, 2, 29)), None);
-    let mut rng = Lcg(3);
+    let mut rng = StdRng::seed_from_u64(3);
     for _ in 0..20_000 {
-        let bytes: Vec<u8> = (0..3).map(|_| rng.next() as u8).collect();
+        let bytes: Vec<u8> = (0..3).map(|_| rng.next_u64() as u8).collect();
         same(&c, &bytes);
     }
 }
@@ -332,19 +324,19 @@ fn datetimes_match_the_long_path() {
     // A negative fraction (never written by a server) is left to the long path.
     let c = col(MYSQL_TYPE_DATETIME2, &[2], false, 0);
     assert_eq!(fast_path(&c, &[0x80, 0, 0, 0, 1, 0xff]), None);
-    let mut rng = Lcg(6);
+    let mut rng = StdRng::seed_from_u64(6);
     for _ in 0..20_000 {
-        let fsp = rng.below(7) as u8;
+        let fsp = rng.random_range(0..7) as u8;
         let c = col(MYSQL_TYPE_DATETIME2, &[fsp], false, 0);
         let parts = (
-            rng.below(10_000),
-            1 + rng.below(12),
-            1 + rng.below(28),
-            rng.below(24),
-            rng.below(60),
-            rng.below(60),
+            rng.random_range(0..10_000),
+            1 + rng.random_range(0..12),
+            1 + rng.random_range(0..28),
+            rng.random_range(0..24),
+            rng.random_range(0..60),
+            rng.random_range(0..60),
         );
-        let bytes = datetime2_bytes(parts, cut(rng.below(1_000_000) as i64, fsp), fsp);
+        let bytes = datetime2_bytes(parts, cut(rng.random_range(0..1_000_000) as i64, fsp), fsp);
         assert!(same(&c, &bytes).is_some(), "{parts:?} fsp {fsp}");
         fuzz_around(&c, &bytes, &mut rng);
     }
@@ -380,12 +372,16 @@ fn timestamps_match_the_long_path() {
     let c = col(MYSQL_TYPE_TIMESTAMP2, &[1], false, 0);
     assert_eq!(fast_path(&c, &[0, 0, 0, 1, 0xff]), None);
     assert_eq!(fast_path(&c, &[0, 0, 0, 1, 100]), None);
-    let mut rng = Lcg(2038);
+    let mut rng = StdRng::seed_from_u64(2038);
     for _ in 0..20_000 {
-        let fsp = rng.below(7) as u8;
+        let fsp = rng.random_range(0..7) as u8;
         let c = col(MYSQL_TYPE_TIMESTAMP2, &[fsp], false, 0);
-        let seconds = (rng.next() as u32) | (rng.next() as u32) << 16;
-        let bytes = timestamp2_bytes(seconds, cut(rng.below(1_000_000) as i64, fsp), fsp);
+        let seconds = (rng.next_u64() as u32) | (rng.next_u64() as u32) << 16;
+        let bytes = timestamp2_bytes(
+            seconds,
+            cut(rng.random_range(0..1_000_000) as i64, fsp),
+            fsp,
+        );
         assert!(same(&c, &bytes).is_some(), "{seconds} fsp {fsp}");
         fuzz_around(&c, &bytes, &mut rng);
     }
@@ -417,17 +413,22 @@ fn times_match_the_long_path() {
         bytes.push(0x77);
         expect(&c, &bytes, expected);
     }
-    let mut rng = Lcg(838);
+    let mut rng = StdRng::seed_from_u64(838);
     for _ in 0..20_000 {
-        let fsp = rng.below(7) as u8;
+        let fsp = rng.random_range(0..7) as u8;
         let c = col(MYSQL_TYPE_TIME2, &[fsp], false, 0);
         let hms = (
-            rng.below(839) as i64,
-            rng.below(60) as i64,
-            rng.below(60) as i64,
+            rng.random_range(0..839) as i64,
+            rng.random_range(0..60) as i64,
+            rng.random_range(0..60) as i64,
         );
-        let neg = rng.below(2) == 0;
-        let bytes = time2_bytes(neg, hms, cut(rng.below(1_000_000) as i64, fsp), fsp);
+        let neg = rng.random_range(0..2) == 0;
+        let bytes = time2_bytes(
+            neg,
+            hms,
+            cut(rng.random_range(0..1_000_000) as i64, fsp),
+            fsp,
+        );
         assert!(same(&c, &bytes).is_some(), "{neg} {hms:?} fsp {fsp}");
         fuzz_around(&c, &bytes, &mut rng);
     }
