@@ -66,6 +66,12 @@ pub mod telemetry;
 pub(crate) mod tls;
 pub mod writer;
 
+#[cfg(test)]
+mod test_alloc;
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: test_alloc::Counting = test_alloc::Counting;
+
 pub use app::run;
 
 /// The build's git revision (build.rs; "unknown" outside a git checkout).

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::checkpoint::AckToken;
 use crate::position::Version;
@@ -94,7 +94,12 @@ impl Change {
 
 /// The lane for `key` among `lanes`.
 pub fn lane_of(key: &DocKey, lanes: usize) -> usize {
-    (key_hash(key) % lanes.max(1) as u64) as usize
+    lane_of_hash(key_hash(key), lanes)
+}
+
+/// The lane for a key of [`key_hash`] `hash` among `lanes`.
+fn lane_of_hash(hash: u64, lanes: usize) -> usize {
+    (hash % lanes.max(1) as u64) as usize
 }
 
 /// A stable 64-bit hash of `key` (FNV-1a over index, a separator and `_id`: cheap, and
@@ -127,13 +132,57 @@ pub struct Routed {
     pub change: Change,
     /// Budget bytes held for it.
     pub held: OwnedSemaphorePermit,
+    /// [`key_hash`] of its document, computed once for the lane choice and the backlog.
+    pub hash: u64,
+}
+
+impl Routed {
+    /// `change` holding `held` of the budget.
+    pub fn new(change: Change, held: OwnedSemaphorePermit) -> Self {
+        Self {
+            hash: key_hash(&change.key),
+            change,
+            held,
+        }
+    }
+}
+
+/// The router's end of a lane's queue.
+#[derive(Clone)]
+pub struct LaneSender {
+    tx: mpsc::Sender<Routed>,
+    /// Raised when the router finds the queue full and is about to wait for it.
+    full: Arc<Notify>,
+}
+
+/// The lane's end of its queue.
+pub struct LaneQueue {
+    /// The changes routed to this lane, in order.
+    pub rx: mpsc::Receiver<Routed>,
+    /// Wakes the lane when the router waits on a full queue, so a lane whose request slots
+    /// are all busy can move the queue into its backlog at reader speed: one wake-up per
+    /// queueful, where waking per change or on a timer costs more than the backlog saves.
+    pub full: Arc<Notify>,
+}
+
+/// A lane queue holding at most `capacity` changes.
+pub fn lane_queue(capacity: usize) -> (LaneSender, LaneQueue) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let full = Arc::new(Notify::new());
+    (
+        LaneSender {
+            tx,
+            full: Arc::clone(&full),
+        },
+        LaneQueue { rx, full },
+    )
 }
 
 /// Routes changes onto bounded lane queues; a full queue, or a spent byte budget, blocks
 /// the caller.
 #[derive(Clone)]
 pub struct Router {
-    lanes: Vec<mpsc::Sender<Routed>>,
+    lanes: Vec<LaneSender>,
     budget: Arc<Semaphore>,
     /// The budget's size in bytes (what one oversized change takes).
     budget_bytes: usize,
@@ -142,7 +191,7 @@ pub struct Router {
 impl Router {
     /// A router over these lane queues, holding at most `budget_bytes` of changes in all of
     /// them together (`writer.max_buffered_bytes`).
-    pub fn new(lanes: Vec<mpsc::Sender<Routed>>, budget_bytes: usize) -> Self {
+    pub fn new(lanes: Vec<LaneSender>, budget_bytes: usize) -> Self {
         let budget_bytes = budget_bytes.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             lanes,
@@ -170,11 +219,16 @@ impl Router {
             .acquire_many_owned(share)
             .await
             .map_err(|_| LanesClosed)?;
-        let lane = lane_of(&change.key, self.lanes.len());
-        self.lanes[lane]
-            .send(Routed { change, held })
-            .await
-            .map_err(|_| LanesClosed)
+        let routed = Routed::new(change, held);
+        let lane = &self.lanes[lane_of_hash(routed.hash, self.lanes.len())];
+        match lane.tx.try_send(routed) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(routed)) => {
+                lane.full.notify_one();
+                lane.tx.send(routed).await.map_err(|_| LanesClosed)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(LanesClosed),
+        }
     }
 }
 
@@ -436,7 +490,7 @@ mod tests {
 
     #[tokio::test]
     async fn route_waits_while_the_byte_budget_is_spent() {
-        let (tx, mut rx) = mpsc::channel(100);
+        let (tx, LaneQueue { mut rx, .. }) = lane_queue(100);
         let router = Router::new(vec![tx], 10_000);
         router.route(big("1", 6_000)).await.unwrap();
         assert!(router.budget_available() < 4_000);
@@ -455,8 +509,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn route_wakes_the_lane_when_it_finds_its_queue_full() {
+        let (tx, mut queue) = lane_queue(1);
+        let router = Router::new(vec![tx], 10_000);
+        router.route(big("1", 10)).await.unwrap();
+        let woken =
+            tokio::time::timeout(std::time::Duration::from_millis(20), queue.full.notified());
+        assert!(woken.await.is_err(), "woken while the queue had room");
+        let second = router.route(big("2", 10));
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), &mut second)
+                .await
+                .is_err()
+        );
+        // The router waits on the full queue and has woken the lane, which takes the queue.
+        queue.full.notified().await;
+        drop(queue.rx.recv().await.unwrap());
+        second.await.unwrap();
+        assert_eq!(queue.rx.recv().await.unwrap().change.key.id, "2");
+    }
+
+    #[tokio::test]
     async fn a_change_larger_than_the_budget_takes_all_of_it_and_passes() {
-        let (tx, mut rx) = mpsc::channel(100);
+        let (tx, LaneQueue { mut rx, .. }) = lane_queue(100);
         let router = Router::new(vec![tx], 10_000);
         router.route(big("small", 100)).await.unwrap();
         let huge = router.route(big("huge", 50_000));

@@ -20,8 +20,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::proxy::{EsProxy, Fault};
@@ -100,54 +98,22 @@ async fn wait_for_level(
 }
 
 /// Updates slices of the table, and now and then inserts or deletes a row, until stopped.
-struct Workload {
-    stop: Arc<AtomicBool>,
-    statements: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Workload {
-    fn spawn(mut conn: Conn) -> Workload {
-        let stop = Arc::new(AtomicBool::new(false));
-        let statements = Arc::new(AtomicU64::new(0));
-        let (stop_flag, count) = (Arc::clone(&stop), Arc::clone(&statements));
-        let task = tokio::spawn(async move {
-            let mut k = 0u64;
-            while !stop_flag.load(Ordering::Relaxed) {
-                let lo = (k * SLICE) % ROWS + 1;
-                let mut sql = format!(
-                    "UPDATE t SET n = n + 1, note = 'pass {k}' WHERE id BETWEEN {lo} AND {}",
-                    lo + SLICE - 1
-                );
-                if k.is_multiple_of(7) {
-                    let id = ROWS + 1 + k;
-                    sql += &format!("; INSERT INTO t VALUES ({id}, 'new {k}', {k}, NULL)");
-                }
-                if k.is_multiple_of(11) {
-                    sql += &format!("; DELETE FROM t WHERE id = {}", lo + SLICE / 2);
-                }
-                conn.query_drop(&sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                count.fetch_add(1, Ordering::Relaxed);
-                k += 1;
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            conn.disconnect().await.ok();
-        });
-        Workload {
-            stop,
-            statements,
-            task,
+fn workload(conn: Conn) -> Background {
+    Background::spawn(conn, |k| {
+        let lo = (k * SLICE) % ROWS + 1;
+        let mut sql = format!(
+            "UPDATE t SET n = n + 1, note = 'pass {k}' WHERE id BETWEEN {lo} AND {}",
+            lo + SLICE - 1
+        );
+        if k.is_multiple_of(7) {
+            let id = ROWS + 1 + k;
+            sql += &format!("; INSERT INTO t VALUES ({id}, 'new {k}', {k}, NULL)");
         }
-    }
-
-    /// Stops it; returns the statements it ran.
-    async fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.unwrap();
-        self.statements.load(Ordering::Relaxed)
-    }
+        if k.is_multiple_of(11) {
+            sql += &format!("; DELETE FROM t WHERE id = {}", lo + SLICE / 2);
+        }
+        (sql, Duration::from_millis(25))
+    })
 }
 
 #[tokio::test]
@@ -183,7 +149,7 @@ async fn the_level_climbs_falls_to_one_under_a_429_storm_and_climbs_again() {
 
     // WHEN the sink moves far away and a workload keeps the lane busy
     proxy.set(FAR);
-    let workload = Workload::spawn(env.mysql_db(&db).await);
+    let workload = workload(env.mysql_db(&db).await);
 
     // THEN the level is at one (the slower round trips are a rise) and climbs to the depth
     // once the lane has learned the new pace

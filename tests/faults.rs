@@ -118,8 +118,8 @@ impl Setup {
     }
 
     /// A background writer on a connection of its own; see [`random_writer`].
-    async fn writer(&self, seed: u64) -> Writer {
-        Writer::spawn(self.env.mysql_db(&self.db).await, seed)
+    async fn writer(&self, seed: u64) -> Background {
+        random_writer(self.env.mysql_db(&self.db).await, seed)
     }
 
     /// The daemon ends cleanly and dead-lettered nothing (no fault here rejects a document).
@@ -169,40 +169,9 @@ fn insert_rows(ids: std::ops::RangeInclusive<u64>) -> String {
 
 /// Random inserts, updates, deletes, key changes and transactions (some rolled back) on ids
 /// 1..=300, one statement every few milliseconds, until stopped.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    statements: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Writer {
-    fn spawn(conn: Conn, seed: u64) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let statements = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(random_writer(conn, seed, stop.clone(), statements.clone()));
-        Writer {
-            stop,
-            statements,
-            task,
-        }
-    }
-
-    /// Stops it and returns the number of statements it ran.
-    async fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.unwrap();
-        self.statements.load(Ordering::Relaxed)
-    }
-}
-
-async fn random_writer(
-    mut conn: Conn,
-    seed: u64,
-    stop: Arc<AtomicBool>,
-    statements: Arc<AtomicU64>,
-) {
+fn random_writer(conn: Conn, seed: u64) -> Background {
     let mut rng = StdRng::seed_from_u64(seed);
-    while !stop.load(Ordering::Relaxed) {
+    Background::spawn(conn, move |_| {
         let sql = if rng.random_bool(0.2) {
             let size = rng.random_range(2..=5);
             let changes: Vec<String> = (0..size).map(|_| random_change(&mut rng)).collect();
@@ -215,13 +184,8 @@ async fn random_writer(
         } else {
             random_change(&mut rng)
         };
-        conn.query_drop(&sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        statements.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(2..=15))).await;
-    }
-    conn.disconnect().await.ok();
+        (sql, Duration::from_millis(rng.random_range(2..=15)))
+    })
 }
 
 fn random_change(rng: &mut StdRng) -> String {

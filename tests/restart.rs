@@ -370,7 +370,7 @@ async fn a_backlog_replayed_after_downtime_collapses_changes_to_one_document() {
     // Every transaction changes each of the 60 rows once: a batch of 10 consecutive changes
     // of one lane never holds a document twice, so only the backlog can collapse anything.
     let mut round = 0;
-    let mut replay = async |f: &mut Fixture, window: Option<&str>| {
+    let mut replay = async |f: &mut Fixture, window: Option<&str>, queue: Option<&str>| {
         assert_eq!(f.daemon.terminate().await, 0);
         for _ in 0..50 {
             round += 1;
@@ -380,9 +380,12 @@ async fn a_backlog_replayed_after_downtime_collapses_changes_to_one_document() {
         f.sql("DELETE FROM t WHERE id % 7 = 0; UPDATE t SET name = 'last' WHERE id % 5 = 0")
             .await;
         f.sql(&insert_rows(1000 + round..=1000 + round)).await;
-        match window {
-            Some(w) => f.daemon.set_env("BINLOG2ES__WRITER__BACKLOG_WINDOW", w),
-            None => f.daemon.remove_env("BINLOG2ES__WRITER__BACKLOG_WINDOW"),
+        for (key, value) in [("BACKLOG_WINDOW", window), ("QUEUE_CAPACITY", queue)] {
+            let key = format!("BINLOG2ES__WRITER__{key}");
+            match value {
+                Some(v) => f.daemon.set_env(&key, v),
+                None => f.daemon.remove_env(&key),
+            }
         }
         let (requests, collapsed) = (
             proxy.bulk_passed(),
@@ -399,11 +402,19 @@ async fn a_backlog_replayed_after_downtime_collapses_changes_to_one_document() {
     };
 
     // WHEN it replays ~3,000 changes with the backlog off, then ~3,000 more with the default
-    let (requests_off, collapsed_off) = replay(&mut f, Some("0")).await;
-    let (requests_on, collapsed_on) = replay(&mut f, None).await;
+    let (requests_off, collapsed_off) = replay(&mut f, Some("0"), None).await;
+    let (requests_on, collapsed_on) = replay(&mut f, None, None).await;
+    // AND ~3,000 more to a far sink (200 ms per request) through queues of 20 changes: the
+    // router wakes a lane whose request slots are busy each time it finds the queue full, so
+    // the backlog gathers at the reader's pace rather than by a queueful per request (which
+    // would take ~1,500 / 20 = 75 requests per lane)
+    proxy.set(common::proxy::Fault::Delay(Duration::from_millis(200)));
+    let (requests_far, collapsed_far) = replay(&mut f, None, Some("20")).await;
+    proxy.set(common::proxy::Fault::PassThrough);
 
     println!(
-        "backlog off: {requests_off} requests; on: {requests_on} requests, {collapsed_on} collapsed"
+        "backlog off: {requests_off} requests; on: {requests_on} requests, {collapsed_on} collapsed; \
+         far sink, queues of 20: {requests_far} requests, {collapsed_far} collapsed"
     );
     // AND with the backlog, changes to a document collapse across transactions into fewer
     // writes; without it nothing collapses
@@ -415,6 +426,10 @@ async fn a_backlog_replayed_after_downtime_collapses_changes_to_one_document() {
     assert!(
         collapsed_on > 0.0 && requests_on < requests_off,
         "backlog: {collapsed_on} collapsed, {requests_on} requests, against {requests_off}"
+    );
+    assert!(
+        requests_far <= 40,
+        "far sink, queues of 20: {requests_far} requests, {collapsed_far} collapsed"
     );
     assert_eq!(f.daemon.terminate().await, 0);
 }

@@ -21,7 +21,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Tracker, T
 use crate::config::{Config, DeadLetterKind};
 use crate::document::store::Documents;
 use crate::es::EsClient;
-use crate::ordering::{Routed, Router};
+use crate::ordering::{LaneSender, Router, lane_queue};
 use crate::reader::{Reader, ReaderError, ReaderSetup, StartMode, StreamState};
 use crate::rebuild::RebuildSetup;
 use crate::snapshot::{ResyncRequest, SnapshotError};
@@ -460,7 +460,7 @@ fn spawn_lanes(
     client: &EsClient,
     abort: &CancellationToken,
     documents: &Option<Arc<Documents>>,
-) -> (JoinSet<Result<(), WriterError>>, Vec<mpsc::Sender<Routed>>) {
+) -> (JoinSet<Result<(), WriterError>>, Vec<LaneSender>) {
     let mut lanes = JoinSet::new();
     let mut senders = Vec::with_capacity(config.writer.lanes);
     let ctx = LaneContext {
@@ -480,9 +480,9 @@ fn spawn_lanes(
         documents: documents.clone(),
     };
     for id in 0..config.writer.lanes {
-        let (tx, rx) = mpsc::channel(config.writer.queue_capacity);
+        let (tx, queue) = lane_queue(config.writer.queue_capacity);
         senders.push(tx);
-        lanes.spawn(Lane::new(id, ctx.clone()).run(rx));
+        lanes.spawn(Lane::new(id, ctx.clone()).run(queue));
     }
     (lanes, senders)
 }

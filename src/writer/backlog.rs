@@ -20,7 +20,7 @@ use hashbrown::HashTable;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::checkpoint::AckToken;
-use crate::ordering::{Change, DocKey, Op, Routed, coalesce, key_hash};
+use crate::ordering::{Change, DocKey, Op, Routed, coalesce};
 
 /// A chain longer than this is collapsed when a change joins it.
 const CHAIN_COLLAPSE: usize = 8;
@@ -72,7 +72,7 @@ struct Slot {
     superseded: Vec<AckToken>,
     /// Sum of the chain's weights.
     weight: usize,
-    /// [`key_hash`] of the document.
+    /// [`crate::ordering::key_hash`] of the document.
     hash: u64,
     /// Chain length after the last collapse (collapse again only once it doubled).
     collapsed_at: usize,
@@ -85,7 +85,7 @@ impl Slot {
 
     /// Adds `routed`, a later change to the same document.
     fn join(&mut self, routed: Routed) {
-        let Routed { change, held } = routed;
+        let Routed { change, held, .. } = routed;
         if let Chain::One(only) = &mut self.chain
             && is_plain(only)
             && is_plain(&change)
@@ -154,7 +154,7 @@ impl Backlog {
     /// Adds a change: into its document's slot when one is pending, else as a new last
     /// slot.
     pub fn push(&mut self, routed: Routed) {
-        let hash = key_hash(&routed.change.key);
+        let hash = routed.hash;
         let first = self.first_seq;
         let slots = &self.slots;
         let found = self.by_key.find(hash, |&seq| {
@@ -170,7 +170,7 @@ impl Backlog {
             return;
         }
         let seq = first + self.slots.len() as u64;
-        let Routed { change, held } = routed;
+        let Routed { change, held, .. } = routed;
         let weight = change.weight();
         self.slots.push_back(Slot {
             chain: Chain::One(change),

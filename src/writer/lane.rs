@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::batch::Batcher;
@@ -12,7 +11,7 @@ use super::in_flight::InFlight;
 use super::lane_time::{Activity, LaneTime, REPORT_EVERY};
 use super::request::flush;
 use super::{LaneContext, WriterError};
-use crate::ordering::{Routed, coalesce};
+use crate::ordering::{LaneQueue, coalesce};
 
 /// One lane: batches its queue and writes each batch until acknowledged, with up to
 /// `writer.pipeline_depth` requests in flight.
@@ -36,8 +35,9 @@ impl Lane {
     /// A fatal sink condition (rejection with `on_rejected = "fail"`, refused request,
     /// retries exhausted, dead-letter file unwritable).
     #[tracing::instrument(name = "lane", skip_all, fields(stage = "writer", lane = self.id))]
-    pub async fn run(self, rx: mpsc::Receiver<Routed>) -> Result<(), WriterError> {
+    pub async fn run(self, queue: LaneQueue) -> Result<(), WriterError> {
         let config = &self.ctx.config;
+        let LaneQueue { rx, full } = queue;
         let mut batcher = Batcher::new(
             rx,
             config.max_docs,
@@ -65,15 +65,17 @@ impl Lane {
                 if in_flight.is_full() && batcher.has_queued() {
                     in_flight.saturated();
                 }
+                // What queues meanwhile moves into the backlog, where changes to one
+                // document collapse: when the sink is the bottleneck the backlog grows at
+                // the reader's pace (a queueful each time the router finds the queue full),
+                // and every collapsed change is a write saved.
                 while in_flight.is_full() {
                     tokio::select! {
                         settled = in_flight.settle_one() => settled?,
+                        () = full.notified(), if batcher.has_room() => batcher.absorb_queued(),
                         () = abort.cancelled() => return Ok(()),
                     }
                 }
-                // What queued meanwhile moves into the backlog, where changes to one
-                // document collapse: when the sink is the bottleneck, the backlog grows by
-                // up to a queue per request, and every collapsed change is a write saved.
                 if batcher.has_room() {
                     batcher.absorb_queued();
                 }

@@ -218,10 +218,10 @@ async fn shutdown_abandons_a_part_waiting_to_retry() {
 
 /// Queues `ids` as routed changes, each holding one byte of a shared budget.
 fn routed(budget: &Arc<Semaphore>, id: &str) -> Routed {
-    Routed {
-        change: change(id).0,
-        held: Arc::clone(budget).try_acquire_owned().unwrap(),
-    }
+    Routed::new(
+        change(id).0,
+        Arc::clone(budget).try_acquire_owned().unwrap(),
+    )
 }
 
 fn ids(changes: &[Change]) -> Vec<&str> {

@@ -18,6 +18,7 @@
 //! during a panic prints its log tail and keeps its temp dir.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test code: panics are the report
 
+mod background;
 pub mod certs;
 mod compare;
 mod daemon;
@@ -34,6 +35,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
 // Each test binary uses a different part of the harness.
+#[allow(unused_imports)]
+pub use background::Background;
 #[allow(unused_imports)]
 pub use compare::{
     Diff, Docs, assert_fields, assert_index_equals_table, compare, diff_docs, table_rows,

@@ -40,7 +40,7 @@ use super::{Reader, ReaderSetup, StartMode, StreamState};
 use crate::checkpoint::tracker::SyncRequest;
 use crate::checkpoint::{Checkpoint, Flavor, ServerIdentity, TxnGtid, TxnStatus, TxnTicket};
 use crate::config::Config;
-use crate::ordering::{Change, Op, Routed, Router};
+use crate::ordering::{Change, Op, Routed, Router, lane_queue};
 use crate::position::{BinlogPosition, GtidState, MariaGtid, Version};
 use crate::source::MysqlSource;
 use crate::telemetry::progress::Progress;
@@ -194,8 +194,7 @@ async fn read_file(case: Case) -> Run {
     let (persist, persist_rx) = mpsc::channel(16);
     let leases = Arc::new(Mutex::new(Vec::new()));
     serve_persist(persist_rx, Arc::clone(&leases));
-    let (lane_tx, mut lanes): (Vec<_>, Vec<_>) =
-        (0..LANES).map(|_| mpsc::channel::<Routed>(100_000)).unzip();
+    let (lane_tx, mut lanes): (Vec<_>, Vec<_>) = (0..LANES).map(|_| lane_queue(100_000)).unzip();
     let (tickets_tx, mut tickets) = mpsc::channel(100_000);
     let (resync, _resync_rx) = mpsc::channel(16);
     let identity = ServerIdentity {
@@ -263,7 +262,7 @@ async fn read_file(case: Case) -> Run {
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", case.file));
         for lane in &mut lanes {
-            while let Ok(Routed { change, .. }) = lane.try_recv() {
+            while let Ok(Routed { change, .. }) = lane.rx.try_recv() {
                 let lease = leases.lock().unwrap().last().copied().unwrap_or_default();
                 assert!(
                     change.version <= lease,

@@ -33,10 +33,8 @@ fn index(id: &str, version: u64) -> Change {
 
 fn routed(budget: &Arc<Semaphore>, change: Change) -> Routed {
     let share = u32::try_from(change.weight()).unwrap();
-    Routed {
-        held: Arc::clone(budget).try_acquire_many_owned(share).unwrap(),
-        change,
-    }
+    let held = Arc::clone(budget).try_acquire_many_owned(share).unwrap();
+    Routed::new(change, held)
 }
 
 fn versions(changes: &[Change]) -> Vec<(&str, u64)> {
@@ -215,6 +213,50 @@ fn copy(changes: &[Change]) -> Vec<Change> {
             ack: AckToken::open().0,
         })
         .collect()
+}
+
+/// A change held in the backlog takes no more memory than the budget charges for it
+/// ([`Change::footprint`]), at any backlog size (its slot vector and index grow by
+/// doubling), and not much less: the budget bounds memory without wasting it.
+#[test]
+fn a_held_change_takes_about_its_footprint_of_memory() {
+    use crate::test_alloc::live_bytes;
+    // Changes as the reader makes them: a document of ~600 bytes, a numeric `_id`, the
+    // index and binlog file names shared, a share of the transaction's acknowledgement.
+    let index: Arc<str> = "orders".into();
+    let file: Arc<str> = "binlog.000001".into();
+    let (ack, _status) = AckToken::open();
+    let doc = vec![b'x'; 600];
+    let budget = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+    let mut footprint = 0;
+    for n in [1_000u64, 3_000, 10_000, 33_000] {
+        let before = live_bytes();
+        let mut backlog = Backlog::default();
+        for i in 0..n {
+            let change = Change {
+                key: DocKey {
+                    index: Arc::clone(&index),
+                    id: (1_000_000 + i).to_string(),
+                },
+                op: Op::Index(Bytes::copy_from_slice(&doc)),
+                routing: None,
+                version: Version(i),
+                origin: Origin {
+                    file: Arc::clone(&file),
+                    pos: i,
+                },
+                ack: ack.clone(),
+            };
+            footprint = change.footprint();
+            backlog.push(routed(&budget, change));
+        }
+        let per_change = (live_bytes() - before) / n as isize;
+        assert!(
+            per_change as usize <= footprint && per_change as usize >= footprint * 3 / 4,
+            "{n} held changes: {per_change} bytes each, footprint {footprint}"
+        );
+        drop(backlog);
+    }
 }
 
 proptest! {
