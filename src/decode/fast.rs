@@ -18,8 +18,8 @@ use super::fast_packed::write_packed;
 use super::field::FieldValue;
 use super::row::{meta_len, read_value};
 use super::text::{TextCodec, utf8};
-use super::value::{Resolved, decode_value, resolve, string_max_bytes, write_direct};
-use super::{DecodedRow, RowDecoder, field_prefixes};
+use super::value::{Resolved, decode_value, string_max_bytes, write_direct};
+use super::{DecodedRow, RowDecoder, plan};
 use crate::json_string::write_json_string;
 use crate::schema::{ColumnFamily, ColumnSpec, TableSchema};
 
@@ -42,15 +42,15 @@ impl RowDecoder {
         self.keys.resize(schema.key.len(), FieldValue::Null);
         self.out.clear();
         self.out.push(b'{');
-        let prefixes = field_prefixes(schema);
-        for (i, (col, prefix)) in columns.iter().zip(prefixes).enumerate() {
+        let plan = plan(schema);
+        for (i, (col, plan)) in columns.iter().zip(plan.iter()).enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
-            self.out.extend_from_slice(prefix);
+            self.out.extend_from_slice(&plan.prefix);
             // As in `decode_row`: the column is resolved (and may be refused) even when NULL.
-            let r = resolve(col).ok()?;
-            let key_slot = schema.key.iter().position(|&k| k == i);
+            let r = plan.resolved.as_ref()?;
+            let key_slot = plan.key_slot;
             if null_bytes.get(i / 8).is_none_or(|b| b >> (i % 8) & 1 == 1) {
                 self.out.extend_from_slice(b"null");
                 continue;
@@ -59,7 +59,7 @@ impl RowDecoder {
                 return None;
             }
             let key = key_slot.and_then(|k| self.keys.get_mut(k));
-            if write_borrowed(col, &r, buf, &mut self.out, key)? {
+            if write_borrowed(col, r, buf, &mut self.out, key)? {
                 continue;
             }
             // Every other column: mysql_common's value, then the decoder's usual path.
