@@ -20,7 +20,7 @@ use super::row::{meta_len, read_value};
 use super::text::{TextCodec, utf8};
 use super::value::{Resolved, decode_value, string_max_bytes, write_direct};
 use super::{DecodedRow, RowDecoder, plan};
-use crate::json_string::write_json_string;
+use crate::json_string::{write_json_string, write_json_utf8};
 use crate::schema::{ColumnFamily, ColumnSpec, TableSchema};
 
 impl RowDecoder {
@@ -131,13 +131,19 @@ fn write_borrowed(
                 return Some(false);
             }
             let bytes = string_bytes(col, buf)?;
-            let text = utf8(bytes, r.text.1).ok()?;
-            if json {
-                super::json::write_text_json(text, out).ok()?;
-            } else {
-                write_json_string(out, text);
-                if let Some(key) = key {
-                    *key = FieldValue::Str(text.to_owned());
+            match key {
+                // Plain text: checked while it is escaped.
+                None if !json => write_json_utf8(out, bytes).ok()?,
+                _ => {
+                    let text = utf8(bytes, r.text.1).ok()?;
+                    if json {
+                        super::json::write_text_json(text, out).ok()?;
+                    } else {
+                        write_json_string(out, text);
+                    }
+                    if let Some(key) = key {
+                        *key = FieldValue::Str(text.to_owned());
+                    }
                 }
             }
             Some(true)
