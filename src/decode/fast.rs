@@ -59,7 +59,7 @@ impl RowDecoder {
                 return None;
             }
             let key = key_slot.and_then(|k| self.keys.get_mut(k));
-            if write_borrowed(col, r, buf, &mut self.out, key)? {
+            if write_borrowed(col, r, &plan.set_labels, buf, &mut self.out, key)? {
                 continue;
             }
             // Every other column: mysql_common's value, then the decoder's usual path.
@@ -86,13 +86,15 @@ impl RowDecoder {
 /// (integers, UTF-8 text, MariaDB JSON text, SET, and through [`write_packed`] DECIMAL,
 /// DATE, DATETIME2, TIMESTAMP2, TIME2), consuming its bytes. `Some(false)`:
 /// another kind, nothing consumed; `None`: give up. A key column's value is also stored
-/// in `key` (integers and text only; other key kinds take the long way).
+/// in `key` (integers and text only; other key kinds take the long way). A SET writes its
+/// labels from `set_labels`, the column's labels as JSON strings.
 // Inlined: it runs for nearly every column, and out of line (where the compiler once put
 // it) its calls cost more than they save.
 #[inline(always)]
 fn write_borrowed(
     col: &ColumnSpec,
     r: &Resolved,
+    set_labels: &[Vec<u8>],
     buf: &mut ParseBuf<'_>,
     out: &mut Vec<u8>,
     key: Option<&mut FieldValue>,
@@ -158,12 +160,12 @@ fn write_borrowed(
                     if byte & (1 << bit) == 0 {
                         continue;
                     }
-                    let label = col.labels.get(byte_index * 8 + bit)?;
+                    let label = set_labels.get(byte_index * 8 + bit)?;
                     if !first {
                         out.push(b',');
                     }
                     first = false;
-                    write_json_string(out, label);
+                    out.extend_from_slice(label);
                 }
             }
             out.push(b']');

@@ -126,6 +126,8 @@ struct ColumnPlan {
     resolved: Option<Resolved>,
     /// The column's place in the key, for a key column.
     key_slot: Option<usize>,
+    /// The labels of a SET column as JSON strings (empty for other columns).
+    set_labels: Vec<Vec<u8>>,
 }
 
 /// The plan of each column of `schema`, built on its first row and kept with the schema
@@ -140,10 +142,27 @@ fn plan(schema: &TableSchema) -> Cow<'_, [ColumnPlan]> {
                 let mut prefix = Vec::with_capacity(c.name.len() + 3);
                 write_json_string(&mut prefix, &c.name);
                 prefix.push(b':');
+                let resolved = resolve(c).ok();
+                let set_labels = match resolved {
+                    Some(Resolved {
+                        family: crate::schema::ColumnFamily::Set,
+                        ..
+                    }) => c
+                        .labels
+                        .iter()
+                        .map(|label| {
+                            let mut json = Vec::with_capacity(label.len() + 2);
+                            write_json_string(&mut json, label);
+                            json
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 ColumnPlan {
                     prefix,
-                    resolved: resolve(c).ok(),
+                    resolved,
                     key_slot: schema.key.iter().position(|&k| k == i),
+                    set_labels,
                 }
             })
             .collect()

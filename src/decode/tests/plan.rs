@@ -112,3 +112,24 @@ fn a_clone_derives_its_own_plan() {
         doc("7", r#"{"id":7,"v":"hi"}"#)
     );
 }
+
+#[test]
+fn set_labels_follow_the_schema() {
+    use ColumnType::*;
+    let with = |labels: &[&str]| {
+        let mut set = named("s", MYSQL_TYPE_SET, &[MYSQL_TYPE_SET as u8, 1]);
+        set.labels = labels.iter().map(|l| (*l).to_owned()).collect();
+        schema(vec![named("id", MYSQL_TYPE_LONG, &[]), set], vec![0])
+    };
+    let mut dec = RowDecoder::default();
+    // id = 1, s = labels 0 and 2
+    let row = [0u8, 1, 0, 0, 0, 0b101];
+    assert_eq!(
+        decode(&mut dec, &with(&["a", "b", "c\"d"]), &row),
+        doc("1", r#"{"id":1,"s":["a","c\"d"]}"#)
+    );
+    assert_eq!(
+        decode(&mut dec, &with(&["x", "y", "z"]), &row),
+        doc("1", r#"{"id":1,"s":["x","z"]}"#)
+    );
+}
