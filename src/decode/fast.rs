@@ -215,8 +215,11 @@ fn string_bytes<'a>(col: &ColumnSpec, buf: &mut ParseBuf<'a>) -> Option<&'a [u8]
         }
         _ => return None,
     };
-    let mut len = [0u8; 8];
-    len.get_mut(..prefix)?
-        .copy_from_slice(buf.checked_eat(prefix)?);
-    buf.checked_eat(usize::try_from(u64::from_le_bytes(len)).ok()?)
+    // Little-endian, at most 4 bytes: folded from the last, without a copy of odd length.
+    let len = buf
+        .checked_eat(prefix)?
+        .iter()
+        .rev()
+        .fold(0_usize, |len, &b| len << 8 | usize::from(b));
+    buf.checked_eat(len)
 }
