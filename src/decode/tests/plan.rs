@@ -48,17 +48,22 @@ fn doc(id: &str, source: &str) -> DecodedRow {
     }
 }
 
+/// `id INT` (the key) and `v VARCHAR(20)`.
+fn id_and_text() -> TableSchema {
+    schema(
+        vec![
+            named("id", ColumnType::MYSQL_TYPE_LONG, &[]),
+            named("v", ColumnType::MYSQL_TYPE_VARCHAR, &[20, 0]),
+        ],
+        vec![0],
+    )
+}
+
 #[test]
 fn a_changed_table_never_meets_the_old_plan() {
     use ColumnType::*;
     let mut dec = RowDecoder::default();
-    let before = schema(
-        vec![
-            named("id", MYSQL_TYPE_LONG, &[]),
-            named("v", MYSQL_TYPE_VARCHAR, &[20, 0]),
-        ],
-        vec![0],
-    );
+    let before = id_and_text();
     // null bitmap, id = 7, v = "hi"
     let row = [0u8, 7, 0, 0, 0, 2, b'h', b'i'];
     assert_eq!(
@@ -89,15 +94,8 @@ fn a_changed_table_never_meets_the_old_plan() {
 
 #[test]
 fn a_clone_derives_its_own_plan() {
-    use ColumnType::*;
     let mut dec = RowDecoder::default();
-    let original = schema(
-        vec![
-            named("id", MYSQL_TYPE_LONG, &[]),
-            named("v", MYSQL_TYPE_VARCHAR, &[20, 0]),
-        ],
-        vec![0],
-    );
+    let original = id_and_text();
     let row = [0u8, 7, 0, 0, 0, 2, b'h', b'i'];
     decode(&mut dec, &original, &row);
     let mut changed = original.clone();
