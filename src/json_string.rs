@@ -4,14 +4,48 @@
 /// Appends `text` as a JSON string (RFC 8259): `"` and `\` escaped, control characters
 /// as `\n`-style or `\u00XX` escapes, everything else as UTF-8.
 pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    // Text is UTF-8 already: nothing to check, so nothing to fail.
+    let _ = write_escaped::<false>(out, text.as_bytes());
+}
+
+/// [`write_json_string`] of bytes that must be UTF-8, checked on the way (one pass over
+/// ASCII text instead of a check and then the escaping).
+///
+/// # Errors
+/// The bytes are not UTF-8; then nothing is appended.
+pub fn write_json_utf8(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), std::str::Utf8Error> {
+    write_escaped::<true>(out, bytes)
+}
+
+/// The JSON string of `bytes`; with `CHECK`, the scan also stops at the first non-ASCII
+/// byte, from where the rest is checked as UTF-8 at once.
+fn write_escaped<const CHECK: bool>(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+) -> Result<(), std::str::Utf8Error> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = text.as_bytes();
+    let mark = out.len();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     // Runs without a byte to escape (most text is one) are copied whole.
-    let mut run_start = 0;
-    while let Some(at) = next_special(bytes, run_start) {
+    let (mut run_start, mut from, mut ascii) = (0, 0, CHECK);
+    loop {
+        let found = if ascii {
+            next_special::<true>(bytes, from)
+        } else {
+            next_special::<false>(bytes, from)
+        };
+        let Some(at) = found else { break };
         let b = bytes.get(at).copied().unwrap_or_default();
+        if b >= 0x80 {
+            // Only ASCII before `at`, so a character starts there and the rest stands alone.
+            if simdutf8::basic::from_utf8(bytes.get(at..).unwrap_or_default()).is_err() {
+                out.truncate(mark);
+                return std::str::from_utf8(bytes).map(|_| ());
+            }
+            (ascii, from) = (false, at);
+            continue;
+        }
         out.extend_from_slice(bytes.get(run_start..at).unwrap_or_default());
         let short = match b {
             b'"' => b'"',
@@ -33,54 +67,56 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
             ]);
         }
         run_start = at + 1;
+        from = at + 1;
     }
     out.extend_from_slice(bytes.get(run_start..).unwrap_or_default());
     out.push(b'"');
+    Ok(())
 }
 
-/// The index of the first byte at or after `from` that needs escaping.
-fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
+/// The index of the first byte at or after `from` that needs escaping (or, with
+/// `NON_ASCII`, is not ASCII).
+fn next_special<const NON_ASCII: bool>(bytes: &[u8], from: usize) -> Option<usize> {
     let rest = bytes.get(from..)?;
     // 32 bytes a step while none needs escaping, then at most one step of 16 and one of
     // 8; what is left (or the step with a byte to escape) byte by byte.
     let mut at = 0;
     while let Some(chunk) = rest.get(at..).and_then(<[u8]>::first_chunk::<32>) {
-        if any_special(chunk) {
+        if any_special::<32, NON_ASCII>(chunk) {
             break;
         }
         at += 32;
     }
     if let Some(chunk) = rest.get(at..).and_then(<[u8]>::first_chunk::<16>)
-        && !any_special(chunk)
+        && !any_special::<16, NON_ASCII>(chunk)
     {
         at += 16;
     }
     if let Some(chunk) = rest.get(at..).and_then(<[u8]>::first_chunk::<8>)
-        && escape_mask(u64::from_le_bytes(*chunk)) == 0
+        && escape_mask::<NON_ASCII>(u64::from_le_bytes(*chunk)) == 0
     {
         at += 8;
     }
     rest.get(at..)?
         .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || (NON_ASCII && b >= 0x80))
         .map(|k| from + at + k)
 }
 
-/// Whether any byte of `chunk` needs escaping. One flag per kind, OR-ed at the end: in
-/// this form the compiler checks the whole chunk with vector instructions.
-fn any_special<const N: usize>(chunk: &[u8; N]) -> bool {
-    let (mut control, mut quote, mut backslash) = (0_u8, 0_u8, 0_u8);
+/// Whether any byte of `chunk` needs escaping (or, with `NON_ASCII`, is not ASCII). One
+/// flag for all kinds, without short-circuits: in this form the compiler tests the whole
+/// chunk with a few vector compares and one mask.
+fn any_special<const N: usize, const NON_ASCII: bool>(chunk: &[u8; N]) -> bool {
+    let mut any = false;
     for &b in chunk {
-        control |= u8::from(b < 0x20);
-        quote |= u8::from(b == b'"');
-        backslash |= u8::from(b == b'\\');
+        any |= (b < 0x20) | (b == b'"') | (b == b'\\') | (NON_ASCII & (b >= 0x80));
     }
-    control | quote | backslash != 0
+    any
 }
 
-/// The high bit of each byte of `word` that is a control character, `"` or `\` (SWAR):
-/// zero when none is.
-fn escape_mask(word: u64) -> u64 {
+/// The high bit of each byte of `word` that is a control character, `"` or `\` (or, with
+/// `NON_ASCII`, not ASCII) (SWAR): zero when none is.
+fn escape_mask<const NON_ASCII: bool>(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
@@ -88,6 +124,7 @@ fn escape_mask(word: u64) -> u64 {
     below(word, 0x20)
         | zero(word ^ (ONES * u64::from(b'"')))
         | zero(word ^ (ONES * u64::from(b'\\')))
+        | if NON_ASCII { word & HIGH } else { 0 }
 }
 
 #[cfg(test)]
@@ -114,7 +151,51 @@ mod tests {
         for b in 0u8..=255 {
             let naive = b < 0x20 || b == b'"' || b == b'\\';
             let word = u64::from_le_bytes([b'a', b'a', b'a', b, b'a', b'a', b'a', b'a']);
-            assert_eq!(escape_mask(word) != 0, naive, "byte {b:#x}");
+            assert_eq!(escape_mask::<false>(word) != 0, naive, "byte {b:#x}");
+            assert_eq!(
+                escape_mask::<true>(word) != 0,
+                naive || b >= 0x80,
+                "byte {b:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_are_checked_as_utf8_while_escaped() {
+        use rand::rngs::StdRng;
+        use rand::{RngExt, SeedableRng};
+        // Pieces around every step width: ASCII, bytes to escape, multi-byte characters and
+        // bytes that are no UTF-8 (a lone continuation byte, a cut character, an overlong).
+        let pieces: [&[u8]; 9] = [
+            b"abcdefgh",
+            b"x",
+            b"\"",
+            b"\n",
+            "é".as_bytes(),
+            "😀".as_bytes(),
+            b"\x80",
+            b"\xe2\x82",
+            b"\xc0\xaf",
+        ];
+        let mut rng = StdRng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let bytes: Vec<u8> = (0..rng.random_range(0..16))
+                .flat_map(|_| pieces[rng.random_range(0..pieces.len())].iter().copied())
+                .collect();
+            let mut got = b"x".to_vec();
+            let verdict = write_json_utf8(&mut got, &bytes);
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => {
+                    let mut want = b"x".to_vec();
+                    write_json_string(&mut want, text);
+                    assert!(verdict.is_ok(), "{bytes:?}");
+                    assert_eq!(got, want, "{bytes:?}");
+                }
+                Err(e) => {
+                    assert_eq!(verdict, Err(e), "{bytes:?}");
+                    assert_eq!(got, b"x", "nothing written for {bytes:?}");
+                }
+            }
         }
     }
 

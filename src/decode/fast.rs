@@ -18,9 +18,9 @@ use super::fast_packed::write_packed;
 use super::field::FieldValue;
 use super::row::{meta_len, read_value};
 use super::text::{TextCodec, utf8};
-use super::value::{Resolved, decode_value, resolve, string_max_bytes, write_direct};
-use super::{DecodedRow, RowDecoder, field_prefixes};
-use crate::json_string::write_json_string;
+use super::value::{Resolved, decode_value, string_max_bytes, write_direct};
+use super::{DecodedRow, RowDecoder, plan};
+use crate::json_string::{write_json_string, write_json_utf8};
 use crate::schema::{ColumnFamily, ColumnSpec, TableSchema};
 
 impl RowDecoder {
@@ -42,15 +42,15 @@ impl RowDecoder {
         self.keys.resize(schema.key.len(), FieldValue::Null);
         self.out.clear();
         self.out.push(b'{');
-        let prefixes = field_prefixes(schema);
-        for (i, (col, prefix)) in columns.iter().zip(prefixes).enumerate() {
+        let plan = plan(schema);
+        for (i, (col, plan)) in columns.iter().zip(plan.iter()).enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
-            self.out.extend_from_slice(prefix);
+            self.out.extend_from_slice(&plan.prefix);
             // As in `decode_row`: the column is resolved (and may be refused) even when NULL.
-            let r = resolve(col).ok()?;
-            let key_slot = schema.key.iter().position(|&k| k == i);
+            let r = plan.resolved.as_ref()?;
+            let key_slot = plan.key_slot;
             if null_bytes.get(i / 8).is_none_or(|b| b >> (i % 8) & 1 == 1) {
                 self.out.extend_from_slice(b"null");
                 continue;
@@ -59,7 +59,7 @@ impl RowDecoder {
                 return None;
             }
             let key = key_slot.and_then(|k| self.keys.get_mut(k));
-            if write_borrowed(col, &r, buf, &mut self.out, key)? {
+            if write_borrowed(col, r, &plan.set_labels, buf, &mut self.out, key)? {
                 continue;
             }
             // Every other column: mysql_common's value, then the decoder's usual path.
@@ -86,13 +86,15 @@ impl RowDecoder {
 /// (integers, UTF-8 text, MariaDB JSON text, SET, and through [`write_packed`] DECIMAL,
 /// DATE, DATETIME2, TIMESTAMP2, TIME2), consuming its bytes. `Some(false)`:
 /// another kind, nothing consumed; `None`: give up. A key column's value is also stored
-/// in `key` (integers and text only; other key kinds take the long way).
+/// in `key` (integers and text only; other key kinds take the long way). A SET writes its
+/// labels from `set_labels`, the column's labels as JSON strings.
 // Inlined: it runs for nearly every column, and out of line (where the compiler once put
 // it) its calls cost more than they save.
 #[inline(always)]
 fn write_borrowed(
     col: &ColumnSpec,
     r: &Resolved,
+    set_labels: &[Vec<u8>],
     buf: &mut ParseBuf<'_>,
     out: &mut Vec<u8>,
     key: Option<&mut FieldValue>,
@@ -131,13 +133,19 @@ fn write_borrowed(
                 return Some(false);
             }
             let bytes = string_bytes(col, buf)?;
-            let text = utf8(bytes, r.text.1).ok()?;
-            if json {
-                super::json::write_text_json(text, out).ok()?;
-            } else {
-                write_json_string(out, text);
-                if let Some(key) = key {
-                    *key = FieldValue::Str(text.to_owned());
+            match key {
+                // Plain text: checked while it is escaped.
+                None if !json => write_json_utf8(out, bytes).ok()?,
+                _ => {
+                    let text = utf8(bytes, r.text.1).ok()?;
+                    if json {
+                        super::json::write_text_json(text, out).ok()?;
+                    } else {
+                        write_json_string(out, text);
+                    }
+                    if let Some(key) = key {
+                        *key = FieldValue::Str(text.to_owned());
+                    }
                 }
             }
             Some(true)
@@ -152,12 +160,12 @@ fn write_borrowed(
                     if byte & (1 << bit) == 0 {
                         continue;
                     }
-                    let label = col.labels.get(byte_index * 8 + bit)?;
+                    let label = set_labels.get(byte_index * 8 + bit)?;
                     if !first {
                         out.push(b',');
                     }
                     first = false;
-                    write_json_string(out, label);
+                    out.extend_from_slice(label);
                 }
             }
             out.push(b']');
@@ -207,8 +215,11 @@ fn string_bytes<'a>(col: &ColumnSpec, buf: &mut ParseBuf<'a>) -> Option<&'a [u8]
         }
         _ => return None,
     };
-    let mut len = [0u8; 8];
-    len.get_mut(..prefix)?
-        .copy_from_slice(buf.checked_eat(prefix)?);
-    buf.checked_eat(usize::try_from(u64::from_le_bytes(len)).ok()?)
+    // Little-endian, at most 4 bytes: folded from the last, without a copy of odd length.
+    let len = buf
+        .checked_eat(prefix)?
+        .iter()
+        .rev()
+        .fold(0_usize, |len, &b| len << 8 | usize::from(b));
+    buf.checked_eat(len)
 }

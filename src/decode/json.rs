@@ -254,16 +254,20 @@ pub fn text_to_json(text: &str) -> Result<String, JsonError> {
 /// Text that is not one JSON value.
 pub fn write_text_json(text: &str, out: &mut Vec<u8>) -> Result<(), JsonError> {
     // serde_json skips numbers without converting them, so 1e400 or 30-digit integers pass.
-    // Plain text (the usual case) is checked by `plainly_valid`, which accepts only what
+    // Plain text (the usual case) is checked by `plain_scan`, which accepts only what
     // serde_json accepts; serde_json judges the rest and words the error.
-    if !plainly_valid(text.as_bytes()) {
-        serde_json::from_str::<serde::de::IgnoredAny>(text)
-            .map_err(|e| JsonError::Text(e.to_string()))?;
-    }
     let bytes = text.as_bytes();
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let spaced = match plain_scan(bytes) {
+        Some(spaced) => spaced,
+        None => {
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .map_err(|e| JsonError::Text(e.to_string()))?;
+            bytes.iter().any(is_space)
+        }
+    };
     // Compact text (the usual case) is copied as it is.
-    if !bytes.iter().any(is_space) {
+    if !spaced {
         out.extend_from_slice(bytes);
         return Ok(());
     }
@@ -581,104 +585,177 @@ pub fn apply_diffs(before: &jsonb::Value<'_>, diffs: &[JsonDiff<'_>]) -> Result<
 }
 
 /// Whether `b` is one JSON value (RFC 8259) of a plain kind: strings without escapes,
-/// nesting below 100 (serde_json stops at 128). `false` says nothing: the caller asks
-/// serde_json.
-fn plainly_valid(b: &[u8]) -> bool {
-    let start = skip_ws(b, 0);
-    plain_value(b, start, 0).is_some_and(|end| skip_ws(b, end) == b.len())
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
+/// nesting below 100 (serde_json stops at 128). `Some(spaced)`: it is, and `spaced` says
+/// whether whitespace stands outside its strings (then it needs compacting). `None` says
+/// nothing: the caller asks serde_json.
+///
+/// One pass, no recursion: the kinds of the enclosing containers are a stack of bits.
+fn plain_scan(b: &[u8]) -> Option<bool> {
+    let mut s = Scan {
+        b,
+        i: 0,
+        spaced: false,
+    };
+    // Whether the innermost open container is an object, and the same of the ones around
+    // it (innermost in the low bit); `depth` open containers in all.
+    let (mut in_object, mut outer, mut depth) = (false, 0_u128, 0);
+    'value: loop {
+        s.ws();
+        match s.peek()? {
+            open @ (b'{' | b'[') => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                let object = open == b'{';
+                s.i += 1;
+                s.ws();
+                if s.peek()? == if object { b'}' } else { b']' } {
+                    s.i += 1;
+                } else {
+                    outer = outer << 1 | u128::from(in_object);
+                    in_object = object;
+                    depth += 1;
+                    if object {
+                        s.key()?;
+                    }
+                    continue 'value;
+                }
+            }
+            b'"' => s.string()?,
+            b't' => s.literal(b"true")?,
+            b'f' => s.literal(b"false")?,
+            b'n' => s.literal(b"null")?,
+            b'-' | b'0'..=b'9' => s.number()?,
+            _ => return None,
+        }
+        // After a value: the enclosing containers close, or a comma leads to the next value.
+        loop {
+            s.ws();
+            if depth == 0 {
+                return (s.i == b.len()).then_some(s.spaced);
+            }
+            match s.peek()? {
+                b',' => {
+                    s.i += 1;
+                    if in_object {
+                        s.ws();
+                        s.key()?;
+                    }
+                    continue 'value;
+                }
+                c if c == if in_object { b'}' } else { b']' } => {
+                    s.i += 1;
+                    depth -= 1;
+                    in_object = outer & 1 == 1;
+                    outer >>= 1;
+                }
+                _ => return None,
+            }
+        }
     }
-    i
 }
 
-/// The end of the plain value starting at `i`.
-fn plain_value(b: &[u8], i: usize, depth: usize) -> Option<usize> {
-    match *b.get(i)? {
-        open @ (b'{' | b'[') => {
-            if depth >= 100 {
+/// The bytes that end a plain string: the quote, and the backslash and control characters
+/// that it must not hold.
+const STRING_STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        stops[c] = true;
+        c += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
+
+/// The cursor of [`plain_scan`].
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// Whitespace was skipped.
+    spaced: bool,
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+            self.spaced = true;
+        }
+    }
+
+    /// A string without escapes or control characters, then `:`.
+    fn key(&mut self) -> Option<()> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.string()?;
+        self.ws();
+        if self.peek()? != b':' {
+            return None;
+        }
+        self.i += 1;
+        Some(())
+    }
+
+    /// A string without escapes or control characters, at its opening quote.
+    fn string(&mut self) -> Option<()> {
+        let rest = self.b.get(self.i + 1..)?;
+        let end = rest.iter().position(|&c| STRING_STOPS[usize::from(c)])?;
+        (rest.get(end) == Some(&b'"')).then_some(())?;
+        self.i += end + 2;
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b.get(self.i..)?.starts_with(word).then_some(())?;
+        self.i += word.len();
+        Some(())
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
                 return None;
             }
-            let close = if open == b'{' { b'}' } else { b']' };
-            let mut i = skip_ws(b, i + 1);
-            if b.get(i) == Some(&close) {
-                return Some(i + 1);
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
             }
-            loop {
-                if open == b'{' {
-                    i = skip_ws(b, plain_string(b, i)?);
-                    if b.get(i) != Some(&b':') {
-                        return None;
-                    }
-                    i = skip_ws(b, i + 1);
-                }
-                i = skip_ws(b, plain_value(b, i, depth + 1)?);
-                match *b.get(i)? {
-                    b',' => i = skip_ws(b, i + 1),
-                    c if c == close => return Some(i + 1),
-                    _ => return None,
-                }
+            if self.digits() == 0 {
+                return None;
             }
         }
-        b'"' => plain_string(b, i),
-        b't' => b[i..].starts_with(b"true").then_some(i + 4),
-        b'f' => b[i..].starts_with(b"false").then_some(i + 5),
-        b'n' => b[i..].starts_with(b"null").then_some(i + 4),
-        b'-' | b'0'..=b'9' => plain_number(b, i),
-        _ => None,
+        Some(())
     }
-}
 
-/// The end of a string without escapes or control characters starting at `i`.
-fn plain_string(b: &[u8], i: usize) -> Option<usize> {
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let rest = b.get(i + 1..)?;
-    let end = rest
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-    (rest[end] == b'"').then_some(i + 1 + end + 1)
-}
-
-/// The end of a number (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`) starting at `i`.
-fn plain_number(b: &[u8], mut i: usize) -> Option<usize> {
-    let digits = |b: &[u8], mut i: usize| {
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
+    /// Skips ASCII digits; how many.
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
         }
-        i
-    };
-    if b.get(i) == Some(&b'-') {
-        i += 1;
+        self.i - start
     }
-    i = match *b.get(i)? {
-        b'0' => i + 1,
-        b'1'..=b'9' => digits(b, i + 1),
-        _ => return None,
-    };
-    if b.get(i) == Some(&b'.') {
-        let end = digits(b, i + 1);
-        if end == i + 1 {
-            return None;
-        }
-        i = end;
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        let end = digits(b, i);
-        if end == i {
-            return None;
-        }
-        i = end;
-    }
-    Some(i)
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ mod tests;
 pub use crate::json_string::write_json_string;
 pub use text::decode_label;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::value::Value;
@@ -38,7 +40,7 @@ use mysql_common::value::Value;
 use crate::schema::TableSchema;
 use field::{FieldValue, ValueError};
 use id::doc_id;
-use value::{decode_value, write_direct};
+use value::{Resolved, decode_value, resolve, write_direct};
 
 /// A value that cannot be turned into JSON, located by table and column.
 #[derive(Debug, thiserror::Error)]
@@ -115,20 +117,61 @@ fn partial_json(
     }
 }
 
-/// The `"name":` JSON prefix of each column of `schema`, built on first use.
-fn field_prefixes(schema: &TableSchema) -> &[Vec<u8>] {
-    schema.field_prefixes.get_or_init(|| {
+/// What decoding needs of one column, derived once per schema ([`plan`]).
+#[derive(Clone)]
+struct ColumnPlan {
+    /// The `"name":` JSON prefix of the column's field.
+    prefix: Vec<u8>,
+    /// The column resolved; `None` when it is refused (the long path says why).
+    resolved: Option<Resolved>,
+    /// The column's place in the key, for a key column.
+    key_slot: Option<usize>,
+    /// The labels of a SET column as JSON strings (empty for other columns).
+    set_labels: Vec<Vec<u8>>,
+}
+
+/// The plan of each column of `schema`, built on its first row and kept with the schema
+/// (so a changed table, which gets a new schema, never meets an old plan).
+fn plan(schema: &TableSchema) -> Cow<'_, [ColumnPlan]> {
+    let build = || -> Vec<ColumnPlan> {
         schema
             .columns
             .iter()
-            .map(|c| {
-                let mut p = Vec::with_capacity(c.name.len() + 3);
-                write_json_string(&mut p, &c.name);
-                p.push(b':');
-                p
+            .enumerate()
+            .map(|(i, c)| {
+                let mut prefix = Vec::with_capacity(c.name.len() + 3);
+                write_json_string(&mut prefix, &c.name);
+                prefix.push(b':');
+                let resolved = resolve(c).ok();
+                let set_labels = match resolved {
+                    Some(Resolved {
+                        family: crate::schema::ColumnFamily::Set,
+                        ..
+                    }) => c
+                        .labels
+                        .iter()
+                        .map(|label| {
+                            let mut json = Vec::with_capacity(label.len() + 2);
+                            write_json_string(&mut json, label);
+                            json
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                ColumnPlan {
+                    prefix,
+                    resolved,
+                    key_slot: schema.key.iter().position(|&k| k == i),
+                    set_labels,
+                }
             })
             .collect()
-    })
+    };
+    // The cache holds nothing else; were it to, the plan is built for this row alone.
+    match schema.decoder_cache.get_or_init(build) {
+        Some(plan) => Cow::Borrowed(plan.as_slice()),
+        None => Cow::Owned(build()),
+    }
 }
 
 /// A decoded row: document id and `_source` JSON text.
@@ -171,19 +214,19 @@ impl RowDecoder {
         self.keys.resize(schema.key.len(), FieldValue::Null);
         self.out.clear();
         self.out.push(b'{');
-        let prefixes = field_prefixes(schema);
-        for (i, (col, prefix)) in schema.columns.iter().zip(prefixes).enumerate() {
+        let plan = plan(schema);
+        for (i, (col, plan)) in schema.columns.iter().zip(plan.iter()).enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
-            self.out.extend_from_slice(prefix);
+            self.out.extend_from_slice(&plan.prefix);
             let v = value_at(row, i);
             let located = |source| DecodeError::Value {
                 table: schema.qualified(),
                 column: col.name.clone(),
                 source,
             };
-            let key_slot = schema.key.iter().position(|&k| k == i);
+            let key_slot = plan.key_slot;
             // Most values are written straight into the document; key values also make
             // the `_id`, so they are kept.
             if key_slot.is_none() && write_direct(col, v, &mut self.out).map_err(located)? {
@@ -206,11 +249,14 @@ impl RowDecoder {
 
     /// The document of the row just written: `_id` from the kept key values, `_source`
     /// from the buffer.
-    fn finish(&self) -> DecodedRow {
-        // A single key (the usual case) needs no list of parts: its text is the `_id`.
-        let id = match self.keys.as_slice() {
+    fn finish(&mut self) -> DecodedRow {
+        // A single key (the usual case) needs no list of parts: its text is the `_id`, and
+        // a string key's text is taken as it is.
+        let id = match self.keys.as_mut_slice() {
+            [FieldValue::Str(text)] => std::mem::take(text),
             [single] => {
-                let mut id = String::new();
+                // Room for any integer: no growing on the way.
+                let mut id = String::with_capacity(24);
                 single.write_id_text(&mut id);
                 id
             }

@@ -96,7 +96,7 @@ impl FanOut {
                 .collect(),
             key: (0..root.key.len()).collect(),
             index: root.index.clone(),
-            field_prefixes: Default::default(),
+            decoder_cache: Default::default(),
         };
         Self {
             root: root.clone(),

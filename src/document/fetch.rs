@@ -613,7 +613,7 @@ pub(crate) mod tests {
             columns: cols.iter().map(|(n, k)| column(n, *k)).collect(),
             key: vec![0],
             index: "articles".into(),
-            field_prefixes: Default::default(),
+            decoder_cache: Default::default(),
         })
     }
 

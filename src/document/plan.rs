@@ -276,7 +276,7 @@ mod tests {
                 .collect(),
             key: vec![0],
             index: name.into(),
-            field_prefixes: Default::default(),
+            decoder_cache: Default::default(),
         })
     }
 

@@ -185,7 +185,7 @@ mod tests {
                 .collect(),
             key: vec![0],
             index: "articles".into(),
-            field_prefixes: Default::default(),
+            decoder_cache: Default::default(),
         }
     }
 

@@ -15,5 +15,5 @@ pub mod table_map;
 pub use catalog::{CatalogColumns, read_catalog, read_json_columns};
 pub use family::ColumnFamily;
 pub use keyless::{clear_keyless, is_keyless, note_keyless};
-pub use table::{BINARY_COLLATION, ColumnSpec, FieldPrefixes, SchemaError, TableSchema, build};
+pub use table::{BINARY_COLLATION, ColumnSpec, DecoderCache, SchemaError, TableSchema, build};
 pub use table_map::{MapInfo, mark_json_columns, merge_catalog, read_table_map};

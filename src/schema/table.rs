@@ -1,6 +1,7 @@
 //! The table model every stage shares: a table's columns as the decoder needs them, its
 //! `_id` columns and its target index, and why such a model cannot be built.
 
+use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
 use mysql_common::constants::ColumnType;
@@ -51,24 +52,39 @@ impl Default for ColumnSpec {
     }
 }
 
-/// The `"name":` JSON prefix of each column, filled by the decoder on first use (the JSON
-/// writer belongs to decode, which this module must not import).
+/// What the decoder derives from a schema once (field names as JSON, resolved column
+/// types, key slots), kept with the schema so that it lives exactly as long as it: a
+/// changed table gets a new schema and so an empty cache. Opaque here, since the decoder's
+/// types belong to decode, which this module must not import.
 ///
-/// Derived from the column names, so it never makes two schemas differ: every cache equals
-/// every other.
-#[derive(Debug, Clone, Default)]
-pub struct FieldPrefixes(OnceLock<Vec<Vec<u8>>>);
+/// Derived from the schema, so it never makes two schemas differ; a clone starts empty (it
+/// may be changed before use, and must not keep what its original derived).
+#[derive(Default)]
+pub struct DecoderCache(OnceLock<Box<dyn Any + Send + Sync>>);
 
-impl FieldPrefixes {
-    /// The prefixes, built by `build` the first time they are asked for.
-    pub fn get_or_init(&self, build: impl FnOnce() -> Vec<Vec<u8>>) -> &[Vec<u8>] {
-        self.0.get_or_init(build)
+impl DecoderCache {
+    /// The cached `T`, built by `build` the first time it is asked for; `None` when the
+    /// cache already holds a value of another type.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, build: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(build())).downcast_ref()
     }
 }
 
-impl PartialEq for FieldPrefixes {
+impl Clone for DecoderCache {
+    fn clone(&self) -> Self {
+        DecoderCache::default()
+    }
+}
+
+impl PartialEq for DecoderCache {
     fn eq(&self, _: &Self) -> bool {
         true
+    }
+}
+
+impl std::fmt::Debug for DecoderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DecoderCache")
     }
 }
 
@@ -85,8 +101,8 @@ pub struct TableSchema {
     pub key: Vec<usize>,
     /// Target index.
     pub index: Arc<str>,
-    /// `"name":` JSON prefixes, one per column, built once.
-    pub field_prefixes: FieldPrefixes,
+    /// What the decoder derives from the fields above, built on first use.
+    pub decoder_cache: DecoderCache,
 }
 
 impl TableSchema {
@@ -195,6 +211,6 @@ pub fn build(
         columns: map.columns,
         key,
         index: rule.index_for(db, table).into(),
-        field_prefixes: FieldPrefixes::default(),
+        decoder_cache: DecoderCache::default(),
     })
 }

@@ -378,10 +378,10 @@ fn plain_json_check_accepts_only_what_serde_json_accepts() {
         "-7",
     ];
     for text in plain {
-        assert!(plainly_valid(text.as_bytes()), "{text}");
+        assert!(plain_scan(text.as_bytes()).is_some(), "{text}");
     }
     let deep = format!("{}{}", "[".repeat(99), "]".repeat(99));
-    assert!(plainly_valid(deep.as_bytes()));
+    assert!(plain_scan(deep.as_bytes()).is_some());
     let not_plain = [
         "",
         " ",
@@ -418,7 +418,7 @@ fn plain_json_check_accepts_only_what_serde_json_accepts() {
         .copied()
         .chain([deeper.as_str(), too_deep.as_str()])
     {
-        assert!(!plainly_valid(text.as_bytes()), "{text}");
+        assert!(plain_scan(text.as_bytes()).is_none(), "{text}");
     }
     // Whatever the quick check accepts, serde_json accepts too.
     for text in plain
@@ -427,11 +427,115 @@ fn plain_json_check_accepts_only_what_serde_json_accepts() {
         .chain(not_plain)
         .chain([deep.as_str()])
     {
-        if plainly_valid(text.as_bytes()) {
+        if plain_scan(text.as_bytes()).is_some() {
             assert!(
                 serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok(),
                 "{text}"
             );
         }
     }
+}
+
+#[test]
+fn plain_check_tells_whether_whitespace_stands_outside_strings() {
+    let cases = [
+        (r#"{"a":[1,"x y"],"b":{}}"#, Some(false)),
+        (r#"{"a" :1}"#, Some(true)),
+        (r#"{"a":[1, 2]}"#, Some(true)),
+        (" 1", Some(true)),
+        ("1\n", Some(true)),
+        (r#"[ ]"#, Some(true)),
+        (r#""\t""#, None),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(plain_scan(text.as_bytes()), expected, "{text:?}");
+    }
+}
+
+/// Whitespace outside strings removed, the slow way (a reference for the tests).
+fn compacted(text: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+    for c in text.chars() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else {
+            in_string = c == '"';
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn random_json_text_is_judged_as_serde_json_judges_it() {
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+    // Token soup: mostly valid pieces, so that many texts parse and many nearly do.
+    const TOKENS: [&str; 26] = [
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"k\"",
+        "\"a b\"",
+        "\"é\"",
+        "\"q\\\"\"",
+        "\"\\n\"",
+        "1",
+        "-0",
+        "0.5",
+        "1e5",
+        "-2.5E-3",
+        "01",
+        "1.",
+        "true",
+        "false",
+        "null",
+        "nul",
+        " ",
+        "\n",
+        "\t",
+        "\"\u{1}\"",
+    ];
+    let mut rng = StdRng::seed_from_u64(16);
+    let (mut valid, mut plain) = (0, 0);
+    for _ in 0..100_000 {
+        let text: String = (0..rng.random_range(1..12))
+            .map(|_| TOKENS[rng.random_range(0..TOKENS.len())])
+            .collect();
+        let scan = plain_scan(text.as_bytes());
+        let serde_ok = serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+        if let Some(spaced) = scan {
+            assert!(serde_ok, "{text:?}");
+            assert_eq!(spaced, compacted(&text) != text, "{text:?}");
+            plain += 1;
+        }
+        let mut out = b"x".to_vec();
+        match write_text_json(&text, &mut out) {
+            Ok(()) => {
+                assert!(serde_ok, "{text:?}");
+                assert_eq!(out[1..], *compacted(&text).as_bytes(), "{text:?}");
+                valid += 1;
+            }
+            Err(_) => {
+                assert!(!serde_ok, "{text:?}");
+                assert_eq!(out, b"x", "nothing written for {text:?}");
+            }
+        }
+    }
+    // The soup must exercise both verdicts and the quick path.
+    assert!(
+        valid > 1_000 && plain > 1_000 && valid < 90_000,
+        "{valid} {plain}"
+    );
 }

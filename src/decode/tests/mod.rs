@@ -2,6 +2,7 @@
 
 mod fast_packed;
 mod numeric;
+mod plan;
 mod temporal;
 mod text;
 mod value;

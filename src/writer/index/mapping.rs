@@ -578,7 +578,7 @@ mod tests {
             columns,
             key: vec![0],
             index: "orders".into(),
-            field_prefixes: Default::default(),
+            decoder_cache: Default::default(),
         }
     }
 
@@ -667,7 +667,7 @@ mod tests {
                 columns,
                 key: vec![0],
                 index: name.into(),
-                field_prefixes: Default::default(),
+                decoder_cache: Default::default(),
             })
         };
         let article = table(
