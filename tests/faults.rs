@@ -527,13 +527,16 @@ async fn backpressure_bounds_memory_and_holds_the_checkpoint() {
     const ROWS: u64 = 10_000;
     const NOTE_BYTES: u64 = 6_000;
     const CAP_KIB: u64 = 256 * 1024;
-    // GIVEN a daemon with small queues (so its legitimate bound is far below the data
-    // written) and Elasticsearch refusing every connection
+    // GIVEN a daemon with small queues and an 8 MiB byte budget (while the sink is behind,
+    // lanes gather their queues into their backlogs until the budget is spent: that is its
+    // legitimate bound, far below the data written) and Elasticsearch refusing every
+    // connection
     let mut s = Setup::start(
         "backpressure",
         Options {
             proxy: true,
-            writer: "queue_capacity = 64\nmax_docs = 50",
+            writer: "queue_capacity = 64\nmax_docs = 50\nmax_bytes = 1048576\n\
+                     max_buffered_bytes = 8388608",
             ..Options::default()
         },
     )
