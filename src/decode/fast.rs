@@ -18,7 +18,7 @@ use super::fast_packed::write_packed;
 use super::field::FieldValue;
 use super::row::{meta_len, read_value};
 use super::text::{TextCodec, utf8};
-use super::value::{Resolved, decode_value, string_max_bytes, write_direct};
+use super::value::{Resolved, decode_resolved, string_max_bytes, write_resolved};
 use super::{DecodedRow, RowDecoder, plan};
 use crate::json_string::{write_json_string, write_json_utf8};
 use crate::schema::{ColumnFamily, ColumnSpec, TableSchema};
@@ -68,10 +68,10 @@ impl RowDecoder {
                 BinlogValue::JsonDiff(_) => return None,
                 v => Some(v),
             };
-            if key_slot.is_none() && write_direct(col, value.as_ref(), &mut self.out).ok()? {
+            if key_slot.is_none() && write_resolved(*r, value.as_ref(), &mut self.out).ok()? {
                 continue;
             }
-            let decoded = decode_value(col, value.as_ref()).ok()?;
+            let decoded = decode_resolved(col, *r, value.as_ref()).ok()?;
             decoded.write_json(&mut self.out);
             if let Some(k) = key_slot {
                 *self.keys.get_mut(k)? = decoded;

@@ -40,7 +40,7 @@ use mysql_common::value::Value;
 use crate::schema::TableSchema;
 use field::{FieldValue, ValueError};
 use id::doc_id;
-use value::{Resolved, decode_value, resolve, write_direct};
+use value::{Resolved, decode_resolved, decode_value, resolve, write_resolved};
 
 /// A value that cannot be turned into JSON, located by table and column.
 #[derive(Debug, thiserror::Error)]
@@ -227,15 +227,20 @@ impl RowDecoder {
                 source,
             };
             let key_slot = plan.key_slot;
+            // A refused column is resolved again, for its error.
+            let r = plan
+                .resolved
+                .map_or_else(|| resolve(col), Ok)
+                .map_err(located)?;
             // Most values are written straight into the document; key values also make
             // the `_id`, so they are kept.
-            if key_slot.is_none() && write_direct(col, v, &mut self.out).map_err(located)? {
+            if key_slot.is_none() && write_resolved(r, v, &mut self.out).map_err(located)? {
                 continue;
             }
             let decoded = match v {
                 // MySQL partial JSON update: the diff applies to the before image's value.
                 Some(BinlogValue::JsonDiff(diffs)) => partial_json(before, i, diffs),
-                _ => decode_value(col, v),
+                _ => decode_resolved(col, r, v),
             }
             .map_err(located)?;
             decoded.write_json(&mut self.out);

@@ -64,8 +64,16 @@ pub fn decode_value(
     col: &ColumnSpec,
     value: Option<&BinlogValue<'_>>,
 ) -> Result<FieldValue, ValueError> {
+    decode_resolved(col, resolve(col)?, value)
+}
+
+/// [`decode_value`] for a column already resolved (the decoder's per-schema plan).
+pub(super) fn decode_resolved(
+    col: &ColumnSpec,
+    r: Resolved,
+    value: Option<&BinlogValue<'_>>,
+) -> Result<FieldValue, ValueError> {
     let ty = col.column_type;
-    let r = resolve(col)?;
     let value = match value {
         None | Some(BinlogValue::Value(Value::NULL)) => return Ok(FieldValue::Null),
         Some(BinlogValue::Value(value)) => value,
@@ -134,7 +142,15 @@ pub fn write_direct(
     value: Option<&BinlogValue<'_>>,
     out: &mut Vec<u8>,
 ) -> Result<bool, ValueError> {
-    let r = resolve(col)?;
+    write_resolved(resolve(col)?, value, out)
+}
+
+/// [`write_direct`] for a column already resolved (the decoder's per-schema plan).
+pub(super) fn write_resolved(
+    r: Resolved,
+    value: Option<&BinlogValue<'_>>,
+    out: &mut Vec<u8>,
+) -> Result<bool, ValueError> {
     let value = match value {
         None | Some(BinlogValue::Value(Value::NULL)) => {
             out.extend_from_slice(b"null");
