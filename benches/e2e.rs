@@ -1,14 +1,15 @@
 //! End-to-end bench against the real servers the integration tests use (a private
 //! `mariadbd` and `osmem-server`, or `BINLOG2ES_TEST_MYSQL_URL` / `BINLOG2ES_TEST_ES_URL`).
 //!
-//! Run: `cargo bench --bench e2e` (about 8 minutes on 2 cores, twice that under load). Under `cargo test` (no
+//! Run: `cargo bench --bench e2e` (about 23 minutes on 2 cores). Under `cargo test` (no
 //! `--bench` argument) it prints one line and exits.
 //!
 //! Workload, in one database table of ~660-byte documents (ints, varchar, ~400 B text,
 //! decimal, datetime(6), JSON, SET): 100k inserts in 1000-row transactions, 50k updates and
 //! 10k deletes (also 1000 rows per transaction), leaving 90k documents. Every index is
-//! created first with `{"dynamic": false}`, the same for every run, and every run gets an
-//! osmem-server of its own (none pays for the documents of an earlier one).
+//! created first with `{"dynamic": false}` and three `long` fields (the paced ones of 4
+//! with none, see `e2e/paced.rs`), and every run gets an osmem-server of its own (none
+//! pays for the documents of an earlier one).
 //!
 //! 1. **replay**: binlog2es (the release binary, as a child process, default settings)
 //!    starts at the position before the workload; timed until its checkpoint reaches the
@@ -24,19 +25,23 @@
 //!    it; reports the lag after the last commit and change→searchable latencies of one
 //!    sample row per transaction (poll of an `ids` search, 10 ms period).
 //! 4. **paced**: 5,000 changes/s (50-row insert transactions every 10 ms) for 10 s against
-//!    the same daemon; change→searchable p50/p99 and the daemon's RSS.
+//!    the same daemon; change→searchable p50/p99 and the daemon's RSS; the sink alone at
+//!    that rate; and the same pace into an *instant sink* that notes when each document
+//!    arrives: binlog2es' own part of the latency (commit → the sink holds the document).
 //!
 //! 5. **insert-heavy** (`e2e/insert_heavy.rs`): 200,000 single-table inserts in 1000-row
 //!    transactions, replayed (as in 1) with default settings and with the variants of
 //!    [`insert_heavy::VARIANTS`], against the same stream as pre-built bodies over `lanes`
-//!    connections; then replayed into an
+//!    connections (sent right before and right after the default replay, as the test
+//!    server's speed drifts within a run); then replayed into an
 //!    *instant sink* (answers `_bulk` at once, see `support/instant.rs`): the daemon's own
 //!    ceiling, in changes/s and CPU per change, next to the source limit, the time
 //!    `mariadb-binlog --read-from-remote-server --base64-output=decode-rows -v` takes to
 //!    decode the same binlog range. Each replay logs where its lanes spent their time
 //!    ("Lane time.", printed here).
 //!
-//! Env: `BINLOG2ES_E2E_ONLY=replay` runs 1 and 2 only, `=insert-heavy` 5 only;
+//! Env: `BINLOG2ES_E2E_ONLY=replay` runs 1 and 2 only, `=insert-heavy` 5 only,
+//! `=paced` 4 only;
 //! `BINLOG2ES_E2E_SCALE` (default 1.0) scales the workload; `BINLOG2ES_E2E_WRITER`
 //! adds lines to the daemon's `[writer]` section (e.g. `gzip = true`).
 
@@ -48,6 +53,8 @@ mod common;
 mod insert_heavy;
 #[path = "support/instant.rs"]
 mod instant;
+#[path = "e2e/paced.rs"]
+mod paced;
 mod support;
 
 use std::collections::HashMap;
@@ -252,11 +259,23 @@ struct Sample {
     committed: Instant,
 }
 
+/// The `stamp` column of the rows the workload's transaction starting at row `first` writes
+/// with revision `rev`. Fixed rather than the clock, so the raw baselines send the very
+/// values the binlog holds (the test server's cost depends on the values it indexes).
+fn txn_stamp(first: u64, rev: u32) -> u64 {
+    1_700_000_000_000_000 + u64::from(rev) * 1_000_000_000 + first
+}
+
+/// The first row of the workload's transaction that writes row `id`.
+fn txn_first(id: u64) -> u64 {
+    (id - 1) / TXN_ROWS * TXN_ROWS + 1
+}
+
 /// Inserts rows `ids` (revision 0) in one statement, i.e. one transaction.
 async fn insert(conn: &mut Conn, sql: &mut String, ids: std::ops::RangeInclusive<u64>) {
     sql.clear();
     sql.push_str("INSERT INTO t VALUES ");
-    let stamp = now_us();
+    let stamp = txn_stamp(*ids.start(), 0);
     for id in ids.clone() {
         if id > *ids.start() {
             sql.push(',');
@@ -294,7 +313,7 @@ async fn load(conn: &mut Conn, w: Workload, samples: Option<&Arc<Mutex<Vec<Sampl
         let last = (first + TXN_ROWS - 1).min(w.updates);
         conn.query_drop(format!(
             "UPDATE t SET rev = rev + 1, price = price + 1, stamp = {} WHERE id BETWEEN {first} AND {last}",
-            now_us()
+            txn_stamp(first, 1)
         ))
         .await
         .unwrap();
@@ -334,17 +353,18 @@ fn change_stream(w: Workload, index: &str) -> Vec<(u64, String)> {
         }
         (id, text)
     };
-    let stamp = now_us();
     for id in 1..=w.inserts {
         if (id - 1) % TXN_ROWS == 0 {
             version += 1;
         }
+        let stamp = txn_stamp(txn_first(id), 0);
         out.push(op(id, version, Some(row(id, 0, stamp).json())));
     }
     for id in 1..=w.updates {
         if (id - 1) % TXN_ROWS == 0 {
             version += 1;
         }
+        let stamp = txn_stamp(txn_first(id), 1);
         out.push(op(id, version, Some(row(id, 1, stamp).json())));
     }
     for id in w.deleted() {
@@ -359,11 +379,11 @@ fn change_stream(w: Workload, index: &str) -> Vec<(u64, String)> {
 /// The final documents only (one index op each).
 fn final_docs(w: Workload, index: &str) -> Vec<(u64, String)> {
     let deleted = w.deleted();
-    let stamp = now_us();
     (1..=w.inserts)
         .filter(|id| !deleted.contains(id))
         .map(|id| {
             let rev = u32::from(id <= w.updates);
+            let stamp = txn_stamp(txn_first(id), rev);
             let text = format!(
                 "{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"{id}\",\"version\":1,\"version_type\":\"external_gte\"}}}}\n{}\n",
                 row(id, rev, stamp).json()
@@ -420,6 +440,40 @@ async fn verify(env: &TestEnv, es: &Es, db: &str, index: &str) {
             .get(&id.to_string())
             .unwrap_or_else(|| panic!("{index}: no doc {id}"));
         assert_eq!(doc["rev"], json!(rev), "{index}: doc {id}");
+    }
+}
+
+/// A [`watch_latency`] task and the samples it waits for.
+struct Watch {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<Duration>>,
+}
+
+impl Watch {
+    /// Starts watching `index` for the samples pushed to [`Watch::samples`].
+    fn start(es_url: &str, index: &str) -> Self {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = tokio::spawn(watch_latency(
+            es_url.to_string(),
+            index.to_string(),
+            Arc::clone(&samples),
+            Arc::clone(&stop),
+        ));
+        Watch {
+            samples,
+            stop,
+            task,
+        }
+    }
+
+    /// Waits until every sample is seen; returns the latencies, sorted.
+    async fn finish(self) -> Vec<Duration> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let mut latencies = self.task.await.unwrap();
+        latencies.sort();
+        latencies
     }
 }
 
@@ -580,6 +634,12 @@ async fn bench() {
     let w = Workload::scaled();
     let lanes = lanes();
     let env = TestEnv::get();
+    if std::env::var("BINLOG2ES_E2E_ONLY").is_ok_and(|o| o == "paced") {
+        let paced = paced::paced(env, lanes).await;
+        println!("{}", paced.report());
+        println!("SUMMARY {}", paced.summary());
+        return;
+    }
     if std::env::var("BINLOG2ES_E2E_ONLY").is_ok_and(|o| o == "insert-heavy") {
         let heavy = insert_heavy(env, lanes).await;
         println!("SUMMARY {}", heavy.summary());
@@ -655,23 +715,14 @@ async fn bench() {
     let mut daemon = daemon_builder(env, &sink, &db, &index).start().await;
     let pid = daemon.pid().unwrap();
     let cpu_before = cpu_seconds(pid);
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_latency(
-        sink.url.clone(),
-        index.clone(),
-        Arc::clone(&samples),
-        Arc::clone(&stop),
-    ));
-    let load_time = load(&mut conn, w, Some(&samples)).await;
+    let watch = Watch::start(&sink.url, &index);
+    let load_time = load(&mut conn, w, Some(&watch.samples)).await;
     let loaded = Instant::now();
     let end = env.binlog_position().await;
     let caught_up = wait_checkpoint(&mut daemon, &end, Duration::from_secs(600)).await;
     let lag = caught_up - loaded;
     let stream_cpu = cpu_seconds(pid) - cpu_before;
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    let mut latencies = watcher.await.unwrap();
-    latencies.sort();
+    let latencies = watch.finish().await;
     assert_eq!(daemon.terminate().await, 0);
     verify(env, &sink.es, &db, &index).await;
     let implied = raw_stream.saturating_sub(load_time);
@@ -688,64 +739,8 @@ async fn bench() {
     );
     drop(sink);
 
-    // Paced: 5,000 changes/s as 50-row inserts every 10 ms, for 10 s, on a fresh sink and
-    // table with a daemon of its own (steady streaming: its RSS is the one to compare).
-    let sink = fresh_sink(env).await;
-    let (db, mut conn) = env.create_database_with(DDL).await;
-    let index = env.unique_index("e2e-paced");
-    sink.es.create_index(&index, index_body()).await;
-    let mut daemon = daemon_builder(env, &sink, &db, &index).start().await;
-    let paced_rows = 50u64;
-    let ticks = 1000u64;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_latency(
-        sink.url.clone(),
-        index.clone(),
-        Arc::clone(&samples),
-        Arc::clone(&stop),
-    ));
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let paced_start = Instant::now();
-    let mut sql = String::new();
-    for k in 0..ticks {
-        tick.tick().await;
-        let first = 1 + k * paced_rows;
-        let last = first + paced_rows - 1;
-        insert(&mut conn, &mut sql, first..=last).await;
-        sample(&samples, last, Some(0)).await;
-    }
-    let paced_time = paced_start.elapsed();
-    let end = env.binlog_position().await;
-    wait_checkpoint(&mut daemon, &end, Duration::from_secs(120)).await;
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    let mut paced = watcher.await.unwrap();
-    paced.sort();
-    let paced_rss = mib(daemon.peak_rss_kib());
-    assert_eq!(daemon.terminate().await, 0);
-    drop(sink);
-    let rate = (paced_rows * ticks) as f64 / paced_time.as_secs_f64();
-    println!(
-        "paced: {rate:.0} changes/s for {:.1} s; change→searchable p50 {:.0} ms, p99 {:.0} ms \
-         ({} samples); peak RSS {paced_rss:.1} MiB",
-        paced_time.as_secs_f64(),
-        percentile(&paced, 0.5).as_secs_f64() * 1e3,
-        percentile(&paced, 0.99).as_secs_f64() * 1e3,
-        paced.len(),
-    );
-
-    // The sink alone at the same rate: each tick's 50 documents as one bulk request (over
-    // at most `lanes` connections), timed from the tick to the acknowledgement.
-    let sink = fresh_sink(env).await;
-    let raw_index = env.unique_index("e2e-paced-raw");
-    sink.es.create_index(&raw_index, index_body()).await;
-    let raw_paced = paced_raw(&sink.url, &raw_index, paced_rows, ticks, lanes).await;
-    drop(sink);
-    println!(
-        "sink raw, paced {rate:.0} docs/s: ack p50 {:.0} ms, p99 {:.0} ms",
-        percentile(&raw_paced, 0.5).as_secs_f64() * 1e3,
-        percentile(&raw_paced, 0.99).as_secs_f64() * 1e3,
-    );
+    let paced = paced::paced(env, lanes).await;
+    println!("{}", paced.report());
 
     let big = big_transaction(env).await;
 
@@ -758,9 +753,8 @@ async fn bench() {
         "SUMMARY mix replay {:.2}s = {:.2}x the raw change-stream rate ({:.2}s, {lanes} conn; 1 conn {:.2}s), \
          {:.2}x the final-documents rate ({:.2}s), {coalesced:.0} changes coalesced; \
          with `{WIDE_WINDOW}` {:.2}s = {:.2}x raw, {:.2}x final, {:.0} coalesced, peak RSS {:.1} MiB | CPU {:.2}s per 100k changes | peak RSS {:.1} MiB \
-         (paced {paced_rss:.1}) | streaming lag {:.2}s (raw implies {:.2}s), p99 {:.0} ms | \
-         paced {rate:.0}/s p50 {:.0} ms p99 {:.0} ms (sink alone: p99 {:.0} ms; sink refresh \
-         interval {SINK_REFRESH}) | {}{big}",
+         (paced {:.1}) | streaming lag {:.2}s (raw implies {:.2}s), p99 {:.0} ms | \
+         {} | {}{big}",
         secs(replay),
         secs(raw_stream) / secs(replay),
         secs(raw_stream),
@@ -774,62 +768,13 @@ async fn bench() {
         wide.rss,
         replay_cpu * 100_000.0 / w.changes() as f64,
         replay_rss,
+        paced.rss,
         secs(lag),
         secs(implied),
         secs(percentile(&latencies, 0.99)) * 1e3,
-        secs(percentile(&paced, 0.5)) * 1e3,
-        secs(percentile(&paced, 0.99)) * 1e3,
-        secs(percentile(&raw_paced, 0.99)) * 1e3,
+        paced.summary(),
         heavy.summary(),
     );
-}
-
-/// The test sink's refresh interval, stated next to change→searchable latencies: osmem-server
-/// makes a write searchable when its request returns (no periodic refresh); Elasticsearch's
-/// default is 1 s.
-const SINK_REFRESH: &str = "none, searchable on acknowledgement";
-
-/// Sends `rows` new documents every 10 ms as one bulk request each (at most `lanes` in
-/// flight), `ticks` times; returns each request's time from its tick to its acknowledgement.
-async fn paced_raw(
-    es_url: &str,
-    index: &str,
-    rows: u64,
-    ticks: u64,
-    lanes: usize,
-) -> Vec<Duration> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(lanes)
-        .build()
-        .unwrap();
-    let url = format!("{es_url}/_bulk?filter_path=errors");
-    let slots = Arc::new(tokio::sync::Semaphore::new(lanes));
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = Vec::new();
-    for k in 0..ticks {
-        tick.tick().await;
-        let at = Instant::now();
-        let mut body = String::new();
-        for id in 1 + k * rows..=(k + 1) * rows {
-            body.push_str(&format!(
-                "{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"{id}\",\"version\":1,\"version_type\":\"external_gte\"}}}}\n{}\n",
-                row(id, 0, now_us()).json()
-            ));
-        }
-        let (http, url, slots) = (http.clone(), url.clone(), Arc::clone(&slots));
-        tasks.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await.unwrap();
-            post_bulk(&http, &url, body).await;
-            at.elapsed()
-        }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out.sort();
-    out
 }
 
 /// Optional (`BINLOG2ES_E2E_BIG_TXN=ROWS`, MariaDB only): one transaction of ROWS rows

@@ -27,8 +27,10 @@ pub(super) struct InsertHeavy {
     replay_cpu: f64,
     /// (label, replay time) of each of [`VARIANTS`].
     variants: Vec<(&'static str, Duration)>,
-    /// Pre-built bodies over `lanes` connections.
+    /// Pre-built bodies over `lanes` connections: the mean of [`Self::raws`].
     raw: Duration,
+    /// The raw ingest right before and right after the default replay.
+    raws: (Duration, Duration),
     /// Replay into the instant sink, and its CPU seconds.
     instant: Duration,
     instant_cpu: f64,
@@ -137,6 +139,52 @@ async fn decode_time(env: &TestEnv, from: &(String, u64), to: &(String, u64)) ->
     Some(took)
 }
 
+/// The workload's documents as pre-built bodies over `lanes` connections, into a fresh
+/// sink; returns the wall time.
+async fn raw_ingest(env: &TestEnv, w: Workload, rows: u64, lanes: usize) -> Duration {
+    let sink = fresh_sink(env).await;
+    let raw_index = env.unique_index("e2e-ins-raw");
+    sink.es.create_index(&raw_index, index_body()).await;
+    let ops = change_stream(w, &raw_index);
+    let others = Others::start(&sink);
+    let raw = ingest(&sink.url, &ops, lanes).await;
+    assert_eq!(sink.es.count(&raw_index).await, rows, "{raw_index}");
+    println!(
+        "insert-heavy sink raw over {lanes} connection(s): {:.2} s; {}",
+        raw.as_secs_f64(),
+        others.report(&sink),
+    );
+    raw
+}
+
+/// What else used the cores during a measured run: the sink's server, and other guests of
+/// the host (steal). The sink's CPU per run tells whether a slower run cost the sink more
+/// work or only found its cores busy.
+struct Others {
+    sink_cpu: Option<f64>,
+    steal: f64,
+}
+
+impl Others {
+    fn start(sink: &Sink) -> Self {
+        Others {
+            sink_cpu: sink.cpu(),
+            steal: support::steal_seconds(),
+        }
+    }
+
+    fn report(&self, sink: &Sink) -> String {
+        let cpu = match (self.sink_cpu, sink.cpu()) {
+            (Some(before), Some(after)) => format!("sink CPU {:.2} s", after - before),
+            _ => "sink CPU unknown".into(),
+        };
+        format!(
+            "{cpu}, steal {:.2} s",
+            support::steal_seconds() - self.steal
+        )
+    }
+}
+
 /// The insert-heavy workload (module docs, 5).
 pub(super) async fn insert_heavy(env: &TestEnv, lanes: usize) -> InsertHeavy {
     let scale: f64 = std::env::var("BINLOG2ES_E2E_SCALE")
@@ -186,36 +234,32 @@ pub(super) async fn insert_heavy(env: &TestEnv, lanes: usize) -> InsertHeavy {
         load_time.as_secs_f64()
     );
 
+    // The sink's speed drifts within a run, so the raw baseline brackets the default replay:
+    // once right before it and once right after; the ratio uses their mean.
+    let mut raws = vec![raw_ingest(env, w, rows, lanes).await];
     let mut replay = (Duration::ZERO, 0.0);
     let mut variants = Vec::new();
     for (label, sink, index, mut daemon) in runs {
+        let others = Others::start(&sink);
         let (took, cpu) = replay_to(&mut daemon, &end).await;
         assert_eq!(sink.es.count(&index).await, rows, "{index}");
         println!(
-            "insert-heavy replay, {label}: {:.2} s ({:.0} changes/s), CPU {cpu:.2} s",
+            "insert-heavy replay, {label}: {:.2} s ({:.0} changes/s), CPU {cpu:.2} s; {}",
             took.as_secs_f64(),
-            rows as f64 / took.as_secs_f64()
+            rows as f64 / took.as_secs_f64(),
+            others.report(&sink),
         );
         for line in lane_times(&daemon) {
             println!("  lane time: {line}");
         }
         if label == "default" {
             replay = (took, cpu);
+            raws.push(raw_ingest(env, w, rows, lanes).await);
         } else {
             variants.push((label, took));
         }
     }
-
-    let sink = fresh_sink(env).await;
-    let raw_index = env.unique_index("e2e-ins-raw");
-    sink.es.create_index(&raw_index, index_body()).await;
-    let raw = ingest(&sink.url, &change_stream(w, &raw_index), lanes).await;
-    assert_eq!(sink.es.count(&raw_index).await, rows, "{raw_index}");
-    drop(sink);
-    println!(
-        "insert-heavy sink raw over {lanes} connection(s): {:.2} s",
-        raw.as_secs_f64()
-    );
+    let raw = (raws[0] + raws[1]) / 2;
 
     let (instant, instant_cpu) = replay_to(&mut instant_daemon, &end).await;
     assert_eq!(
@@ -252,6 +296,7 @@ pub(super) async fn insert_heavy(env: &TestEnv, lanes: usize) -> InsertHeavy {
         replay_cpu: replay.1,
         variants,
         raw,
+        raws: (raws[0], raws[1]),
         instant,
         instant_cpu,
         source,
@@ -276,12 +321,14 @@ impl InsertHeavy {
             None => "mariadb-binlog not run".into(),
         };
         format!(
-            "insert-heavy {}k: replay {:.2}s = {:.2}x raw ({:.2}s) [{}], CPU {:.2}s | \
+            "insert-heavy {}k: replay {:.2}s = {:.2}x raw ({:.2}s, mean of {:.2}s before and {:.2}s after) [{}], CPU {:.2}s | \
              instant sink {:.0} changes/s, {:.2} µs CPU/change, {source}",
             self.rows / 1000,
             secs(self.replay),
             secs(self.raw) / secs(self.replay),
             secs(self.raw),
+            secs(self.raws.0),
+            secs(self.raws.1),
             variants.join(", "),
             self.replay_cpu,
             self.rows as f64 / secs(self.instant),

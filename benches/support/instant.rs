@@ -3,8 +3,10 @@
 //! index creation and mappings) to a real server. With it the daemon's own ceiling shows:
 //! what it reaches when the sink costs nothing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
@@ -16,6 +18,9 @@ pub struct InstantSink {
     pub requests: Arc<AtomicU64>,
     /// Actions (documents) answered.
     pub items: Arc<AtomicU64>,
+    /// When each numeric `_id` first arrived, if the sink was started with
+    /// [`start_recording`] (the moment the daemon handed the change to the sink).
+    pub arrivals: Option<Arc<Mutex<HashMap<u64, Instant>>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -40,8 +45,39 @@ pub fn actions(body: &[u8]) -> usize {
     n
 }
 
+/// The numeric `_id` of each action line of an NDJSON `_bulk` body.
+fn ids(body: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    const KEY: &[u8] = br#""_id":""#;
+    let mut lines = body.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    std::iter::from_fn(move || {
+        let action = lines.next()?;
+        if !action.starts_with(b"{\"delete\"") {
+            lines.next();
+        }
+        Some(action)
+    })
+    .filter_map(|action| {
+        let at = action.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+        let digits = &action[at..];
+        let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+        std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+    })
+}
+
 /// Starts an instant sink in front of `upstream` (`http://host:port`).
 pub async fn start(upstream: &str) -> InstantSink {
+    start_with(upstream, None).await
+}
+
+/// As [`start`], recording when each document id arrives ([`InstantSink::arrivals`]).
+pub async fn start_recording(upstream: &str) -> InstantSink {
+    start_with(upstream, Some(Arc::default())).await
+}
+
+async fn start_with(
+    upstream: &str,
+    arrivals: Option<Arc<Mutex<HashMap<u64, Instant>>>>,
+) -> InstantSink {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicU64::new(0));
@@ -49,15 +85,26 @@ pub async fn start(upstream: &str) -> InstantSink {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let upstream = upstream.trim_end_matches('/').to_string();
     let http = reqwest::Client::new();
-    let (r, i) = (Arc::clone(&requests), Arc::clone(&items));
+    let (r, i, a) = (Arc::clone(&requests), Arc::clone(&items), arrivals.clone());
     let app = axum::Router::new().fallback(move |req: Request<Body>| {
-        let (http, upstream, requests, items) = (
+        let (http, upstream, requests, items, arrivals) = (
             http.clone(),
             upstream.clone(),
             Arc::clone(&r),
             Arc::clone(&i),
+            a.clone(),
         );
-        async move { answer(req, &http, &upstream, &requests, &items).await }
+        async move {
+            answer(
+                req,
+                &http,
+                &upstream,
+                &requests,
+                &items,
+                arrivals.as_deref(),
+            )
+            .await
+        }
     });
     tokio::spawn(async move {
         axum::serve(listener, app)
@@ -71,6 +118,7 @@ pub async fn start(upstream: &str) -> InstantSink {
         url,
         requests,
         items,
+        arrivals,
         stop: Some(stop),
     }
 }
@@ -81,11 +129,19 @@ async fn answer(
     upstream: &str,
     requests: &AtomicU64,
     items: &AtomicU64,
+    arrivals: Option<&Mutex<HashMap<u64, Instant>>>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body: Bytes = to_bytes(body, 1 << 30).await.unwrap();
     let path = parts.uri.path();
     if path.ends_with("/_bulk") {
+        if let Some(arrivals) = arrivals {
+            let now = Instant::now();
+            let mut arrivals = arrivals.lock().unwrap();
+            for id in ids(&body) {
+                arrivals.entry(id).or_insert(now);
+            }
+        }
         let n = actions(&body);
         requests.fetch_add(1, Ordering::Relaxed);
         items.fetch_add(n as u64, Ordering::Relaxed);

@@ -33,6 +33,16 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks / hz
 }
 
+#[allow(dead_code)] // only the e2e bench reads it
+/// CPU seconds the whole machine lost to other guests so far (`steal` of `/proc/stat`): a
+/// run that grows it shared its cores with something outside this machine.
+pub fn steal_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu = stat.lines().next().unwrap();
+    let steal: f64 = cpu.split_whitespace().nth(8).unwrap().parse().unwrap();
+    steal / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 pub fn mib(kib: Option<u64>) -> f64 {
     kib.unwrap_or(0) as f64 / 1024.0
 }
@@ -43,6 +53,14 @@ pub struct Sink {
     pub url: String,
     pub es: Es,
     _server: Option<Osmem>,
+}
+
+impl Sink {
+    #[allow(dead_code)] // only the e2e bench reads it
+    /// CPU seconds the sink's server used so far (`None` for an external sink).
+    pub fn cpu(&self) -> Option<f64> {
+        self._server.as_ref().map(|s| cpu_seconds(s.pid()))
+    }
 }
 
 pub async fn fresh_sink(env: &TestEnv) -> Sink {
@@ -93,7 +111,12 @@ pub async fn ingest(es_url: &str, ops: &[(u64, String)], connections: usize) -> 
             lanes[lane].push(bytes::Bytes::from(chunk.concat()));
         }
     }
-    let url = format!("{es_url}/_bulk?filter_path=errors,items.*.error");
+    // The daemon's own filter_path: its answers carry every item's status (a client that
+    // retries failed items needs their positions), which costs the test server some work.
+    let url = format!(
+        "{es_url}/_bulk?filter_path={}",
+        binlog2es::es::response::FILTER_PATH
+    );
     let started = Instant::now();
     let tasks: Vec<_> = lanes
         .into_iter()

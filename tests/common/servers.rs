@@ -413,6 +413,13 @@ impl Osmem {
     }
 }
 
+impl Osmem {
+    /// The server's process id (benches read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Osmem {
     fn drop(&mut self) {
         self.child.kill().ok();
