@@ -78,10 +78,14 @@ pub(super) async fn paced(env: &TestEnv, lanes: usize) -> Paced {
     }
 }
 
+/// The `p` percentile of sorted latencies `v`, in milliseconds.
+fn ms(v: &[Duration], p: f64) -> f64 {
+    percentile(v, p).as_secs_f64() * 1e3
+}
+
 impl Paced {
     /// The lines printed after the run.
     pub(super) fn report(&self) -> String {
-        let ms = |v: &[Duration], p: f64| percentile(v, p).as_secs_f64() * 1e3;
         format!(
             "paced: {:.0} changes/s for 10 s; change→searchable p50 {:.0} ms, p99 {:.0} ms \
              ({} samples); peak RSS {:.1} MiB\n\
@@ -105,7 +109,6 @@ impl Paced {
 
     /// Its part of the SUMMARY line.
     pub(super) fn summary(&self) -> String {
-        let ms = |v: &[Duration], p: f64| percentile(v, p).as_secs_f64() * 1e3;
         format!(
             "paced {:.0}/s p50 {:.0} ms p99 {:.0} ms (sink alone: p99 {:.0} ms; sink refresh \
              interval {SINK_REFRESH}); binlog2es' own part (instant sink, {:.0}/s): p50 {:.0} ms \

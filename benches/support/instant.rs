@@ -20,7 +20,7 @@ pub struct InstantSink {
     pub items: Arc<AtomicU64>,
     /// When each numeric `_id` first arrived, if the sink was started with
     /// [`start_recording`] (the moment the daemon handed the change to the sink).
-    pub arrivals: Option<Arc<Mutex<HashMap<u64, Instant>>>>,
+    pub arrivals: Option<Arc<Arrivals>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -32,22 +32,12 @@ impl Drop for InstantSink {
     }
 }
 
-/// Actions in an NDJSON `_bulk` body: a `delete` is one line, every other action two.
-pub fn actions(body: &[u8]) -> usize {
-    let mut n = 0;
-    let mut lines = body.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-    while let Some(action) = lines.next() {
-        n += 1;
-        if !action.starts_with(b"{\"delete\"") {
-            lines.next();
-        }
-    }
-    n
-}
+/// When each numeric `_id` first reached the sink.
+type Arrivals = Mutex<HashMap<u64, Instant>>;
 
-/// The numeric `_id` of each action line of an NDJSON `_bulk` body.
-fn ids(body: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    const KEY: &[u8] = br#""_id":""#;
+/// The action lines of an NDJSON `_bulk` body: a `delete` is one line, every other action
+/// two (the action, then its source).
+fn action_lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut lines = body.split(|b| *b == b'\n').filter(|l| !l.is_empty());
     std::iter::from_fn(move || {
         let action = lines.next()?;
@@ -56,7 +46,17 @@ fn ids(body: &[u8]) -> impl Iterator<Item = u64> + '_ {
         }
         Some(action)
     })
-    .filter_map(|action| {
+}
+
+/// Actions in an NDJSON `_bulk` body.
+pub fn actions(body: &[u8]) -> usize {
+    action_lines(body).count()
+}
+
+/// The numeric `_id` of each action of an NDJSON `_bulk` body.
+fn ids(body: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    const KEY: &[u8] = br#""_id":""#;
+    action_lines(body).filter_map(|action| {
         let at = action.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
         let digits = &action[at..];
         let end = digits.iter().position(|b| !b.is_ascii_digit())?;
@@ -74,10 +74,7 @@ pub async fn start_recording(upstream: &str) -> InstantSink {
     start_with(upstream, Some(Arc::default())).await
 }
 
-async fn start_with(
-    upstream: &str,
-    arrivals: Option<Arc<Mutex<HashMap<u64, Instant>>>>,
-) -> InstantSink {
+async fn start_with(upstream: &str, arrivals: Option<Arc<Arrivals>>) -> InstantSink {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicU64::new(0));
@@ -129,7 +126,7 @@ async fn answer(
     upstream: &str,
     requests: &AtomicU64,
     items: &AtomicU64,
-    arrivals: Option<&Mutex<HashMap<u64, Instant>>>,
+    arrivals: Option<&Arrivals>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let body: Bytes = to_bytes(body, 1 << 30).await.unwrap();

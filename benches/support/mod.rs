@@ -33,9 +33,9 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks / hz
 }
 
-#[allow(dead_code)] // only the e2e bench reads it
 /// CPU seconds the whole machine lost to other guests so far (`steal` of `/proc/stat`): a
 /// run that grows it shared its cores with something outside this machine.
+#[allow(dead_code)] // only the e2e bench reads it
 pub fn steal_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let cpu = stat.lines().next().unwrap();
@@ -52,14 +52,15 @@ pub fn mib(kib: Option<u64>) -> f64 {
 pub struct Sink {
     pub url: String,
     pub es: Es,
-    _server: Option<Osmem>,
+    /// The server this sink started (stopped when dropped), `None` for an external one.
+    server: Option<Osmem>,
 }
 
 impl Sink {
-    #[allow(dead_code)] // only the e2e bench reads it
     /// CPU seconds the sink's server used so far (`None` for an external sink).
+    #[allow(dead_code)] // only the e2e bench reads it
     pub fn cpu(&self) -> Option<f64> {
-        self._server.as_ref().map(|s| cpu_seconds(s.pid()))
+        self.server.as_ref().map(|s| cpu_seconds(s.pid()))
     }
 }
 
@@ -82,11 +83,7 @@ pub async fn fresh_sink(env: &TestEnv) -> Sink {
         assert!(Instant::now() < deadline, "{url} does not answer");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Sink {
-        url,
-        es,
-        _server: server,
-    }
+    Sink { url, es, server }
 }
 
 /// A well-mixed hash of an id (routing ops to connections, generating row contents).

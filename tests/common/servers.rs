@@ -411,9 +411,7 @@ impl Osmem {
             .to_string();
         Osmem { url, child }
     }
-}
 
-impl Osmem {
     /// The server's process id (benches read its CPU time).
     pub fn pid(&self) -> u32 {
         self.child.id()
